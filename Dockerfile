@@ -1,0 +1,41 @@
+# rotor: one image for the worker, the HTTP service and the CLI (migrations, rotations, schedules).
+# The sources run through tsx, as on a developer machine, so there is no build step to drift from.
+
+# pkcs11js compiles a native addon at install time; the compilers stay in this stage.
+FROM node:20-bookworm-slim AS deps
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+# softhsm2 gives the image a PKCS#11 module to run the pkcs11 custodian against; a real HSM's
+# module is mounted in its place and named by ROTOR_PKCS11_MODULE.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends softhsm2 ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+    SOFTHSM2_CONF=/etc/rotor/softhsm2.conf \
+    ROTOR_SOFTWARE_KEY_DIR=/var/lib/rotor/keys \
+    ROTOR_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so \
+    ROTOR_HTTP_HOST=0.0.0.0 \
+    ROTOR_HTTP_PORT=8080
+# Token and key folders belong to the unprivileged user before they become volumes, so a fresh
+# named volume inherits that ownership.
+RUN mkdir -p /etc/rotor /var/lib/rotor/keys /var/lib/rotor/softhsm/tokens \
+ && printf 'directories.tokendir = /var/lib/rotor/softhsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+      > /etc/rotor/softhsm2.conf \
+ && chown -R node:node /var/lib/rotor \
+ && chmod 0700 /var/lib/rotor/keys /var/lib/rotor/softhsm/tokens
+WORKDIR /app
+COPY --from=deps --chown=node:node /app/node_modules ./node_modules
+COPY --chown=node:node package.json package-lock.json tsconfig.json ./
+COPY --chown=node:node bin ./bin
+COPY --chown=node:node src ./src
+USER node
+EXPOSE 8080
+# tini forwards SIGTERM so a worker drains its activities instead of being killed mid-batch.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "bin/rotor.mjs", "--help"]

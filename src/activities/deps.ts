@@ -1,0 +1,44 @@
+/**
+ * What the activities need from the process that runs them: the pool, custodians, and settings.
+ * The worker builds this from the environment; tests build it over their own database and token.
+ */
+import type { CustodianKind, KeyCustodian } from '../custody/custodian';
+import type { Signer } from '../manifest/signer';
+import type { Pool } from '../store/db';
+import { requireKey } from '../store/keys';
+
+export interface ActivitySettings {
+  /** `revoked_by` of every revocation record rotor signs (a URI naming the security team). */
+  revokedBy: string;
+  /** The HTTP service's base URL: the preflight GETs its CRL endpoint. */
+  publicUrl?: string;
+  /** Where on-call notifications are POSTed (a Slack-compatible webhook); unset: logged only. */
+  onCallWebhook?: string;
+  /** Where the CRL is also written, atomically, for static hosting; unset: served from Postgres only. */
+  crlFile?: string;
+}
+
+export interface ActivityDeps {
+  pool: Pool;
+  /** The custodian of a kind; opened once per process and shared. */
+  custodian(kind: CustodianKind): Promise<KeyCustodian>;
+  settings: ActivitySettings;
+  /** Where activities write operator-facing lines (never key material). */
+  log?: (line: string) => void;
+}
+
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivitySettings {
+  return {
+    revokedBy: env.ROTOR_REVOKED_BY || 'urn:rotor:key-rotation',
+    publicUrl: env.ROTOR_PUBLIC_URL || undefined,
+    onCallWebhook: env.ROTOR_ONCALL_WEBHOOK || undefined,
+    crlFile: env.ROTOR_CRL_FILE || undefined,
+  };
+}
+
+/** The Signer of a registered key, from whichever custodian holds it. */
+export async function signerForKey(deps: ActivityDeps, keyId: string): Promise<Signer> {
+  const key = await requireKey(deps.pool, keyId);
+  const custodian = await deps.custodian(key.custodian as CustodianKind);
+  return custodian.signer(key.handle);
+}

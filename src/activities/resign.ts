@@ -1,0 +1,129 @@
+/**
+ * Runbook step 2 (t=5m): every active manifest of the old key gets its re-issued twin (spec 3.8:
+ * new manifest_id, previous_manifest_id, new issued_at, attestation dropped), signed by the new key.
+ *
+ * Idempotent by construction: a batch's twins and the old manifests' new status commit in one
+ * transaction, a UNIQUE index on previous_manifest_id allows one twin per manifest, and the cursor
+ * in the heartbeat only ever names committed work. A retry skips nothing and doubles nothing.
+ * Signing the next batch overlaps with writing the previous one.
+ */
+import { Context } from '@temporalio/activity';
+import { errorMessage } from '../errors';
+import { reissueManifest } from '../manifest';
+import type { Signer } from '../manifest/signer';
+import { inTransaction } from '../store/db';
+import { countManifests, insertManifests, pageManifests, setStatus } from '../store/manifests';
+import { type ActivityDeps, signerForKey } from './deps';
+import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
+
+interface Heartbeat {
+  cursor: string | null;
+  resigned: number;
+  failed: { manifestId: string; reason: string }[];
+}
+
+interface SignedBatch {
+  twins: { text: string; previousManifestId: string }[];
+  failed: { manifestId: string; reason: string }[];
+  lastId: string;
+}
+
+async function signBatch(page: { manifestId: string; text: string }[], signer: Signer, now: Date): Promise<SignedBatch> {
+  const failed: SignedBatch['failed'] = [];
+  const results = await Promise.all(
+    page.map(async (m) => {
+      try {
+        const twin = await reissueManifest(m.text, signer, { now, source: `manifest ${m.manifestId}` });
+        return { text: twin.text, previousManifestId: m.manifestId };
+      } catch (err) {
+        failed.push({ manifestId: m.manifestId, reason: errorMessage(err) });
+        return undefined;
+      }
+    }),
+  );
+  return {
+    twins: results.filter((t): t is NonNullable<typeof t> => t !== undefined),
+    failed,
+    lastId: page[page.length - 1]!.manifestId,
+  };
+}
+
+export function resignActivities(deps: ActivityDeps) {
+  async function countManifestsOf(input: CountInput): Promise<number> {
+    return countManifests(deps.pool, {
+      keyId: input.keyId,
+      status: input.status,
+      withoutSuccessor: input.withoutSuccessor,
+    });
+  }
+
+  async function resignChunk(input: ResignChunkInput): Promise<ResignChunkResult> {
+    const ctx = activityContext();
+    const resumed = ctx?.info.heartbeatDetails as Heartbeat | undefined;
+    const progress: Heartbeat = resumed ?? { cursor: input.afterManifestId, resigned: 0, failed: [] };
+    const signer = await signerForKey(deps, input.toKeyId);
+    if (signer.keyId !== input.toKeyId) {
+      throw new Error(`custodian returned key ${signer.keyId} for ${input.toKeyId}`);
+    }
+    // Twins of revoked manifests (the compromise path) keep the originals' status; otherwise the
+    // originals become `superseded`, the state revocation later picks them up from.
+    const supersede = input.status === 'active';
+    const withoutSuccessor = input.status === 'revoked';
+
+    let examined = 0;
+    let readCursor = progress.cursor;
+    let writing: Promise<void> = Promise.resolve();
+    while (examined < input.limit) {
+      const page = await pageManifests(deps.pool, {
+        keyId: input.fromKeyId,
+        status: input.status,
+        afterManifestId: readCursor,
+        limit: Math.min(input.batchSize, input.limit - examined),
+        withoutSuccessor,
+      });
+      if (page.length === 0) break;
+      examined += page.length;
+      readCursor = page[page.length - 1]!.manifestId;
+      const batch = await signBatch(page, signer, new Date());
+      await writing;
+      writing = (async () => {
+        await inTransaction(deps.pool, async (client) => {
+          await insertManifests(
+            client,
+            batch.twins.map((t) => ({ text: t.text, status: 'active' as const, previousManifestId: t.previousManifestId })),
+          );
+          if (supersede) await setStatus(client, batch.twins.map((t) => t.previousManifestId), 'superseded');
+        });
+        progress.cursor = batch.lastId;
+        progress.resigned += batch.twins.length;
+        progress.failed.push(...batch.failed);
+        ctx?.heartbeat(progress);
+      })();
+      // Observed here so a failed write is not an unhandled rejection while the next batch signs;
+      // the next `await writing` still throws it.
+      writing.catch(() => {});
+    }
+    await writing;
+    const remaining =
+      progress.cursor === null && examined === 0
+        ? 0
+        : await countManifests(deps.pool, {
+            keyId: input.fromKeyId,
+            status: input.status,
+            afterManifestId: progress.cursor,
+            withoutSuccessor,
+          });
+    return { resigned: progress.resigned, failed: progress.failed, cursor: progress.cursor, remaining };
+  }
+
+  return { resignChunk, countManifests: countManifestsOf };
+}
+
+/** The activity context when running under a worker; undefined when called directly (benchmarks). */
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}

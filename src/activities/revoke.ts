@@ -1,0 +1,57 @@
+/**
+ * Runbook steps 3 and 4 (t=35m): one revocation record per manifest of the old key, in the
+ * reference SDK's FileCRL line format, signed with the NEW key; the CRL published.
+ *
+ * Idempotent: records and the manifests' `revoked` status commit together; a manifest already
+ * revoked is not selected again, and the CRL keeps the first record per manifest_id.
+ */
+import { signRevocation } from '../manifest';
+import { inTransaction } from '../store/db';
+import { countManifests, pageManifests, setStatus } from '../store/manifests';
+import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
+import { type ActivityDeps, signerForKey } from './deps';
+import { activityContext } from './resign';
+import type { RevokeChunkInput, RevokeChunkResult } from './types';
+
+export function revokeActivities(deps: ActivityDeps) {
+  async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
+    const ctx = activityContext();
+    const signer = await signerForKey(deps, input.signingKeyId);
+    let revoked = 0;
+    while (revoked < input.limit) {
+      // Revoked manifests leave the selection, so each page starts from the beginning.
+      const page = await pageManifests(deps.pool, {
+        keyId: input.oldKeyId,
+        status: input.status,
+        afterManifestId: null,
+        limit: Math.min(input.batchSize, input.limit - revoked),
+      });
+      if (page.length === 0) break;
+      const revokedAt = new Date();
+      const records = await Promise.all(
+        page.map(async (m) => {
+          const signed = await signRevocation(
+            { manifestId: m.manifestId, reason: input.reason, revokedBy: deps.settings.revokedBy, revokedAt },
+            signer,
+          );
+          return { manifestId: m.manifestId, line: signed.line, signerKeyId: signer.keyId, revokedAt: revokedAt.toISOString() };
+        }),
+      );
+      await inTransaction(deps.pool, async (client) => {
+        await appendRevocations(client, records);
+        await setStatus(
+          client,
+          page.map((m) => m.manifestId),
+          'revoked',
+        );
+      });
+      revoked += page.length;
+      ctx?.heartbeat({ revoked });
+    }
+    const remaining = await countManifests(deps.pool, { keyId: input.oldKeyId, status: input.status });
+    if (remaining === 0 && deps.settings.crlFile) await publishCrlToFile(deps.pool, deps.settings.crlFile);
+    return { revoked, remaining, crlSize: await countRevocations(deps.pool) };
+  }
+
+  return { revokeChunk };
+}

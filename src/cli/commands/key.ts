@@ -1,0 +1,181 @@
+import type { Command } from 'commander';
+import { databaseUrl } from '../../config';
+import { custodianKindFromEnv, type KeyCustodian, openCustodian, parseCustodianKind } from '../../custody/index';
+import { errorMessage, RotorError, UsageError } from '../../errors';
+import { b64urlEncode } from '../../manifest/keys';
+import { connect, inTransaction, type Pool } from '../../store/db';
+import {
+  activeKey,
+  KEY_STATES,
+  type KeyRecord,
+  type KeyState,
+  keyTransitions,
+  listKeys,
+  registerKey,
+  requireKey,
+} from '../../store/keys';
+
+export function registerKeyCommands(program: Command): void {
+  const key = program.command('key').description('signing keys: custody and the key registry');
+
+  key
+    .command('init')
+    .description("generate an identity's first signing key in the configured custodian and register it active")
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--custodian <kind>', 'pkcs11 or software (default: ROTOR_CUSTODIAN, else software)')
+    .option('--label <label>', "the key's label in the custodian (default: rotor/<identity>/<time>)")
+    .action(async (opts: { identity: string; custodian?: string; label?: string }) => {
+      const kind = opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : custodianKindFromEnv();
+      if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
+      await withPool(async (pool) => {
+        const current = await activeKey(pool, opts.identity);
+        if (current) {
+          throw new RotorError(
+            `identity ${opts.identity} already has an active key ${current.keyId}: rotate it instead of running key init`,
+            'KEY_INIT_EXISTS',
+          );
+        }
+        await withCustodian(kind, async (custodian) => {
+          const label = opts.label ?? `rotor/${opts.identity}/${new Date().toISOString().replace(/[-:.]/g, '')}`;
+          const generated = await custodian.generate(label);
+          let record: KeyRecord;
+          try {
+            const description = await custodian.describe(generated.handle);
+            record = await inTransaction(pool, async (client) => {
+              const registered = await registerKey(client, {
+                identity: opts.identity,
+                keyId: generated.keyId,
+                publicKey: generated.publicKey,
+                custodian: kind,
+                handle: generated.handle,
+                state: 'active',
+                description,
+              });
+              // ── FIRST TRUST ANCHOR ──────────────────────────────────────────────────────────────
+              // Version 1 of the identity's trust anchor is published here, in this transaction, by
+              // publishTrustAnchor from src/store/trust-anchors.ts (not in the tree when this was written).
+              // ────────────────────────────────────────────────────────────────────────────────────
+              return registered;
+            });
+          } catch (err) {
+            // Nothing refers to a key the registry refused: do not leave it in the custodian.
+            await custodian.destroy(generated.handle).catch(() => {});
+            throw err;
+          }
+          process.stderr.write(`key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n`);
+          process.stdout.write(`${JSON.stringify(keyJson(record), null, 2)}\n`);
+        });
+      });
+    });
+
+  key
+    .command('list')
+    .description('the registered keys')
+    .option('--json', 'JSON instead of a table')
+    .option('--identity <name>', 'only this identity')
+    .option('--state <state>', `only keys in this state (${KEY_STATES.join(', ')})`)
+    .action(async (opts: { json?: boolean; identity?: string; state?: string }) => {
+      if (opts.state !== undefined && !(KEY_STATES as readonly string[]).includes(opts.state)) {
+        throw new UsageError(`--state must be one of ${KEY_STATES.join(', ')}, got '${opts.state}'`);
+      }
+      await withPool(async (pool) => {
+        const keys = await listKeys(pool, { identity: opts.identity, state: opts.state as KeyState | undefined });
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(keys.map(keyJson), null, 2)}\n`);
+          return;
+        }
+        const rows = keys.map((k) => [k.keyId, k.identity, k.state, k.custodian, k.createdAt.toISOString()]);
+        process.stdout.write(table([['KEY_ID', 'IDENTITY', 'STATE', 'CUSTODIAN', 'CREATED'], ...rows]));
+      });
+    });
+
+  key
+    .command('show')
+    .description("a key's registry record, its history, and what its custodian says about it now")
+    .argument('<key_id>', 'the key_id (hex, or sha256:<hex>)')
+    .action(async (keyIdArg: string) => {
+      const keyId = parseKeyId(keyIdArg);
+      await withPool(async (pool) => {
+        const record = await requireKey(pool, keyId);
+        const history = await keyTransitions(pool, keyId);
+        let custody: unknown = null;
+        let custodyError: string | undefined;
+        try {
+          custody = await withCustodian(record.custodian, (c) => c.describe(record.handle));
+        } catch (err) {
+          custodyError = errorMessage(err);
+        }
+        const out = {
+          ...keyJson(record),
+          history: history.map((t) => ({ from: t.from, to: t.to, at: t.at.toISOString() })),
+          custody,
+          ...(custodyError ? { custody_error: custodyError } : {}),
+        };
+        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      });
+    });
+
+  key
+    .command('export-public')
+    .description("print a key's public key (base64url, no padding)")
+    .argument('<key_id>', 'the key_id (hex, or sha256:<hex>)')
+    .action(async (keyIdArg: string) => {
+      const keyId = parseKeyId(keyIdArg);
+      await withPool(async (pool) => {
+        const record = await requireKey(pool, keyId);
+        process.stdout.write(`${b64urlEncode(record.publicKey)}\n`);
+      });
+    });
+}
+
+function parseKeyId(text: string): string {
+  const hex = text.startsWith('sha256:') ? text.slice('sha256:'.length) : text;
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new UsageError(`'${text}' is not a key_id (64 lowercase hex digits, optionally prefixed sha256:)`);
+  }
+  return hex;
+}
+
+function keyJson(k: KeyRecord) {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    key_id: k.keyId,
+    identity: k.identity,
+    algorithm: k.algorithm,
+    public_key: b64urlEncode(k.publicKey),
+    state: k.state,
+    custodian: k.custodian,
+    handle: k.handle,
+    created_at: iso(k.createdAt),
+    activated_at: iso(k.activatedAt),
+    retiring_at: iso(k.retiringAt),
+    retired_at: iso(k.retiredAt),
+    destroyed_at: iso(k.destroyedAt),
+    quarantined_at: iso(k.quarantinedAt),
+    retention_until: iso(k.retentionUntil),
+    description: k.description,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => `${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
+}
+
+async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const pool = await connect(databaseUrl());
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+async function withCustodian<T>(kind: 'pkcs11' | 'software', fn: (c: KeyCustodian) => Promise<T>): Promise<T> {
+  const custodian = await openCustodian(kind);
+  try {
+    return await fn(custodian);
+  } finally {
+    await custodian.close();
+  }
+}

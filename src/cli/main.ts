@@ -1,0 +1,60 @@
+/**
+ * The `rotor` command line. stdout carries data only; messages go to stderr.
+ * Exit codes: 0 success, 1 the operation ran and said no, 2 bad usage or unreadable input,
+ * 3 the environment lacks something (a server, a binary, a library).
+ */
+import { Command, CommanderError } from 'commander';
+import { RotorError } from '../errors';
+import { registerDbCommands } from './commands/db';
+import { registerKeyCommands } from './commands/key';
+import { registerTemporalCommands } from './commands/temporal';
+
+export function buildProgram(): Command {
+  const program = new Command('rotor')
+    .description('Staged, zero-downtime rotation of agent-manifest Ed25519 signing keys')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerDbCommands(program);
+  registerKeyCommands(program);
+  registerTemporalCommands(program);
+  // Commander applies exitOverride to subcommands created after this call.
+  for (const cmd of allCommands(program)) cmd.exitOverride();
+  return program;
+}
+
+function* allCommands(cmd: Command): Generator<Command> {
+  for (const sub of cmd.commands) {
+    yield sub;
+    yield* allCommands(sub);
+  }
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are exits with code 0; anything else commander raises is bad usage.
+      if (err.exitCode === 0) return 0;
+      return 2;
+    }
+    if (err instanceof RotorError) {
+      process.stderr.write(`rotor: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`rotor: unexpected error: ${message}\n`);
+    if (process.env.ROTOR_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+const isMain = process.argv[1] !== undefined && /rotor(\.mjs)?$|cli[/\\]main\.ts$/.test(process.argv[1]);
+if (isMain) {
+  const code = await runCli(process.argv.slice(2));
+  // Let pending stdout drain before exiting.
+  process.exitCode = code;
+}

@@ -1,0 +1,444 @@
+/**
+ * The PKCS#11 custodian: Ed25519 key pairs are generated on the token (CKM_EC_EDWARDS_KEY_PAIR_GEN),
+ * the private half token-resident, sensitive and non-extractable, and every signature is made on
+ * the token (CKM_EDDSA). Nothing here ever asks the token for a private value.
+ */
+import { randomBytes } from 'node:crypto';
+import pkcs11js from 'pkcs11js';
+import type { Pkcs11Config } from '../config';
+import { EnvironmentError, RotorError } from '../errors';
+import { keyIdOf } from '../manifest/keys';
+import type { Signer } from '../manifest/signer';
+import {
+  type CustodianHealth,
+  checkKeyLabel,
+  type GeneratedKey,
+  type KeyCustodian,
+  type KeyDescription,
+  type TokenFacts,
+} from './custodian';
+import { formatPkcs11Handle, parsePkcs11Handle } from './pkcs11-handle';
+import { acquireModule, ckrName, type Handle, loginOnce, type ModuleLease, nativeReason } from './pkcs11-module';
+import { SessionPool } from './session-pool';
+
+// PKCS#11 3.0 values that pkcs11js 2.1.7 does not export.
+export const CKK_EC_EDWARDS = 0x40;
+export const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+export const CKM_EDDSA = 0x1057;
+/** DER PrintableString "edwards25519": the curve named in CKA_EC_PARAMS. */
+const ED25519_PARAMS = Buffer.from('130c656477617264733235353139', 'hex');
+
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+
+const VANISHED = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID']);
+const TOKEN_GONE = new Set([
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_DEVICE_REMOVED',
+  'CKR_DEVICE_ERROR',
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_USER_NOT_LOGGED_IN',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+]);
+
+export async function openPkcs11Custodian(config: Pkcs11Config): Promise<Pkcs11Custodian> {
+  const lease = acquireModule(config.modulePath);
+  const opened: Handle[] = [];
+  try {
+    const slot = findSlot(lease, config.tokenLabel);
+    const slotKey = slot.toString('hex');
+    const token = tokenFacts(lease.p11.C_GetTokenInfo(slot));
+    for (let i = 0; i < config.sessions; i++) {
+      try {
+        opened.push(lease.p11.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION));
+      } catch (err) {
+        throw new EnvironmentError(
+          `pkcs11 custodian (token ${token.label}): cannot open session ${i + 1} of ${config.sessions} (${nativeReason(err)}): lower ROTOR_PKCS11_SESSIONS`,
+          'ENV_PKCS11_SESSION',
+        );
+      }
+    }
+    const logout = loginOnce(lease, slotKey, opened[0]!, config.pin, token.label);
+    return new Pkcs11Custodian(lease, slot, token, opened, logout);
+  } catch (err) {
+    for (const session of opened) closeQuietly(lease, session);
+    lease.release();
+    throw err;
+  }
+}
+
+function findSlot(lease: ModuleLease, tokenLabel: string): Handle {
+  const present: string[] = [];
+  const matches: Handle[] = [];
+  for (const slot of lease.p11.C_GetSlotList(true)) {
+    const label = lease.p11.C_GetTokenInfo(slot).label.trim();
+    if (label === tokenLabel) matches.push(slot);
+    else if (label) present.push(label);
+  }
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) {
+    throw new EnvironmentError(
+      `pkcs11 custodian: ${matches.length} tokens in ${lease.modulePath} are labelled ${tokenLabel}: relabel all but one`,
+      'ENV_PKCS11_TOKEN_AMBIGUOUS',
+    );
+  }
+  const others = present.length ? `tokens present: ${present.join(', ')}` : 'no initialised tokens';
+  throw new EnvironmentError(
+    `pkcs11 custodian: no token labelled ${tokenLabel} in ${lease.modulePath} (${others}): check ROTOR_PKCS11_TOKEN_LABEL` +
+      (lease.modulePath.includes('softhsm') ? ' and SOFTHSM2_CONF' : ''),
+    'ENV_PKCS11_TOKEN_ABSENT',
+  );
+}
+
+function tokenFacts(info: pkcs11js.TokenInfo): TokenFacts {
+  return {
+    label: info.label.trim(),
+    model: info.model.trim(),
+    serial: info.serialNumber.trim(),
+    manufacturer: info.manufacturerID.trim(),
+  };
+}
+
+function closeQuietly(lease: ModuleLease, session: Handle): void {
+  try {
+    lease.p11.C_CloseSession(session);
+  } catch {}
+}
+
+export class Pkcs11Custodian implements KeyCustodian {
+  readonly kind = 'pkcs11' as const;
+  private readonly pool: SessionPool;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly lease: ModuleLease,
+    private readonly slot: Handle,
+    readonly token: TokenFacts,
+    sessions: Handle[],
+    private readonly logout: () => void,
+  ) {
+    this.pool = new SessionPool(
+      sessions,
+      () => new RotorError(`${this.where}: the custodian is closed`, 'PKCS11_CLOSED'),
+    );
+  }
+
+  private get p11(): pkcs11js.PKCS11 {
+    return this.lease.p11;
+  }
+
+  private get where(): string {
+    return `pkcs11 custodian (token ${this.token.label})`;
+  }
+
+  /** Sessions ever busy at the same moment (for tests and benchmarks). */
+  get peakSessionsInUse(): number {
+    return this.pool.peakInUse;
+  }
+
+  async generate(label: string): Promise<GeneratedKey> {
+    checkKeyLabel(label);
+    return this.run('generate a key labelled', label, async (session) => {
+      const existing = this.findByLabel(session, label);
+      if (existing) {
+        throw new RotorError(
+          `${this.where}: a key labelled ${label} already exists (key_id ${existing.keyId}): choose another label or use lookup()`,
+          'PKCS11_LABEL_TAKEN',
+        );
+      }
+      // The key_id is known only once the public key exists; a random id keeps the pair together until then.
+      const provisionalId = randomBytes(16);
+      const common = [
+        { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_LABEL, value: label },
+        { type: pkcs11js.CKA_ID, value: provisionalId },
+      ];
+      const pair = await this.p11.C_GenerateKeyPairAsync(
+        session,
+        { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+        [
+          ...common,
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+          { type: pkcs11js.CKA_EC_PARAMS, value: ED25519_PARAMS },
+          { type: pkcs11js.CKA_VERIFY, value: true },
+          { type: pkcs11js.CKA_PRIVATE, value: false },
+        ],
+        [
+          ...common,
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_SIGN, value: true },
+          { type: pkcs11js.CKA_DERIVE, value: false },
+        ],
+      );
+      try {
+        const publicKey = this.readPublicKey(session, pair.publicKey);
+        const keyId = keyIdOf(publicKey);
+        const id = Buffer.from(keyId, 'hex');
+        for (const object of [pair.publicKey, pair.privateKey]) {
+          this.p11.C_SetAttributeValue(session, object, [{ type: pkcs11js.CKA_ID, value: id }]);
+        }
+        return { handle: this.handleFor(keyId), publicKey, keyId, label };
+      } catch (err) {
+        for (const object of [pair.publicKey, pair.privateKey]) {
+          try {
+            this.p11.C_DestroyObject(session, object);
+          } catch {}
+        }
+        throw err;
+      }
+    });
+  }
+
+  async lookup(label: string): Promise<GeneratedKey | undefined> {
+    checkKeyLabel(label);
+    return this.run('look up the key labelled', label, (session) => this.findByLabel(session, label));
+  }
+
+  async signer(handle: string): Promise<Signer> {
+    const keyId = this.keyIdOf(handle);
+    const { privateKey, publicKey } = await this.run('open a signer for key', keyId, (session) => {
+      const objects = this.findKeyObjects(session, keyId);
+      if (!objects.privateKey) throw this.notOnToken(keyId);
+      if (!objects.publicKey) {
+        throw new RotorError(
+          `${this.where}: key ${keyId} has no public key object on the token, so rotor cannot check what it signs with`,
+          'PKCS11_PUBLIC_KEY_MISSING',
+        );
+      }
+      const publicKey = this.readPublicKey(session, objects.publicKey);
+      if (keyIdOf(publicKey) !== keyId) {
+        throw new RotorError(
+          `${this.where}: the object with CKA_ID ${keyId} holds the public key of ${keyIdOf(publicKey)}`,
+          'PKCS11_KEY_MISMATCH',
+        );
+      }
+      return { privateKey: objects.privateKey, publicKey };
+    });
+    let object = privateKey;
+    return {
+      keyId,
+      keyType: 'hsm',
+      publicKey,
+      sign: (message: Uint8Array) =>
+        this.run('sign with key', keyId, async (session) => {
+          try {
+            this.p11.C_SignInit(session, { mechanism: CKM_EDDSA }, object);
+          } catch (err) {
+            if (!VANISHED.has(ckrName(err) ?? '')) throw err;
+            // Object handles may be renumbered when another process changes the token; find it again.
+            const found = this.findKeyObjects(session, keyId).privateKey;
+            if (!found) throw this.notOnToken(keyId);
+            object = found;
+            this.p11.C_SignInit(session, { mechanism: CKM_EDDSA }, object);
+          }
+          const signature = await this.p11.C_SignAsync(session, Buffer.from(message), Buffer.alloc(64));
+          return new Uint8Array(signature);
+        }),
+    };
+  }
+
+  async destroy(handle: string): Promise<void> {
+    const keyId = this.keyIdOf(handle);
+    await this.run('destroy key', keyId, (session) => {
+      for (const object of this.findObjects(session, [{ type: pkcs11js.CKA_ID, value: Buffer.from(keyId, 'hex') }])) {
+        this.p11.C_DestroyObject(session, object);
+      }
+    });
+  }
+
+  async describe(handle: string): Promise<KeyDescription> {
+    const keyId = this.keyIdOf(handle);
+    return this.run('describe key', keyId, (session) => {
+      const { privateKey } = this.findKeyObjects(session, keyId);
+      if (!privateKey) throw this.notOnToken(keyId);
+      const attrs = this.p11.C_GetAttributeValue(session, privateKey, [
+        { type: pkcs11js.CKA_LOCAL },
+        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+        { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_LABEL },
+      ]);
+      const flag = (i: number) => attrs[i]?.value?.[0] === 1;
+      const facts = {
+        generatedOnDevice: flag(0),
+        neverExtractable: flag(1),
+        alwaysSensitive: flag(2),
+        sensitive: flag(3),
+        extractable: flag(4),
+      };
+      return {
+        kind: 'pkcs11',
+        keyId,
+        handle,
+        label: attrs[5]?.value?.toString('utf8'),
+        isHsm: true,
+        ...facts,
+        token: { ...this.token },
+        summary: this.summarise(facts),
+      };
+    });
+  }
+
+  async health(): Promise<CustodianHealth> {
+    const base = { kind: 'pkcs11' as const, token: { ...this.token }, sessions: this.pool.stats() };
+    try {
+      const info = tokenFacts(this.p11.C_GetTokenInfo(this.slot));
+      const mechanisms = this.p11.C_GetMechanismList(this.slot);
+      const listed = {
+        eddsa: mechanisms.includes(CKM_EDDSA),
+        ecEdwardsKeyPairGen: mechanisms.includes(CKM_EC_EDWARDS_KEY_PAIR_GEN),
+      };
+      const state = await this.pool.use((session) => this.p11.C_GetSessionInfo(session).state);
+      const loggedIn = state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS;
+      const problems = [
+        ...(loggedIn ? [] : ['not logged in']),
+        ...(listed.eddsa ? [] : ['EDDSA not listed']),
+        ...(listed.ecEdwardsKeyPairGen ? [] : ['EC-EDWARDS-KEY-PAIR-GEN not listed']),
+      ];
+      const ok = problems.length === 0;
+      const what = `token ${info.label} (${info.model}, serial ${info.serial}), ${this.pool.size} sessions`;
+      return {
+        ...base,
+        ok,
+        token: info,
+        mechanisms: listed,
+        sessions: this.pool.stats(),
+        detail: ok
+          ? `${what}: logged in; EDDSA and EC-EDWARDS-KEY-PAIR-GEN listed`
+          : `${what}: ${problems.join('; ')}`,
+      };
+    } catch (err) {
+      return { ...base, ok: false, detail: `${this.where}: ${err instanceof RotorError ? err.message : nativeReason(err)}` };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.pool.drain();
+      for (const session of this.pool.sessions) closeQuietly(this.lease, session);
+      this.logout();
+      this.lease.release();
+    })();
+    return this.closing;
+  }
+
+  private summarise(facts: {
+    generatedOnDevice: boolean;
+    neverExtractable: boolean;
+    alwaysSensitive: boolean;
+    extractable: boolean;
+  }): string {
+    const token = `token ${this.token.label} (${this.token.manufacturer} ${this.token.model}, serial ${this.token.serial})`;
+    const origin = facts.generatedOnDevice ? 'generated on' : 'imported into (not generated on)';
+    const exposure =
+      facts.neverExtractable && facts.alwaysSensitive && !facts.extractable
+        ? 'has never been extractable or readable'
+        : 'has been or is extractable or readable outside the token';
+    const software = /softhsm/i.test(this.token.model)
+      ? '; SoftHSM2 is a software token, a PKCS#11 boundary but not tamper-resistant hardware'
+      : '';
+    return `Ed25519 private key ${origin} HSM ${token}; it ${exposure}${software}`;
+  }
+
+  private handleFor(keyId: string): string {
+    return formatPkcs11Handle({ tokenLabel: this.token.label, keyId });
+  }
+
+  /** The key_id a handle names, refusing handles that belong to another token. */
+  private keyIdOf(handle: string): string {
+    const ref = parsePkcs11Handle(handle);
+    if (ref.tokenLabel !== this.token.label) {
+      throw new RotorError(
+        `${this.where}: key ${ref.keyId} lives on token ${ref.tokenLabel}, not on this one: point ROTOR_PKCS11_TOKEN_LABEL at ${ref.tokenLabel}`,
+        'PKCS11_WRONG_TOKEN',
+      );
+    }
+    return ref.keyId;
+  }
+
+  private notOnToken(keyId: string): RotorError {
+    return new RotorError(
+      `${this.where}: key ${keyId} is not on the token (destroyed or never created)`,
+      'KEY_NOT_IN_CUSTODY',
+    );
+  }
+
+  /** Runs `fn` on a pooled session and turns PKCS#11 failures into one-line errors naming the key. */
+  private async run<T>(action: string, subject: string, fn: (session: Handle) => T | Promise<T>): Promise<T> {
+    try {
+      return await this.pool.use(fn);
+    } catch (err) {
+      if (err instanceof RotorError) throw err;
+      const name = ckrName(err);
+      if (name && VANISHED.has(name)) throw this.notOnToken(subject);
+      if (name && TOKEN_GONE.has(name)) {
+        throw new EnvironmentError(
+          `${this.where}: cannot ${action} ${subject}: the token or its session is gone (${name})`,
+          'ENV_PKCS11_TOKEN_GONE',
+        );
+      }
+      if (name === 'CKR_MECHANISM_INVALID' || name === 'CKR_DOMAIN_PARAMS_INVALID') {
+        throw new EnvironmentError(
+          `${this.where}: cannot ${action} ${subject}: the token does not support Ed25519 (${name})`,
+          'ENV_PKCS11_NO_ED25519',
+        );
+      }
+      throw new RotorError(`${this.where}: cannot ${action} ${subject} (${nativeReason(err)})`, 'PKCS11_FAILED');
+    }
+  }
+
+  private findObjects(session: Handle, template: pkcs11js.Template): Handle[] {
+    this.p11.C_FindObjectsInit(session, template);
+    try {
+      return this.p11.C_FindObjects(session, 64);
+    } finally {
+      this.p11.C_FindObjectsFinal(session);
+    }
+  }
+
+  private findKeyObjects(session: Handle, keyId: string): { privateKey?: Handle; publicKey?: Handle } {
+    const id = Buffer.from(keyId, 'hex');
+    const [privateKey] = this.findObjects(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_ID, value: id },
+    ]);
+    const [publicKey] = this.findObjects(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+      { type: pkcs11js.CKA_ID, value: id },
+    ]);
+    return { privateKey, publicKey };
+  }
+
+  private findByLabel(session: Handle, label: string): GeneratedKey | undefined {
+    const found = this.findObjects(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+    if (found.length > 1) {
+      throw new RotorError(`${this.where}: ${found.length} keys are labelled ${label}`, 'PKCS11_LABEL_AMBIGUOUS');
+    }
+    if (!found[0]) return undefined;
+    const publicKey = this.readPublicKey(session, found[0]);
+    const keyId = keyIdOf(publicKey);
+    return { handle: this.handleFor(keyId), publicKey, keyId, label };
+  }
+
+  /** CKA_EC_POINT, which tokens return DER-wrapped (04 20 ‖ key) or, some of them, raw. */
+  private readPublicKey(session: Handle, object: Handle): Uint8Array {
+    const [point] = this.p11.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_EC_POINT }]);
+    const value = point?.value ?? Buffer.alloc(0);
+    if (value.length === 34 && value[0] === 0x04 && value[1] === 0x20) return new Uint8Array(value.subarray(2));
+    if (value.length === 32) return new Uint8Array(value);
+    throw new RotorError(
+      `${this.where}: CKA_EC_POINT of ${value.length} bytes is not an Ed25519 public key`,
+      'PKCS11_BAD_PUBLIC_KEY',
+    );
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * A fixed set of PKCS#11 sessions, each used by one operation at a time (a session holds one
+ * active sign or find operation). Signing runs off the event loop, so N sessions sign in parallel.
+ */
+import type { Handle } from './pkcs11-module';
+
+interface Waiter {
+  resolve(session: Handle): void;
+  reject(err: Error): void;
+}
+
+export class SessionPool {
+  private readonly idle: Handle[];
+  private readonly waiters: Waiter[] = [];
+  private readonly onIdle: Array<() => void> = [];
+  private inUse = 0;
+  private closed = false;
+  /** The most sessions ever busy at once: evidence the pool really ran operations side by side. */
+  peakInUse = 0;
+
+  constructor(
+    readonly sessions: readonly Handle[],
+    private readonly closedError: () => Error,
+  ) {
+    this.idle = [...sessions];
+  }
+
+  get size(): number {
+    return this.sessions.length;
+  }
+
+  stats(): { size: number; inUse: number; waiting: number } {
+    return { size: this.size, inUse: this.inUse, waiting: this.waiters.length };
+  }
+
+  async use<T>(fn: (session: Handle) => T | Promise<T>): Promise<T> {
+    const session = await this.acquire();
+    try {
+      return await fn(session);
+    } finally {
+      this.release(session);
+    }
+  }
+
+  /** Refuses new work, fails queued work, and resolves once every borrowed session is back. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError());
+    if (this.inUse > 0) await new Promise<void>((resolve) => this.onIdle.push(resolve));
+  }
+
+  private acquire(): Promise<Handle> {
+    if (this.closed) return Promise.reject(this.closedError());
+    const session = this.idle.pop();
+    if (session === undefined) return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.inUse++;
+    if (this.inUse > this.peakInUse) this.peakInUse = this.inUse;
+    return Promise.resolve(session);
+  }
+
+  private release(session: Handle): void {
+    const next = this.waiters.shift();
+    if (next) {
+      // Straight to the next waiter: the session stays busy.
+      next.resolve(session);
+      return;
+    }
+    this.inUse--;
+    this.idle.push(session);
+    if (this.inUse === 0) for (const resolve of this.onIdle.splice(0)) resolve();
+  }
+}

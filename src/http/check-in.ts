@@ -1,0 +1,75 @@
+/**
+ * `POST /v1/verifiers/{id}/check-in`: a verifier reports the anchor version it holds, the key_ids
+ * it trusts and its count of VALID results per key_id. The body is checked field by field;
+ * unknown fields are refused rather than ignored, so a typo cannot pass as "no data".
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { CheckIn } from '../store/verifiers';
+import { isIdentityName, keyIdFrom } from './ids';
+import { badRequest, HttpError } from './respond';
+
+export const CHECK_IN_BODY_LIMIT = 64 * 1024;
+const MAX_KEYS = 256;
+const FIELDS = new Set(['anchor_version', 'identity', 'trusted_key_ids', 'valid_counts']);
+
+export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity: string): CheckIn {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw badRequest('the body must be a JSON object');
+  }
+  const fields = body as Record<string, unknown>;
+  for (const name of Object.keys(fields)) {
+    if (!FIELDS.has(name)) throw badRequest(`unknown field ${JSON.stringify(name.slice(0, 64))}`);
+  }
+  const version = fields.anchor_version;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 0 || version > 2 ** 31 - 1) {
+    throw badRequest('anchor_version must be a non-negative integer');
+  }
+  let identity = defaultIdentity;
+  if (fields.identity !== undefined) {
+    if (!isIdentityName(fields.identity)) throw badRequest('identity must be a name of letters, digits, . _ -');
+    identity = fields.identity;
+  }
+  const trusted = fields.trusted_key_ids;
+  if (!Array.isArray(trusted) || trusted.length > MAX_KEYS) {
+    throw badRequest(`trusted_key_ids must be an array of at most ${MAX_KEYS} key_ids`);
+  }
+  const trustedKeyIds = [...new Set(trusted.map((k, i) => keyIdFrom(k, `trusted_key_ids[${i}]`)))];
+  const counts = fields.valid_counts ?? {};
+  if (typeof counts !== 'object' || counts === null || Array.isArray(counts)) {
+    throw badRequest('valid_counts must be an object of key_id to count');
+  }
+  const entries = Object.entries(counts as Record<string, unknown>);
+  if (entries.length > MAX_KEYS) throw badRequest(`valid_counts names more than ${MAX_KEYS} key_ids`);
+  const validCounts: Record<string, number> = {};
+  for (const [key, n] of entries) {
+    const keyId = keyIdFrom(key, `valid_counts key ${JSON.stringify(key.slice(0, 80))}`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      throw badRequest(`valid_counts[${JSON.stringify(keyId)}] must be a non-negative integer`);
+    }
+    if (keyId in validCounts) throw badRequest(`valid_counts names key_id ${keyId} twice`);
+    validCounts[keyId] = n;
+  }
+  return { verifierId, anchorVersion: version, identity, trustedKeyIds, validCounts };
+}
+
+/**
+ * Checks `Authorization: Bearer <token>` against the configured token in constant time. Without
+ * a configured token check-in is switched off (503), never open.
+ */
+export function authorizeCheckIn(req: IncomingMessage, expected: string | undefined): void {
+  if (!expected) {
+    throw new HttpError(503, 'CHECK_IN_DISABLED', 'verifier check-in is not configured (ROTOR_CHECKIN_TOKEN unset)');
+  }
+  const header = req.headers.authorization ?? '';
+  const m = /^Bearer ([^\s]+)$/i.exec(header);
+  const challenge = { 'WWW-Authenticate': 'Bearer realm="rotor"' };
+  if (!m) throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required', challenge);
+  if (!timingSafeEqual(digest(m[1]!), digest(expected))) {
+    throw new HttpError(401, 'UNAUTHORIZED', 'the bearer token is not valid', challenge);
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}

@@ -1,0 +1,238 @@
+/**
+ * The HTTP service behind `rotor serve`: the trust anchor and the CRL at their `.well-known`
+ * paths, spec 3.7's revocation status, verifier check-in, `/healthz` and `/metrics`.
+ * Tests, the demo and the CLI all run this same function.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Pool } from '../store/db';
+import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
+import { currentTrustAnchorServed } from '../store/trust-anchors';
+import { recordCheckIn } from '../store/verifiers';
+import { authorizeCheckIn, CHECK_IN_BODY_LIMIT, parseCheckIn } from './check-in';
+import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
+import { createMetrics } from './metrics';
+import { badRequest, HttpError, matchesIfNoneMatch, readJsonBody, sendError, sendJson } from './respond';
+
+export interface HttpServiceOptions {
+  pool: Pool;
+  /** Cache-Control max-age of the trust anchor: how long verifiers may hold it (the rotation waits this out). */
+  anchorMaxAgeSeconds: number;
+  /** Bearer token verifiers present at check-in; without one, check-in answers 503. */
+  checkInToken?: string;
+  /** The signing identity whose trust anchor is served. */
+  identity: string;
+  /** Cache-Control max-age of the CRL and of single revocation records (the runbook uses 30). */
+  crlCacheSeconds?: number;
+  /** Called with one line per unexpected failure (no request bodies, no secrets). */
+  log?: (line: string) => void;
+}
+
+export interface HttpService {
+  server: Server;
+  listen(port: number, host?: string): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+const ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
+const CRL_PATH = '/.well-known/agent-manifest/revocation';
+const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
+const CHECK_IN = /^\/v1\/verifiers\/([^/]+)\/check-in$/;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>;
+
+interface Route {
+  /** The template, used as the metrics label. */
+  name: string;
+  methods: readonly string[];
+  handler: Handler;
+}
+
+const READ = ['GET', 'HEAD'] as const;
+
+export function createHttpService(options: HttpServiceOptions): HttpService {
+  const { pool, identity } = options;
+  const crlCacheSeconds = options.crlCacheSeconds ?? 30;
+  const log = options.log ?? (() => {});
+  const metrics = createMetrics(
+    {
+      crlRecords: () => countRevocations(pool),
+      anchorVersion: async () => (await currentTrustAnchorServed(pool, identity))?.version ?? null,
+    },
+    identity,
+  );
+
+  const anchor: Handler = async (req, res) => {
+    const current = await currentTrustAnchorServed(pool, identity);
+    if (!current) {
+      throw new HttpError(404, 'TRUST_ANCHOR_NOT_FOUND', `no trust anchor is published for identity ${identity}`);
+    }
+    const headers = {
+      ETag: current.etag,
+      'Cache-Control': `public, max-age=${options.anchorMaxAgeSeconds}`,
+    };
+    if (matchesIfNoneMatch(req.headers['if-none-match'], current.etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(current.text),
+    });
+    res.end(req.method === 'HEAD' ? undefined : current.text);
+  };
+
+  const crl: Handler = async (req, res) => {
+    const snapshot = await openCrlSnapshot(pool);
+    try {
+      const etag = `"crl-${snapshot.records}"`;
+      const headers = { ETag: etag, 'Cache-Control': `public, max-age=${crlCacheSeconds}` };
+      if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, { ...headers, 'Content-Type': 'application/x-ndjson' });
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      for await (const batch of snapshot.batches()) {
+        if (res.destroyed) return;
+        if (!res.write(`${batch.join('\n')}\n`)) await drained(res);
+      }
+      res.end();
+    } finally {
+      await snapshot.close();
+    }
+  };
+
+  const revocationRecord = async (res: ServerResponse, manifestId: string, method: string) => {
+    const line = await getRevocationLine(pool, manifestId);
+    if (line === null) {
+      throw new HttpError(404, 'MANIFEST_NOT_FOUND', `manifest_id ${manifestId} has no revocation record`);
+    }
+    res.writeHead(200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(line),
+      'Cache-Control': `public, max-age=${crlCacheSeconds}`,
+    });
+    res.end(method === 'HEAD' ? undefined : line);
+  };
+
+  const revocationStatus: Handler = async (req, res, query) => {
+    const ids = query.getAll('manifest_id');
+    if (ids.length !== 1) throw badRequest('give exactly one manifest_id query parameter');
+    await revocationRecord(res, checkManifestId(ids[0]!), req.method!);
+  };
+
+  const checkIn = (rawId: string): Handler => {
+    return async (req, res) => {
+      const verifierId = verifierIdFromPath(rawId);
+      authorizeCheckIn(req, options.checkInToken);
+      const body = await readJsonBody(req, CHECK_IN_BODY_LIMIT);
+      const input = parseCheckIn(verifierId, body, identity);
+      await recordCheckIn(pool, input);
+      sendJson(res, 200, { verifier_id: verifierId, recorded: true });
+    };
+  };
+
+  const healthz: Handler = async (_req, res) => {
+    try {
+      await pool.query('SELECT 1');
+    } catch {
+      throw new HttpError(503, 'DATABASE_UNAVAILABLE', 'Postgres is not reachable');
+    }
+    sendJson(res, 200, { status: 'ok' }, { 'Cache-Control': 'no-store' });
+  };
+
+  const metricsRoute: Handler = async (req, res) => {
+    const text = await metrics.registry.metrics();
+    res.writeHead(200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  };
+
+  function route(path: string): Route | null {
+    if (path === ANCHOR_PATH) return { name: ANCHOR_PATH, methods: READ, handler: anchor };
+    if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
+    if (path.startsWith(CRL_ENTRY_PREFIX)) {
+      const raw = path.slice(CRL_ENTRY_PREFIX.length);
+      return {
+        name: `${CRL_PATH}/{manifest_id}`,
+        methods: READ,
+        handler: (req, res) => revocationRecord(res, manifestIdFromPath(raw), req.method!),
+      };
+    }
+    if (path === '/revocation-status') return { name: path, methods: READ, handler: revocationStatus };
+    const m = CHECK_IN.exec(path);
+    if (m) return { name: '/v1/verifiers/{id}/check-in', methods: ['POST'], handler: checkIn(m[1]!) };
+    if (path === '/healthz') return { name: path, methods: READ, handler: healthz };
+    if (path === '/metrics') return { name: path, methods: READ, handler: metricsRoute };
+    return null;
+  }
+
+  async function run(found: Route | null, req: IncomingMessage, res: ServerResponse, query: string) {
+    if (!found) throw new HttpError(404, 'NOT_FOUND', 'no such endpoint');
+    if (!found.methods.includes(req.method ?? '')) {
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${found.methods.join(' or ')}`, {
+        Allow: found.methods.join(', '),
+      });
+    }
+    await found.handler(req, res, new URLSearchParams(query));
+  }
+
+  const server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const found = route(path);
+    // 'close' rather than 'finish': a stream cut short still counts.
+    res.on('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.observe(found?.name ?? 'unmatched', req.method ?? '', res.statusCode, seconds);
+    });
+    run(found, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
+      if (!(err instanceof HttpError)) {
+        log(`${req.method} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+        err = new HttpError(500, 'INTERNAL_ERROR', 'the request failed inside the service');
+      }
+      sendError(res, err as HttpError);
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  return {
+    server,
+    listen(port, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve({ port: (server.address() as AddressInfo).port });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * One pg.Pool per process, created once and passed in to every store.
+ * Connection failures become one-line EnvironmentErrors naming the fix.
+ */
+import pg from 'pg';
+import { databaseUrl } from '../config';
+import { EnvironmentError, errorMessage } from '../errors';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/** The URL with any password removed, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}
+
+export function createPool(url: string = databaseUrl(), max = 10): Pool {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Opens a pool and proves it reaches the server, or throws a one-line EnvironmentError. */
+export async function connect(url: string = databaseUrl(), max = 10): Promise<Pool> {
+  const pool = createPool(url, max);
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw new EnvironmentError(
+      `cannot reach Postgres at ${redactUrl(url)} (${errorMessage(err)}): start it or set DATABASE_URL`,
+      'ENV_DATABASE_UNREACHABLE',
+    );
+  }
+  return pool;
+}
+
+/** Runs `fn` in one transaction on one client: COMMIT on success, ROLLBACK on any error. */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The deployment's CRL: FileCRL lines stored exactly as signed, append-only, one per manifest_id.
+ * Signing happens upstream (the interop core through a custodian); this store checks only that a
+ * record's columns agree with its line, so the index can never disagree with what is served.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UsageError } from '../errors';
+import type { Pool, PoolClient } from './db';
+import { atomically, type Queryable } from './queryable';
+
+export interface RevocationInput {
+  manifestId: string;
+  /** One FileCRL JSON line, without its newline, exactly as signed. */
+  line: string;
+  signerKeyId: string;
+  /** The record's revoked_at exactly as written in the line. */
+  revokedAt: string;
+}
+
+export interface RevocationRecord extends RevocationInput {
+  seq: number;
+  recordedAt: Date;
+}
+
+// Postgres takes at most 65535 parameters per statement; arrays make that moot, but a batch of
+// this size keeps one statement's memory and lock time modest.
+const INSERT_BATCH = 5000;
+
+function checkRecord(r: RevocationInput, index: number): void {
+  const where = `revocation record ${index} (manifest_id ${JSON.stringify(r.manifestId)})`;
+  if (/[\r\n]/.test(r.line)) throw new UsageError(`${where}: the line holds a line break`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(r.line);
+  } catch {
+    throw new UsageError(`${where}: the line is not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`${where}: the line is not a JSON object`);
+  }
+  const fields = parsed as Record<string, unknown>;
+  const expect: Array<[string, string]> = [
+    ['manifest_id', r.manifestId],
+    ['signer_key_id', r.signerKeyId],
+    ['revoked_at', r.revokedAt],
+  ];
+  for (const [field, value] of expect) {
+    if (fields[field] !== value) {
+      throw new UsageError(`${where}: the line's ${field} (${JSON.stringify(fields[field])}) differs from ${value}`);
+    }
+  }
+}
+
+/**
+ * Appends records; a manifest_id already in the CRL keeps its existing record (a revocation is
+ * never replaced). Atomic: on a bad record nothing is written.
+ */
+export async function appendRevocations(
+  q: Queryable,
+  records: RevocationInput[],
+): Promise<{ inserted: number; existing: number }> {
+  const seen = new Set<string>();
+  records.forEach((r, i) => {
+    checkRecord(r, i);
+  });
+  const unique = records.filter((r) => (seen.has(r.manifestId) ? false : (seen.add(r.manifestId), true)));
+  if (unique.length === 0) return { inserted: 0, existing: records.length };
+  return atomically(q, async (client) => {
+    let inserted = 0;
+    for (let i = 0; i < unique.length; i += INSERT_BATCH) {
+      const batch = unique.slice(i, i + INSERT_BATCH);
+      const result = await client.query(
+        `INSERT INTO revocations (manifest_id, line, signer_key_id, revoked_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (manifest_id) DO NOTHING`,
+        [
+          batch.map((r) => r.manifestId),
+          batch.map((r) => r.line),
+          batch.map((r) => r.signerKeyId),
+          batch.map((r) => r.revokedAt),
+        ],
+      );
+      inserted += result.rowCount ?? 0;
+    }
+    return { inserted, existing: records.length - inserted };
+  });
+}
+
+interface RevocationRow {
+  manifest_id: string;
+  seq: string;
+  line: string;
+  signer_key_id: string;
+  revoked_at: string;
+  recorded_at: Date;
+}
+
+export async function getRevocation(q: Queryable, manifestId: string): Promise<RevocationRecord | null> {
+  const { rows } = await q.query<RevocationRow>(
+    'SELECT manifest_id, seq, line, signer_key_id, revoked_at, recorded_at FROM revocations WHERE manifest_id = $1',
+    [manifestId],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    manifestId: r.manifest_id,
+    seq: Number(r.seq),
+    line: r.line,
+    signerKeyId: r.signer_key_id,
+    revokedAt: r.revoked_at,
+    recordedAt: r.recorded_at,
+  };
+}
+
+/** Just the line, for the hot lookup path. */
+export async function getRevocationLine(q: Queryable, manifestId: string): Promise<string | null> {
+  const { rows } = await q.query<{ line: string }>('SELECT line FROM revocations WHERE manifest_id = $1', [
+    manifestId,
+  ]);
+  return rows[0]?.line ?? null;
+}
+
+/** Which of `manifestIds` already have a record. */
+export async function revokedAmong(q: Queryable, manifestIds: string[]): Promise<Set<string>> {
+  const { rows } = await q.query<{ manifest_id: string }>(
+    'SELECT manifest_id FROM revocations WHERE manifest_id = ANY($1::text[])',
+    [manifestIds],
+  );
+  return new Set(rows.map((r) => r.manifest_id));
+}
+
+/** The record count, kept by a trigger: constant time at any CRL size. */
+export async function countRevocations(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ records: string }>('SELECT records FROM crl_state');
+  return Number(rows[0]!.records);
+}
+
+export interface CrlSnapshot {
+  /** Records in this snapshot; the CRL's ETag is derived from it. */
+  records: number;
+  /** The lines in publication order, in batches, read through a cursor (constant memory). */
+  batches(): AsyncGenerator<string[]>;
+  /** Ends the snapshot and returns the connection; safe to call twice. */
+  close(): Promise<void>;
+}
+
+const FETCH_SIZE = 2000;
+
+/**
+ * One consistent view of the CRL on a connection of its own: the count and the lines come from
+ * the same snapshot, so an ETag computed from `records` names exactly the bytes streamed.
+ */
+export async function openCrlSnapshot(pool: Pool): Promise<CrlSnapshot> {
+  const client = await pool.connect();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    try {
+      await client.query('COMMIT');
+      client.release();
+    } catch (err) {
+      // A connection in an unknown state is not handed back to the pool.
+      client.release(err instanceof Error ? err : true);
+    }
+  };
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const records = await countRevocations(client);
+    return { records, batches: () => readBatches(client), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function* readBatches(client: PoolClient): AsyncGenerator<string[]> {
+  const cursor = `crl_${randomBytes(4).toString('hex')}`;
+  await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT line FROM revocations ORDER BY seq`);
+  try {
+    for (;;) {
+      const { rows } = await client.query<{ line: string }>(`FETCH ${FETCH_SIZE} FROM ${cursor}`);
+      if (rows.length === 0) return;
+      yield rows.map((r) => r.line);
+    }
+  } finally {
+    await client.query(`CLOSE ${cursor}`).catch(() => {});
+  }
+}
+
+/** Every line of the CRL in publication order, constant memory. */
+export async function* streamRevocationLines(pool: Pool): AsyncGenerator<string> {
+  const snapshot = await openCrlSnapshot(pool);
+  try {
+    for await (const batch of snapshot.batches()) yield* batch;
+  } finally {
+    await snapshot.close();
+  }
+}
+
+/**
+ * Writes the CRL (one line per record, each ending in a newline) to `path` for static hosting:
+ * a temp file beside it, flushed to disk, then renamed, so a reader sees the old file or the new
+ * one, never half of one.
+ */
+export async function publishCrlToFile(pool: Pool, path: string): Promise<{ records: number; bytes: number }> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let records = 0;
+  let bytes = 0;
+  const snapshot = await openCrlSnapshot(pool);
+  try {
+    async function* chunks() {
+      for await (const batch of snapshot.batches()) {
+        const chunk = `${batch.join('\n')}\n`;
+        records += batch.length;
+        bytes += Buffer.byteLength(chunk);
+        yield chunk;
+      }
+    }
+    await pipeline(Readable.from(chunks()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    const handle = await open(tmp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+    return { records, bytes };
+  } catch (err) {
+    await rm(tmp, { force: true });
+    if ((err as { code?: string }).code?.startsWith('E')) {
+      throw new UsageError(`cannot publish the CRL to ${path}: ${(err as Error).message}`, 'CRL_PUBLISH');
+    }
+    throw err;
+  } finally {
+    await snapshot.close();
+  }
+}

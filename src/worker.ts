@@ -1,0 +1,103 @@
+/**
+ * The rotor worker: runs the rotation workflows and their activities on task queue `rotor`
+ * (ROTOR_TASK_QUEUE), configured from the environment. SIGINT/SIGTERM drain it gracefully.
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities';
+import { type ActivityDeps, settingsFromEnv } from './activities/deps';
+import { databaseUrl, temporalConfig } from './config';
+import type { CustodianKind, KeyCustodian } from './custody/custodian';
+import { openCustodian } from './custody/index';
+import { errorMessage, RotorError } from './errors';
+import { connect, type Pool } from './store/db';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+
+/** Opens each custodian kind once, on first use, and closes them all at the end. */
+export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
+  const opened = new Map<CustodianKind, Promise<KeyCustodian>>();
+  return {
+    get(kind: CustodianKind): Promise<KeyCustodian> {
+      let custodian = opened.get(kind);
+      if (!custodian) {
+        custodian = openCustodian(kind, env);
+        // A failed open is not cached: the next activity attempt tries again.
+        custodian.catch(() => opened.delete(kind));
+        opened.set(kind, custodian);
+      }
+      return custodian;
+    },
+    async closeAll(): Promise<void> {
+      for (const c of opened.values()) await (await c.catch(() => undefined))?.close();
+      opened.clear();
+    },
+  };
+}
+
+export interface RotorWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  pool: Pool;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  /** A prebuilt workflow bundle (tests, the demo); default: bundle from src/workflows. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function createRotorWorker(options: RotorWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
+  const custodians = custodianCache(options.env);
+  const deps: ActivityDeps = {
+    pool: options.pool,
+    custodian: (kind) => custodians.get(kind),
+    settings: settingsFromEnv(options.env),
+    log: options.log,
+  };
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(deps),
+  });
+  return { worker, close: () => custodians.closeAll() };
+}
+
+async function main(): Promise<void> {
+  const temporal = temporalConfig();
+  const pool = await connect(databaseUrl());
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: temporal.address });
+  } catch (err) {
+    throw new RotorError(
+      `cannot reach Temporal at ${temporal.address} (${errorMessage(err)}): start it or set TEMPORAL_ADDRESS`,
+      'ENV_TEMPORAL_UNREACHABLE',
+      3,
+    );
+  }
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const { worker, close } = await createRotorWorker({
+    connection,
+    namespace: temporal.namespace,
+    taskQueue: temporal.taskQueue,
+    pool,
+    log,
+  });
+  log(`rotor worker on ${temporal.address}, namespace ${temporal.namespace}, task queue ${temporal.taskQueue}`);
+  try {
+    await worker.run();
+  } finally {
+    await close();
+    await connection.close();
+    await pool.end();
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`rotor worker: ${errorMessage(err)}\n`);
+    process.exit(err instanceof RotorError ? err.exitCode : 1);
+  });
+}

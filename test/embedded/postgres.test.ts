@@ -1,0 +1,126 @@
+/**
+ * The demo's embedded Postgres must behave like a real server under a pg.Pool: one backend per
+ * connection, transactions that stay apart, rollbacks that leave nothing, rotor's migrations.
+ */
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/embedded/postgres';
+import { connect, inTransaction, type Pool } from '../../src/store/db';
+import { loadMigrations, migrate } from '../../src/store/migrate';
+
+/** Resolves for everyone once `n` callers have arrived: forces statements of open transactions to interleave. */
+function barrier(n: number): () => Promise<void> {
+  let arrived = 0;
+  let release!: () => void;
+  const all = new Promise<void>((r) => {
+    release = r;
+  });
+  return () => {
+    arrived++;
+    if (arrived === n) release();
+    return all;
+  };
+}
+
+describe('embedded Postgres', () => {
+  let server: EmbeddedPostgres;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    server = await startEmbeddedPostgres();
+    pool = await connect(server.url, 5);
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+    await server?.stop();
+  });
+
+  it('serves five pooled connections, each its own backend, with concurrent transactions kept apart', async () => {
+    await pool.query('CREATE TABLE ledger (client int NOT NULL, step int NOT NULL)');
+    const clients = 5;
+    const insertedFirst = barrier(clients);
+    const countedOwn = barrier(clients);
+    const outcomes = await Promise.all(
+      Array.from({ length: clients }, async (_, i) => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+          await client.query(`SET LOCAL application_name = 'client-${i}'`);
+          await client.query('INSERT INTO ledger (client, step) VALUES ($1, 1)', [i]);
+          await insertedFirst();
+          // Every other transaction holds an uncommitted row now; none of them may be visible here.
+          const visible = (await client.query<{ n: string }>('SELECT count(*) AS n FROM ledger')).rows[0]!.n;
+          const name = (await client.query<{ name: string }>("SELECT current_setting('application_name') AS name")).rows[0]!.name;
+          await countedOwn();
+          await client.query('INSERT INTO ledger (client, step) VALUES ($1, 2)', [i]);
+          await client.query(i === 0 ? 'ROLLBACK' : 'COMMIT');
+          return { pid, visible: Number(visible), name };
+        } finally {
+          client.release();
+        }
+      }),
+    );
+    expect(new Set(outcomes.map((o) => o.pid)).size).toBe(clients);
+    outcomes.forEach((o, i) => {
+      expect(o.visible).toBe(1);
+      expect(o.name).toBe(`client-${i}`);
+    });
+    const rows = (
+      await pool.query<{ client: number; steps: number[] }>(
+        'SELECT client, array_agg(step ORDER BY step) AS steps FROM ledger GROUP BY client ORDER BY client',
+      )
+    ).rows;
+    // Client 0 rolled back: nothing of it remains; the others committed both of their rows.
+    expect(rows).toEqual([1, 2, 3, 4].map((client) => ({ client, steps: [1, 2] })));
+  });
+
+  it('rolls back a failed inTransaction without a trace', async () => {
+    await pool.query('CREATE TABLE notes (body text NOT NULL)');
+    await expect(
+      inTransaction(pool, async (client) => {
+        await client.query(`INSERT INTO notes (body) VALUES ('kept only if committed')`);
+        await client.query('INSERT INTO notes (body) VALUES (NULL)');
+      }),
+    ).rejects.toThrow(/null value/);
+    expect((await pool.query('SELECT count(*)::int AS n FROM notes')).rows[0].n).toBe(0);
+  });
+
+  it("applies rotor's migrations once, and a second run finds nothing to do", async () => {
+    const expected = loadMigrations().map((m) => `${m.version}_${m.name}`);
+    const first = await migrate(pool);
+    expect(first.applied).toEqual(expected);
+    const recorded = await pool.query<{ v: string }>(
+      "SELECT version || '_' || name AS v FROM schema_migrations ORDER BY version",
+    );
+    expect(recorded.rows.map((r) => r.v)).toEqual(expected);
+    const second = await migrate(pool);
+    expect(second).toEqual({ applied: [], alreadyApplied: expected.length });
+  });
+});
+
+describe('embedded Postgres stop', () => {
+  it('removes its data folder and stops answering', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'rotor-pg-test-'));
+    // Run as root, the server is a `postgres` user, which must be able to reach the folder.
+    chmodSync(parent, 0o755);
+    const dataDir = join(parent, 'cluster');
+    try {
+      const server = await startEmbeddedPostgres({ dataDir });
+      expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+      const pool = await connect(server.url, 1);
+      expect((await pool.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+      await pool.end();
+      await server.stop();
+      expect(existsSync(dataDir)).toBe(false);
+      await expect(connect(server.url, 1)).rejects.toThrow(/cannot reach Postgres/);
+      // A second stop is harmless.
+      await server.stop();
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});

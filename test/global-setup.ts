@@ -1,0 +1,90 @@
+/**
+ * One run of the suite: one Temporal dev server, one migrated template database (each test file
+ * clones its own database from it), one SoftHSM2 token. All torn down at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TestProject } from 'vitest/node';
+import { databaseUrl } from '../src/config';
+import { connect } from '../src/store/db';
+import { migrate } from '../src/store/migrate';
+import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
+import { startDevServer } from '../src/temporal/dev-server';
+import { databaseUrlFor, dropRunDatabases } from './helpers/db-admin';
+
+export interface SoftHsmContext {
+  available: boolean;
+  reason?: string;
+  confPath?: string;
+  label?: string;
+  pin?: string;
+  modulePath?: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    adminDatabaseUrl: string;
+    templateDatabase: string;
+    runId: string;
+    softhsm: SoftHsmContext;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const adminUrl = databaseUrl();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const teardown = async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  };
+  try {
+    // Postgres: a migrated template for this run.
+    const admin = await connect(adminUrl, 2);
+    cleanups.push(async () => {
+      await dropRunDatabases(admin, runId);
+      await admin.end();
+    });
+    const template = `rotor_test_${runId}_template`;
+    await admin.query(`CREATE DATABASE ${template}`);
+    const templatePool = await connect(databaseUrlFor(adminUrl, template), 1);
+    await migrate(templatePool);
+    await templatePool.end();
+
+    // SoftHSM2: one token for the run; SOFTHSM2_CONF is inherited by the test processes.
+    const availability = await softHsmAvailability();
+    let softhsm: SoftHsmContext;
+    if (availability.available) {
+      const token = await createSoftHsmToken({ label: `rotor-test-${runId}` });
+      cleanups.push(() => token.remove());
+      process.env.SOFTHSM2_CONF = token.confPath;
+      softhsm = {
+        available: true,
+        confPath: token.confPath,
+        label: token.label,
+        pin: token.pin,
+        modulePath: token.modulePath,
+      };
+    } else if (process.env.CI === 'true') {
+      throw new Error(`SoftHSM2 is required under CI=true: ${availability.reason}`);
+    } else {
+      softhsm = { available: false, reason: availability.reason };
+      process.stderr.write(
+        `\n[rotor tests] ${availability.reason}\n[rotor tests] skipping the suites that need an HSM (their names say "SoftHSM")\n\n`,
+      );
+    }
+
+    // Temporal: one dev server for the run.
+    const server = await startDevServer({ log: (line) => process.stderr.write(`[rotor tests] ${line}\n`) });
+    cleanups.push(() => server.stop());
+
+    project.provide('temporalAddress', server.address);
+    project.provide('adminDatabaseUrl', adminUrl);
+    project.provide('templateDatabase', template);
+    project.provide('runId', runId);
+    project.provide('softhsm', softhsm);
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  return teardown;
+}
