@@ -128,9 +128,10 @@ describe('docker-compose.yml', () => {
       }
       if (s.depends_on && !Array.isArray(s.depends_on)) {
         for (const [dep, spec] of Object.entries(s.depends_on)) {
-          expect(['service_started', 'service_healthy', 'service_completed_successfully'], `${name} → ${dep}`).toContain(
-            spec.condition,
-          );
+          expect(
+            ['service_started', 'service_healthy', 'service_completed_successfully'],
+            `${name} → ${dep}`,
+          ).toContain(spec.condition);
           if (spec.condition === 'service_healthy') expect(services[dep]!.healthcheck, dep).toBeDefined();
         }
       }
@@ -140,9 +141,9 @@ describe('docker-compose.yml', () => {
       const d = services[name]!.depends_on as Record<string, { condition?: string }>;
       expect(d['rotor-migrate']?.condition).toBe('service_completed_successfully');
     }
-    expect((services['rotor-migrate']!.depends_on as Record<string, { condition?: string }>).postgres?.condition).toBe(
-      'service_healthy',
-    );
+    expect(
+      (services['rotor-migrate']!.depends_on as Record<string, { condition?: string }>).postgres?.condition,
+    ).toBe('service_healthy');
   });
 
   it('points every DATABASE_URL at the postgres service, with its credentials', () => {
@@ -219,7 +220,19 @@ describe('docker-compose.yml', () => {
         }
       }
     }
-    expect(services.postgres!.volumes?.some((v) => String(v).endsWith(':/var/lib/postgresql/data'))).toBe(true);
+    expect(services.postgres!.volumes?.some((v) => String(v).endsWith(':/var/lib/postgresql/data'))).toBe(
+      true,
+    );
+  });
+
+  it("points rotor's processes at the rotor-serve service for the HTTP endpoints", () => {
+    const serve = env(services['rotor-serve']!);
+    for (const name of ['rotor-worker', 'rotor-cli']) {
+      const url = new URL(env(services[name]!).ROTOR_PUBLIC_URL!);
+      expect(url.hostname, name).toBe('rotor-serve');
+      expect(url.port, name).toBe(serve.ROTOR_HTTP_PORT);
+      expect(env(services[name]!).ROTOR_CUSTODIAN, name).toBe(env(services['rotor-worker']!).ROTOR_CUSTODIAN);
+    }
   });
 
   it('publishes each host port once, and rotor serve on the port it listens on', () => {
@@ -231,7 +244,7 @@ describe('docker-compose.yml', () => {
     expect(env(serve).ROTOR_HTTP_HOST).toBe('0.0.0.0');
   });
 
-  it("runs commands whose files exist and rotor subcommands the CLI registers", () => {
+  it('runs commands whose files exist and rotor subcommands the CLI registers', () => {
     const program = buildProgram();
     const findCommand = (path: string[]) =>
       path.reduce<ReturnType<typeof buildProgram> | undefined>(

@@ -142,9 +142,16 @@ async function checkCrlWritable(deps: ActivityDeps, gate: GateFn): Promise<void>
   const rolledBack = new Error('probe rolled back');
   try {
     await inTransaction(deps.pool, async (client) => {
-      await appendRevocations(client, [
-        { manifestId: probeId, line: '{"probe":true}', signerKeyId: '0'.repeat(64), revokedAt: new Date().toISOString() },
-      ]);
+      const probe = { manifestId: probeId, signerKeyId: '0'.repeat(64), revokedAt: new Date().toISOString() };
+      const line = JSON.stringify({
+        manifest_id: probe.manifestId,
+        revoked_at: probe.revokedAt,
+        reason: 'preflight write probe (rolled back)',
+        revoked_by: deps.settings.revokedBy,
+        revocation_signature: '',
+        signer_key_id: probe.signerKeyId,
+      });
+      await appendRevocations(client, [{ ...probe, line }]);
       throw rolledBack;
     });
   } catch (err) {

@@ -12,8 +12,9 @@ import { errorMessage } from '../errors';
 import { reissueManifest } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
-import { countManifests, insertManifests, pageManifests, setStatus } from '../store/manifests';
+import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
 import { type ActivityDeps, signerForKey } from './deps';
+import type { TwinRow } from '../store/manifests';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
 interface Heartbeat {
@@ -23,18 +24,26 @@ interface Heartbeat {
 }
 
 interface SignedBatch {
-  twins: { text: string; previousManifestId: string }[];
+  twins: TwinRow[];
   failed: { manifestId: string; reason: string }[];
   lastId: string;
 }
 
 async function signBatch(page: { manifestId: string; text: string }[], signer: Signer, now: Date): Promise<SignedBatch> {
   const failed: SignedBatch['failed'] = [];
+  // issued_at is written with whole seconds; the column holds the same instant.
+  const issuedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const results = await Promise.all(
     page.map(async (m) => {
       try {
         const twin = await reissueManifest(m.text, signer, { now, source: `manifest ${m.manifestId}` });
-        return { text: twin.text, previousManifestId: m.manifestId };
+        return {
+          manifestId: twin.manifestId,
+          previousManifestId: m.manifestId,
+          keyId: signer.keyId,
+          issuedAt: issuedAt,
+          text: twin.text,
+        };
       } catch (err) {
         failed.push({ manifestId: m.manifestId, reason: errorMessage(err) });
         return undefined;
@@ -88,10 +97,7 @@ export function resignActivities(deps: ActivityDeps) {
       await writing;
       writing = (async () => {
         await inTransaction(deps.pool, async (client) => {
-          await insertManifests(
-            client,
-            batch.twins.map((t) => ({ text: t.text, status: 'active' as const, previousManifestId: t.previousManifestId })),
-          );
+          await insertTwins(client, batch.twins);
           if (supersede) await setStatus(client, batch.twins.map((t) => t.previousManifestId), 'superseded');
         });
         progress.cursor = batch.lastId;

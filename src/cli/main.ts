@@ -5,9 +5,18 @@
  */
 import { Command, CommanderError } from 'commander';
 import { RotorError } from '../errors';
+import { registerAuditCommands } from './commands/audit';
+import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
 import { registerKeyCommands } from './commands/key';
+import { registerManifestCommands } from './commands/manifest';
+import { registerManifestsCommands } from './commands/manifests';
+import { registerRevocationCommands } from './commands/revocation';
+import { registerRotateCommands } from './commands/rotate';
+import { registerScheduleCommands } from './commands/schedule';
+import { registerServeCommands } from './commands/serve';
 import { registerTemporalCommands } from './commands/temporal';
+import { registerVerifierCommands } from './commands/verifier';
 
 export function buildProgram(): Command {
   const program = new Command('rotor')
@@ -17,7 +26,16 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDbCommands(program);
   registerKeyCommands(program);
+  registerRotateCommands(program);
+  registerScheduleCommands(program);
+  registerManifestCommands(program);
+  registerManifestsCommands(program);
+  registerAuditCommands(program);
+  registerRevocationCommands(program);
+  registerCrlCommands(program);
+  registerServeCommands(program);
   registerTemporalCommands(program);
+  registerVerifierCommands(program);
   // Commander applies exitOverride to subcommands created after this call.
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;

@@ -83,6 +83,9 @@ export interface KeyCustodian {
 /** Labels name keys for people and tools on the custodian's side; keep them short and printable. */
 export function checkKeyLabel(label: string): void {
   if (!label || label.length > 128 || /[\u0000-\u001f\u007f]/.test(label)) {
-    throw new UsageError(`key label '${label.slice(0, 40)}' must be 1 to 128 printable characters`, 'KEY_LABEL_INVALID');
+    throw new UsageError(
+      `key label '${label.slice(0, 40)}' must be 1 to 128 printable characters`,
+      'KEY_LABEL_INVALID',
+    );
   }
 }

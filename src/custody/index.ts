@@ -26,7 +26,10 @@ type Env = Record<string, string | undefined>;
 
 export function parseCustodianKind(value: string, source = 'custodian'): CustodianKind {
   if ((CUSTODIAN_KINDS as readonly string[]).includes(value)) return value as CustodianKind;
-  throw new UsageError(`${source} must be one of ${CUSTODIAN_KINDS.join(', ')}, got '${value}'`, 'CUSTODIAN_KIND');
+  throw new UsageError(
+    `${source} must be one of ${CUSTODIAN_KINDS.join(', ')}, got '${value}'`,
+    'CUSTODIAN_KIND',
+  );
 }
 
 /** ROTOR_CUSTODIAN, default `software`. */

@@ -150,7 +150,10 @@ function loginError(name: string | undefined, tokenLabel: string, err: unknown):
       );
     case 'CKR_PIN_LOCKED':
     case 'CKR_PIN_EXPIRED':
-      return new EnvironmentError(`${where}: the user PIN is unusable (${name}): the token's SO must reset it`, 'ENV_PKCS11_PIN_LOCKED');
+      return new EnvironmentError(
+        `${where}: the user PIN is unusable (${name}): the token's SO must reset it`,
+        'ENV_PKCS11_PIN_LOCKED',
+      );
     default:
       return new EnvironmentError(`${where}: login failed (${nativeReason(err)})`, 'ENV_PKCS11_LOGIN');
   }

@@ -18,7 +18,14 @@ import {
   type TokenFacts,
 } from './custodian';
 import { formatPkcs11Handle, parsePkcs11Handle } from './pkcs11-handle';
-import { acquireModule, ckrName, type Handle, loginOnce, type ModuleLease, nativeReason } from './pkcs11-module';
+import {
+  acquireModule,
+  ckrName,
+  type Handle,
+  loginOnce,
+  type ModuleLease,
+  nativeReason,
+} from './pkcs11-module';
 import { SessionPool } from './session-pool';
 
 // PKCS#11 3.0 values that pkcs11js 2.1.7 does not export.
@@ -121,6 +128,15 @@ export class Pkcs11Custodian implements KeyCustodian {
     this.pool = new SessionPool(
       sessions,
       () => new RotorError(`${this.where}: the custodian is closed`, 'PKCS11_CLOSED'),
+      (old) => {
+        // Open before closing: closing a process's last session on a token logs it out.
+        const fresh = this.p11.C_OpenSession(
+          this.slot,
+          pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION,
+        );
+        closeQuietly(this.lease, old);
+        return fresh;
+      },
     );
   }
 
@@ -236,7 +252,7 @@ export class Pkcs11Custodian implements KeyCustodian {
             object = found;
             this.p11.C_SignInit(session, { mechanism: CKM_EDDSA }, object);
           }
-          const signature = await this.p11.C_SignAsync(session, Buffer.from(message), Buffer.alloc(64));
+          const signature = await this.p11.C_SignAsync(session, messageBuffer(message), Buffer.alloc(64));
           return new Uint8Array(signature);
         }),
     };
@@ -245,7 +261,9 @@ export class Pkcs11Custodian implements KeyCustodian {
   async destroy(handle: string): Promise<void> {
     const keyId = this.keyIdOf(handle);
     await this.run('destroy key', keyId, (session) => {
-      for (const object of this.findObjects(session, [{ type: pkcs11js.CKA_ID, value: Buffer.from(keyId, 'hex') }])) {
+      for (const object of this.findObjects(session, [
+        { type: pkcs11js.CKA_ID, value: Buffer.from(keyId, 'hex') },
+      ])) {
         this.p11.C_DestroyObject(session, object);
       }
     });
@@ -314,7 +332,11 @@ export class Pkcs11Custodian implements KeyCustodian {
           : `${what}: ${problems.join('; ')}`,
       };
     } catch (err) {
-      return { ...base, ok: false, detail: `${this.where}: ${err instanceof RotorError ? err.message : nativeReason(err)}` };
+      return {
+        ...base,
+        ok: false,
+        detail: `${this.where}: ${err instanceof RotorError ? err.message : nativeReason(err)}`,
+      };
     }
   }
 
@@ -389,7 +411,10 @@ export class Pkcs11Custodian implements KeyCustodian {
           'ENV_PKCS11_NO_ED25519',
         );
       }
-      throw new RotorError(`${this.where}: cannot ${action} ${subject} (${nativeReason(err)})`, 'PKCS11_FAILED');
+      throw new RotorError(
+        `${this.where}: cannot ${action} ${subject} (${nativeReason(err)})`,
+        'PKCS11_FAILED',
+      );
     }
   }
 
@@ -422,7 +447,10 @@ export class Pkcs11Custodian implements KeyCustodian {
       { type: pkcs11js.CKA_LABEL, value: label },
     ]);
     if (found.length > 1) {
-      throw new RotorError(`${this.where}: ${found.length} keys are labelled ${label}`, 'PKCS11_LABEL_AMBIGUOUS');
+      throw new RotorError(
+        `${this.where}: ${found.length} keys are labelled ${label}`,
+        'PKCS11_LABEL_AMBIGUOUS',
+      );
     }
     if (!found[0]) return undefined;
     const publicKey = this.readPublicKey(session, found[0]);
@@ -434,11 +462,20 @@ export class Pkcs11Custodian implements KeyCustodian {
   private readPublicKey(session: Handle, object: Handle): Uint8Array {
     const [point] = this.p11.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_EC_POINT }]);
     const value = point?.value ?? Buffer.alloc(0);
-    if (value.length === 34 && value[0] === 0x04 && value[1] === 0x20) return new Uint8Array(value.subarray(2));
+    if (value.length === 34 && value[0] === 0x04 && value[1] === 0x20)
+      return new Uint8Array(value.subarray(2));
     if (value.length === 32) return new Uint8Array(value);
     throw new RotorError(
       `${this.where}: CKA_EC_POINT of ${value.length} bytes is not an Ed25519 public key`,
       'PKCS11_BAD_PUBLIC_KEY',
     );
   }
+}
+
+/**
+ * A copy of the message for the worker thread. An empty Buffer reaches the module as a NULL data
+ * pointer, which SoftHSM refuses (CKR_ARGUMENTS_BAD); an empty view into real memory does not.
+ */
+function messageBuffer(message: Uint8Array): Buffer {
+  return message.length === 0 ? Buffer.alloc(1).subarray(0, 0) : Buffer.from(message);
 }

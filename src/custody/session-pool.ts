@@ -1,6 +1,8 @@
 /**
  * A fixed set of PKCS#11 sessions, each used by one operation at a time (a session holds one
  * active sign or find operation). Signing runs off the event loop, so N sessions sign in parallel.
+ * A session whose work failed is swapped for a fresh one: a failed call can leave an operation
+ * active on it (CKR_OPERATION_ACTIVE for every later caller), and PKCS#11 2.40 has no portable cancel.
  */
 import type { Handle } from './pkcs11-module';
 
@@ -18,15 +20,24 @@ export class SessionPool {
   /** The most sessions ever busy at once: evidence the pool really ran operations side by side. */
   peakInUse = 0;
 
+  private readonly all: Handle[];
+
   constructor(
-    readonly sessions: readonly Handle[],
+    sessions: readonly Handle[],
     private readonly closedError: () => Error,
+    /** Closes a session and opens its replacement; throws if it cannot. */
+    private readonly reopen: (session: Handle) => Handle,
   ) {
+    this.all = [...sessions];
     this.idle = [...sessions];
   }
 
+  get sessions(): readonly Handle[] {
+    return this.all;
+  }
+
   get size(): number {
-    return this.sessions.length;
+    return this.all.length;
   }
 
   stats(): { size: number; inUse: number; waiting: number } {
@@ -34,11 +45,25 @@ export class SessionPool {
   }
 
   async use<T>(fn: (session: Handle) => T | Promise<T>): Promise<T> {
-    const session = await this.acquire();
+    let session = await this.acquire();
     try {
       return await fn(session);
+    } catch (err) {
+      session = this.renew(session);
+      throw err;
     } finally {
       this.release(session);
+    }
+  }
+
+  private renew(session: Handle): Handle {
+    try {
+      const fresh = this.reopen(session);
+      this.all[this.all.indexOf(session)] = fresh;
+      return fresh;
+    } catch {
+      // The token itself is failing; keep the old session so the next caller gets the token's own error.
+      return session;
     }
   }
 
@@ -52,7 +77,8 @@ export class SessionPool {
   private acquire(): Promise<Handle> {
     if (this.closed) return Promise.reject(this.closedError());
     const session = this.idle.pop();
-    if (session === undefined) return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (session === undefined)
+      return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.inUse++;
     if (this.inUse > this.peakInUse) this.peakInUse = this.inUse;
     return Promise.resolve(session);

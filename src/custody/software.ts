@@ -9,9 +9,22 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RotorError, UsageError } from '../errors';
-import { b64urlDecode, b64urlEncode, KeyFormatError, keyIdOf, publicKeyFromSeed, softwareSigner } from '../manifest/keys';
+import {
+  b64urlDecode,
+  b64urlEncode,
+  KeyFormatError,
+  keyIdOf,
+  publicKeyFromSeed,
+  softwareSigner,
+} from '../manifest/keys';
 import type { Signer } from '../manifest/signer';
-import { type CustodianHealth, checkKeyLabel, type GeneratedKey, type KeyCustodian, type KeyDescription } from './custodian';
+import {
+  type CustodianHealth,
+  checkKeyLabel,
+  type GeneratedKey,
+  type KeyCustodian,
+  type KeyDescription,
+} from './custodian';
 
 export const DEFAULT_SOFTWARE_KEY_DIR = './.rotor/keys';
 
@@ -109,7 +122,8 @@ export class SoftwareCustodian implements KeyCustodian {
     let seed: Uint8Array;
     try {
       seed = b64urlDecode(text, `seed file ${file}`);
-      if (seed.length !== 32) throw new KeyFormatError(`seed file ${file} holds ${seed.length} bytes, not 32`);
+      if (seed.length !== 32)
+        throw new KeyFormatError(`seed file ${file} holds ${seed.length} bytes, not 32`);
     } catch (err) {
       // The message names the file and what is wrong with it, never the seed.
       throw new RotorError(`${this.where}: key ${keyId}: ${(err as Error).message}`, 'SOFTWARE_SEED_INVALID');
@@ -117,7 +131,10 @@ export class SoftwareCustodian implements KeyCustodian {
     const signer = softwareSigner(seed);
     seed.fill(0);
     if (signer.keyId !== keyId) {
-      throw new RotorError(`${this.where}: seed file ${file} holds key ${signer.keyId}, not ${keyId}`, 'SOFTWARE_KEY_MISMATCH');
+      throw new RotorError(
+        `${this.where}: seed file ${file} holds key ${signer.keyId}, not ${keyId}`,
+        'SOFTWARE_KEY_MISMATCH',
+      );
     }
     return signer;
   }
@@ -190,7 +207,10 @@ export class SoftwareCustodian implements KeyCustodian {
 
   private keyIdOf(handle: string): string {
     if (!KEY_ID.test(handle)) {
-      throw new UsageError(`${this.where}: '${handle.slice(0, 80)}' is not a software key handle (a 64-hex key_id)`, 'SOFTWARE_HANDLE_INVALID');
+      throw new UsageError(
+        `${this.where}: '${handle.slice(0, 80)}' is not a software key handle (a 64-hex key_id)`,
+        'SOFTWARE_HANDLE_INVALID',
+      );
     }
     return handle;
   }

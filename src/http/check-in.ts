@@ -27,7 +27,8 @@ export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity:
   }
   let identity = defaultIdentity;
   if (fields.identity !== undefined) {
-    if (!isIdentityName(fields.identity)) throw badRequest('identity must be a name of letters, digits, . _ -');
+    if (!isIdentityName(fields.identity))
+      throw badRequest('identity must be a name of letters, digits, . _ -');
     identity = fields.identity;
   }
   const trusted = fields.trusted_key_ids;
@@ -59,7 +60,11 @@ export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity:
  */
 export function authorizeCheckIn(req: IncomingMessage, expected: string | undefined): void {
   if (!expected) {
-    throw new HttpError(503, 'CHECK_IN_DISABLED', 'verifier check-in is not configured (ROTOR_CHECKIN_TOKEN unset)');
+    throw new HttpError(
+      503,
+      'CHECK_IN_DISABLED',
+      'verifier check-in is not configured (ROTOR_CHECKIN_TOKEN unset)',
+    );
   }
   const header = req.headers.authorization ?? '';
   const m = /^Bearer ([^\s]+)$/i.exec(header);

@@ -40,7 +40,8 @@ export function verifierIdFromPath(raw: string): string {
 /** A key_id as bare lowercase hex; the anchor's `sha256:` form is accepted too. */
 export function keyIdFrom(value: unknown, where: string): string {
   const m = typeof value === 'string' ? KEY_ID.exec(value) : null;
-  if (!m) throw badRequest(`${where} must be a key_id: 64 lowercase hex digits, optionally prefixed 'sha256:'`);
+  if (!m)
+    throw badRequest(`${where} must be a key_id: 64 lowercase hex digits, optionally prefixed 'sha256:'`);
   return m[1]!;
 }
 

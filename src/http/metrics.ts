@@ -2,7 +2,7 @@
  * Prometheus metrics for one service instance, on a registry of its own (several services in one
  * process, as in tests, must not share counters).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface ServiceMetrics {
   registry: Registry;

@@ -2,8 +2,8 @@
  * Responses and request bodies. Every error leaves as the spec's error shape (section 5.4):
  * `{error_code, error_message, request_id, retry_after_seconds}`.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { uuidv7 } from '../manifest';
 
 export class HttpError extends Error {
   constructor(
@@ -18,7 +18,12 @@ export class HttpError extends Error {
 
 export const badRequest = (message: string) => new HttpError(400, 'INVALID_REQUEST', message);
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
@@ -41,7 +46,7 @@ export function sendError(res: ServerResponse, err: HttpError): void {
     {
       error_code: err.code,
       error_message: err.message,
-      request_id: randomUUID(),
+      request_id: uuidv7(new Date()),
       retry_after_seconds: null,
     },
     { 'Cache-Control': 'no-store', ...err.headers },

@@ -65,7 +65,11 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const anchor: Handler = async (req, res) => {
     const current = await currentTrustAnchorServed(pool, identity);
     if (!current) {
-      throw new HttpError(404, 'TRUST_ANCHOR_NOT_FOUND', `no trust anchor is published for identity ${identity}`);
+      throw new HttpError(
+        404,
+        'TRUST_ANCHOR_NOT_FOUND',
+        `no trust anchor is published for identity ${identity}`,
+      );
     }
     const headers = {
       ETag: current.etag,

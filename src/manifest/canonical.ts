@@ -16,12 +16,13 @@ import { JsonNumber, type JsonObject, type JsonValue } from './json';
 
 export const MAX_CANONICAL_DEPTH = 64;
 
-export function canonicalize(value: JsonValue): string {
-  return new Canonicalizer().value(value, 0);
+/** `source` only names the document in error messages. */
+export function canonicalize(value: JsonValue, source?: string): string {
+  return new Canonicalizer(source).value(value, 0);
 }
 
-export function canonicalBytes(value: JsonValue): Uint8Array {
-  return Buffer.from(canonicalize(value), 'utf8');
+export function canonicalBytes(value: JsonValue, source?: string): Uint8Array {
+  return Buffer.from(canonicalize(value, source), 'utf8');
 }
 
 /** Serializes values nested at a given depth; keeps the path only for error messages. */
@@ -39,7 +40,9 @@ export class Canonicalizer {
 
   value(v: JsonValue, depth: number): string {
     if (depth > MAX_CANONICAL_DEPTH) {
-      this.fail(`nested deeper than ${MAX_CANONICAL_DEPTH} levels (the reference SDK refuses to canonicalize it)`);
+      this.fail(
+        `nested deeper than ${MAX_CANONICAL_DEPTH} levels (the reference SDK refuses to canonicalize it)`,
+      );
     }
     if (v === null) return 'null';
     switch (typeof v) {
@@ -73,20 +76,21 @@ export class Canonicalizer {
   /** An object whose member values sit at `depth` (the SDK's `_serialize_dict` depth). */
   object(obj: JsonObject, depth: number): string {
     const keys: string[] = [];
+    const values: JsonValue[] = [];
     let astral = false;
-    for (const [k, v] of obj) {
-      if (v === null) continue;
+    obj.forEach((v, k) => {
+      if (v === null) return;
       keys.push(k);
-      if (!astral && HAS_SURROGATE.test(k)) astral = true;
-    }
-    // UTF-16 order (JS default) equals code point order unless a key holds a surrogate.
-    if (astral) keys.sort(compareCodePoints);
-    else keys.sort();
+      values.push(v);
+      if (!astral && !PLAIN.test(k) && HAS_SURROGATE.test(k)) astral = true;
+    });
+    // UTF-16 order equals code point order unless a key holds a surrogate.
+    sortMembers(keys, values, astral);
     let out = '{';
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       this.path.push(k);
-      out += `${i === 0 ? '' : ','}${this.quote(k)}:${this.value(obj.get(k)!, depth)}`;
+      out += `${i === 0 ? '' : ','}${this.quote(k)}:${this.value(values[i]!, depth)}`;
       this.path.pop();
     }
     return `${out}}`;
@@ -95,7 +99,8 @@ export class Canonicalizer {
   number(n: JsonNumber): string {
     if (n.isInteger) return n.text === '-0' ? '0' : n.text;
     const f = n.toNumber();
-    if (!Number.isFinite(f)) this.fail(`number ${n.text} is not finite (NaN and Infinity have no canonical form)`);
+    if (!Number.isFinite(f))
+      this.fail(`number ${n.text} is not finite (NaN and Infinity have no canonical form)`);
     return pythonFloatRepr(f);
   }
 
@@ -134,6 +139,38 @@ function escapeString(s: string): string {
     chunk = i + 1;
   }
   return `${out + s.slice(chunk)}"`;
+}
+
+/** Sorts names (and their values alongside) by code point; insertion sort for the usual handful. */
+function sortMembers(keys: string[], values: JsonValue[], astral: boolean): void {
+  const n = keys.length;
+  if (n > 16) {
+    const order = keys.map((_, i) => i);
+    order.sort(
+      astral
+        ? (a, b) => compareCodePoints(keys[a]!, keys[b]!)
+        : (a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0),
+    );
+    const k2 = order.map((i) => keys[i]!);
+    const v2 = order.map((i) => values[i]!);
+    for (let i = 0; i < n; i++) {
+      keys[i] = k2[i]!;
+      values[i] = v2[i]!;
+    }
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const k = keys[i]!;
+    const v = values[i]!;
+    let j = i - 1;
+    while (j >= 0 && (astral ? compareCodePoints(keys[j]!, k) > 0 : keys[j]! > k)) {
+      keys[j + 1] = keys[j]!;
+      values[j + 1] = values[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+    values[j + 1] = v;
+  }
 }
 
 /** Orders strings by Unicode code point, as Python's str comparison does. */

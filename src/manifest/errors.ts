@@ -31,6 +31,9 @@ function formatMessage(what: string, where: { source?: string; path?: string; ma
 
 /** Renders a field path the way messages name it: `artifacts.system_prompt.hash`, `delegation_chain[0]`. */
 export function formatPath(segments: readonly (string | number)[]): string {
+  if (segments.length > 12) {
+    return `${formatPath(segments.slice(0, 4))}...${formatPath(segments.slice(-2))} (${segments.length} levels deep)`;
+  }
   let out = '';
   for (const seg of segments) {
     if (typeof seg === 'number') out += `[${seg}]`;

@@ -35,7 +35,8 @@ export class JsonNumber {
   static of(value: number | bigint): JsonNumber {
     if (typeof value === 'bigint') return new JsonNumber(value.toString(), true);
     if (!Number.isFinite(value)) throw new ManifestError(`${value} cannot be written as JSON`);
-    if (Number.isInteger(value) && Math.abs(value) < 1e21) return new JsonNumber(Object.is(value, -0) ? '0' : value.toFixed(0), true);
+    if (Number.isInteger(value) && Math.abs(value) < 1e21)
+      return new JsonNumber(Object.is(value, -0) ? '0' : value.toFixed(0), true);
     return new JsonNumber(String(value), false);
   }
 }
@@ -103,7 +104,8 @@ class Parser {
 
   document(): ParsedDocument {
     const t = this.text;
-    if (t.charCodeAt(0) === 0xfeff) this.fail('starts with a byte-order mark (U+FEFF); save it as UTF-8 without one', 0);
+    if (t.charCodeAt(0) === 0xfeff)
+      this.fail('starts with a byte-order mark (U+FEFF); save it as UTF-8 without one', 0);
     this.skipWs();
     if (this.pos >= t.length) this.fail('is empty: expected a JSON value');
     if (t.charCodeAt(this.pos) === 123) {
@@ -213,7 +215,10 @@ class Parser {
         this.fail(`integer has more than ${MAX_INT_DIGITS} digits (Python's int() refuses it)`, start);
       }
     } else if (!Number.isFinite(Number(text))) {
-      this.fail(`number ${text} overflows a double (Python reads it as Infinity, which has no canonical form)`, start);
+      this.fail(
+        `number ${text} overflows a double (Python reads it as Infinity, which has no canonical form)`,
+        start,
+      );
     }
     this.pos = i;
     return new JsonNumber(text, isInteger);
@@ -221,17 +226,14 @@ class Parser {
 
   private string(): string {
     const t = this.text;
-    const n = t.length;
     const start = this.pos + 1;
-    for (let i = start; i < n; i++) {
-      const c = t.charCodeAt(i);
-      if (c === 34) {
-        this.pos = i + 1;
-        return t.slice(start, i);
-      }
-      if (c === 92 || c < 32 || (c & 0xf800) === 0xd800) return this.stringSlow(start, i);
-    }
-    return this.fail('unterminated string', start - 1);
+    // Native search for the closing quote, then one regex pass, beats a per-character loop.
+    const end = t.indexOf('"', start);
+    if (end === -1) return this.fail('unterminated string', start - 1);
+    const s = t.slice(start, end);
+    if (NEEDS_SLOW_PATH.test(s)) return this.stringSlow(start, start);
+    this.pos = end + 1;
+    return s;
   }
 
   /** Strings with escapes, control characters or surrogates. */
@@ -257,7 +259,10 @@ class Parser {
         return out;
       }
       if (c < 32) {
-        this.fail(`raw control character U+${c.toString(16).padStart(4, '0').toUpperCase()} in a string (escape it)`, i);
+        this.fail(
+          `raw control character U+${c.toString(16).padStart(4, '0').toUpperCase()} in a string (escape it)`,
+          i,
+        );
       }
       if ((c & 0xf800) === 0xd800) {
         sawSurrogate = true;
@@ -339,7 +344,11 @@ class Parser {
         return out;
       }
       this.path.push(out.length - 1);
-      this.fail(this.pos >= t.length ? "ends early: expected ',' or ']'" : `expected ',' or ']', found ${describeChar(t, this.pos)}`);
+      this.fail(
+        this.pos >= t.length
+          ? "ends early: expected ',' or ']'"
+          : `expected ',' or ']', found ${describeChar(t, this.pos)}`,
+      );
     }
   }
 
@@ -357,7 +366,11 @@ class Parser {
     for (;;) {
       this.skipWs();
       if (t.charCodeAt(this.pos) !== 34) {
-        this.fail(this.pos >= t.length ? 'ends early: expected a member name' : `expected a member name in double quotes, found ${describeChar(t, this.pos)}`);
+        this.fail(
+          this.pos >= t.length
+            ? 'ends early: expected a member name'
+            : `expected a member name in double quotes, found ${describeChar(t, this.pos)}`,
+        );
       }
       const keyStart = this.pos;
       const key = this.string();
@@ -382,11 +395,17 @@ class Parser {
         this.pos++;
         return out;
       }
-      this.fail(this.pos >= t.length ? "ends early: expected ',' or '}'" : `expected ',' or '}', found ${describeChar(t, this.pos)}`);
+      this.fail(
+        this.pos >= t.length
+          ? "ends early: expected ',' or '}'"
+          : `expected ',' or '}', found ${describeChar(t, this.pos)}`,
+      );
     }
   }
 }
 
+/** A backslash, a raw control character or a surrogate: the string needs decoding or checking. */
+const NEEDS_SLOW_PATH = /[\\\x00-\x1f\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function isDigit(c: number): boolean {
@@ -491,6 +510,12 @@ export function toPlain(value: JsonValue): unknown {
   }
   if (Array.isArray(value)) return value.map(toPlain);
   const out: Record<string, unknown> = {};
-  for (const [k, v] of value) Object.defineProperty(out, k, { value: toPlain(v), enumerable: true, writable: true, configurable: true });
+  for (const [k, v] of value)
+    Object.defineProperty(out, k, {
+      value: toPlain(v),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return out;
 }

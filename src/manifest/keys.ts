@@ -15,10 +15,15 @@ const B64URL = /^[A-Za-z0-9_-]*$/;
 /** Strict base64url: no padding, no `+` or `/`, no stray characters, canonical trailing bits. */
 export function b64urlDecode(text: string, what = 'value'): Uint8Array {
   if (!B64URL.test(text)) {
-    const bad = /[+/]/.test(text) ? "'+' or '/' (standard base64, not base64url)" : 'characters outside base64url';
-    throw new KeyFormatError(`${what} is not base64url: it contains ${text.includes('=') ? "'=' padding" : bad}`);
+    const bad = /[+/]/.test(text)
+      ? "'+' or '/' (standard base64, not base64url)"
+      : 'characters outside base64url';
+    throw new KeyFormatError(
+      `${what} is not base64url: it contains ${text.includes('=') ? "'=' padding" : bad}`,
+    );
   }
-  if (text.length % 4 === 1) throw new KeyFormatError(`${what} is not base64url: impossible length ${text.length}`);
+  if (text.length % 4 === 1)
+    throw new KeyFormatError(`${what} is not base64url: impossible length ${text.length}`);
   const bytes = Buffer.from(text, 'base64url');
   if (bytes.toString('base64url') !== text) {
     throw new KeyFormatError(`${what} is not canonical base64url (non-zero trailing bits)`);
@@ -31,7 +36,8 @@ export function b64urlEncode(bytes: Uint8Array): string {
 }
 
 export function keyIdOf(publicKey: Uint8Array): string {
-  if (publicKey.length !== 32) throw new KeyFormatError(`an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
+  if (publicKey.length !== 32)
+    throw new KeyFormatError(`an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
   return createHash('sha256').update(publicKey).digest('hex');
 }
 
@@ -45,7 +51,8 @@ export function privateKeyFromSeed(seed: Uint8Array): KeyObject {
 }
 
 export function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  if (publicKey.length !== 32) throw new KeyFormatError(`an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
+  if (publicKey.length !== 32)
+    throw new KeyFormatError(`an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
 }
 
@@ -59,7 +66,11 @@ export function ed25519Sign(key: KeyObject, message: Uint8Array): Uint8Array {
 }
 
 /** Raw OpenSSL verification; the SDK's extra rules (small-order keys etc.) live in the verifier. */
-export function ed25519Verify(publicKey: Uint8Array | KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+export function ed25519Verify(
+  publicKey: Uint8Array | KeyObject,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   if (signature.length !== 64) return false;
   const key = publicKey instanceof Uint8Array ? publicKeyObject(publicKey) : publicKey;
   return verify(null, message, key, signature);

@@ -25,8 +25,16 @@ const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}
 /** Parses `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`; returns a reason string when it cannot. */
 export function parseTimestamp(text: string): Timestamp | string {
   const m = TIMESTAMP.exec(text);
-  if (m === null) return `${JSON.stringify(text)} is not a timestamp of the form YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (m === null)
+    return `${JSON.stringify(text)} is not a timestamp of the form YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const microsecond = m[7] === undefined ? 0 : Number(m[7].padEnd(6, '0'));
   let offsetMinutes = 0;
   if (m[8] !== 'Z') {
@@ -75,9 +83,17 @@ export function pydanticDatetime(ts: Timestamp): string {
 
 /** `YYYY-MM-DDTHH:MM:SSZ`: the SDK's `signed_at` and `issued_at` form. */
 export function formatUtcSeconds(date: Date): string {
-  const iso = date.toISOString();
-  return `${iso.slice(0, 19)}Z`;
+  const seconds = Math.floor(date.getTime() / 1000);
+  // A batch signs thousands of manifests with one clock reading; toISOString is not free.
+  if (seconds !== lastSeconds) {
+    lastText = `${date.toISOString().slice(0, 19)}Z`;
+    lastSeconds = seconds;
+  }
+  return lastText;
 }
+
+let lastSeconds = Number.NaN;
+let lastText = '';
 
 function localPart(ts: Timestamp): string {
   const date = `${pad(ts.year, 4)}-${pad(ts.month, 2)}-${pad(ts.day, 2)}`;

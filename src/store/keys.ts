@@ -10,7 +10,14 @@ import { isUniqueViolation, type Queryable } from './queryable';
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired' | 'destroyed' | 'quarantined';
 export type KeyCustodyKind = 'pkcs11' | 'software';
 
-export const KEY_STATES: readonly KeyState[] = ['pending', 'active', 'retiring', 'retired', 'destroyed', 'quarantined'];
+export const KEY_STATES: readonly KeyState[] = [
+  'pending',
+  'active',
+  'retiring',
+  'retired',
+  'destroyed',
+  'quarantined',
+];
 
 /**
  * The legal moves, and why:
@@ -40,7 +47,8 @@ export function isLegalTransition(from: KeyState, to: KeyState): boolean {
 
 /** Throws unless `from → to` is a legal move. A move to the current state is not a move (see transitionKey). */
 export function assertTransition(from: KeyState, to: KeyState, keyId?: string): void {
-  if (!KEY_STATES.includes(to)) throw new UsageError(`'${to}' is not a key state (${KEY_STATES.join(', ')})`, 'KEY_STATE');
+  if (!KEY_STATES.includes(to))
+    throw new UsageError(`'${to}' is not a key state (${KEY_STATES.join(', ')})`, 'KEY_STATE');
   if (isLegalTransition(from, to)) return;
   const allowed = LEGAL[from].length ? LEGAL[from].join(' or ') : 'nothing (terminal)';
   throw new RotorError(
@@ -138,7 +146,10 @@ export async function registerKey(q: Queryable, key: NewKey): Promise<KeyRecord>
   }
   if (!key.identity) throw new UsageError(`key ${key.keyId}: identity must not be empty`, 'KEY_IDENTITY');
   if (key.state !== 'pending' && key.state !== 'active') {
-    throw new UsageError(`key ${key.keyId}: a key is registered pending or active, not ${key.state}`, 'KEY_STATE');
+    throw new UsageError(
+      `key ${key.keyId}: a key is registered pending or active, not ${key.state}`,
+      'KEY_STATE',
+    );
   }
   let rows: KeyRow[];
   try {
@@ -232,7 +243,10 @@ export async function transitionKey(
     }
     if (rows[0]) return toRecord(rows[0]);
   }
-  throw new RotorError(`key ${keyId}: its state kept changing underneath; try again`, 'KEY_TRANSITION_CONTENDED');
+  throw new RotorError(
+    `key ${keyId}: its state kept changing underneath; try again`,
+    'KEY_TRANSITION_CONTENDED',
+  );
 }
 
 async function alreadyActive(q: Queryable, identity: string, keyId: string): Promise<RotorError> {
@@ -256,13 +270,17 @@ export async function requireKey(q: Queryable, keyId: string): Promise<KeyRecord
 
 /** The identity's signing key; a partial unique index guarantees there is at most one. */
 export async function activeKey(q: Queryable, identity: string): Promise<KeyRecord | undefined> {
-  const { rows } = await q.query<KeyRow>("SELECT * FROM signing_keys WHERE identity = $1 AND state = 'active'", [
-    identity,
-  ]);
+  const { rows } = await q.query<KeyRow>(
+    "SELECT * FROM signing_keys WHERE identity = $1 AND state = 'active'",
+    [identity],
+  );
   return rows[0] ? toRecord(rows[0]) : undefined;
 }
 
-export async function listKeys(q: Queryable, filter: { identity?: string; state?: KeyState } = {}): Promise<KeyRecord[]> {
+export async function listKeys(
+  q: Queryable,
+  filter: { identity?: string; state?: KeyState } = {},
+): Promise<KeyRecord[]> {
   const { rows } = await q.query<KeyRow>(
     `SELECT * FROM signing_keys
      WHERE ($1::text IS NULL OR identity = $1) AND ($2::text IS NULL OR state = $2)
@@ -274,9 +292,13 @@ export async function listKeys(q: Queryable, filter: { identity?: string; state?
 
 /** Every state change of a key, oldest first (registration is the first, from null). */
 export async function keyTransitions(q: Queryable, keyId: string): Promise<KeyTransition[]> {
-  const { rows } = await q.query<{ key_id: string; from_state: KeyState | null; to_state: KeyState; at: Date }>(
-    'SELECT key_id, from_state, to_state, at FROM signing_key_transitions WHERE key_id = $1 ORDER BY id',
-    [keyId],
-  );
+  const { rows } = await q.query<{
+    key_id: string;
+    from_state: KeyState | null;
+    to_state: KeyState;
+    at: Date;
+  }>('SELECT key_id, from_state, to_state, at FROM signing_key_transitions WHERE key_id = $1 ORDER BY id', [
+    keyId,
+  ]);
   return rows.map((r) => ({ keyId: r.key_id, from: r.from_state, to: r.to_state, at: r.at }));
 }

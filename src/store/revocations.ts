@@ -51,7 +51,9 @@ function checkRecord(r: RevocationInput, index: number): void {
   ];
   for (const [field, value] of expect) {
     if (fields[field] !== value) {
-      throw new UsageError(`${where}: the line's ${field} (${JSON.stringify(fields[field])}) differs from ${value}`);
+      throw new UsageError(
+        `${where}: the line's ${field} (${JSON.stringify(fields[field])}) differs from ${value}`,
+      );
     }
   }
 }
@@ -64,11 +66,13 @@ export async function appendRevocations(
   q: Queryable,
   records: RevocationInput[],
 ): Promise<{ inserted: number; existing: number }> {
-  const seen = new Set<string>();
   records.forEach((r, i) => {
     checkRecord(r, i);
   });
-  const unique = records.filter((r) => (seen.has(r.manifestId) ? false : (seen.add(r.manifestId), true)));
+  // The first record for a manifest_id in the batch wins, as an earlier stored one does.
+  const first = new Map<string, RevocationInput>();
+  for (const r of records) if (!first.has(r.manifestId)) first.set(r.manifestId, r);
+  const unique = [...first.values()];
   if (unique.length === 0) return { inserted: 0, existing: records.length };
   return atomically(q, async (client) => {
     let inserted = 0;
@@ -208,7 +212,10 @@ export async function* streamRevocationLines(pool: Pool): AsyncGenerator<string>
  * a temp file beside it, flushed to disk, then renamed, so a reader sees the old file or the new
  * one, never half of one.
  */
-export async function publishCrlToFile(pool: Pool, path: string): Promise<{ records: number; bytes: number }> {
+export async function publishCrlToFile(
+  pool: Pool,
+  path: string,
+): Promise<{ records: number; bytes: number }> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let records = 0;
   let bytes = 0;

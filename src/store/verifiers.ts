@@ -73,7 +73,8 @@ interface VerifierRow {
   last_seen_at: Date;
 }
 
-const COLUMNS = 'v.verifier_id, v.identity, v.anchor_version, v.trusted_key_ids, v.first_seen_at, v.last_seen_at';
+const COLUMNS =
+  'v.verifier_id, v.identity, v.anchor_version, v.trusted_key_ids, v.first_seen_at, v.last_seen_at';
 
 function toRecord(r: VerifierRow): VerifierRecord {
   return {

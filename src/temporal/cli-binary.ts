@@ -64,7 +64,9 @@ export function findTemporalCli(
   return undefined;
 }
 
+/** $GO_BINARY names the toolchain explicitly; otherwise PATH, then Go's default install folder. */
 function goBinary(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.GO_BINARY) return isExecutable(env.GO_BINARY) ? env.GO_BINARY : undefined;
   const fromPath = onPath('go', env);
   if (fromPath) return fromPath;
   return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined;

@@ -36,7 +36,11 @@ export function isFresh(body: CachedBody | undefined, nowMs: number): body is Ca
  * GET `url`, revalidating `previous` when there is one. Any answer but 200 or (with a previous
  * copy) 304 is an error naming the URL and the status; the caller keeps its last good copy.
  */
-export async function fetchCached(url: string, previous: CachedBody | undefined, nowMs: number): Promise<Fetched> {
+export async function fetchCached(
+  url: string,
+  previous: CachedBody | undefined,
+  nowMs: number,
+): Promise<Fetched> {
   const headers: Record<string, string> = {};
   if (previous?.etag) headers['If-None-Match'] = previous.etag;
   let res: Response;
@@ -55,14 +59,19 @@ export async function fetchCached(url: string, previous: CachedBody | undefined,
   if (res.status !== 200) {
     throw new RotorError(`GET ${url} answered ${res.status}${detailOf(text)}`, 'VERIFIER_FETCH_STATUS');
   }
-  return { changed: true, body: { text, etag: res.headers.get('etag') ?? undefined, freshUntil }, headers: res.headers };
+  return {
+    changed: true,
+    body: { text, etag: res.headers.get('etag') ?? undefined, freshUntil },
+    headers: res.headers,
+  };
 }
 
 /** The server's own one-line error message, when it sent one in rotor's error shape. */
 export function detailOf(text: string): string {
   try {
     const body = JSON.parse(text) as { error_message?: unknown };
-    if (typeof body.error_message === 'string') return `: ${body.error_message.split('\n')[0]!.slice(0, 200)}`;
+    if (typeof body.error_message === 'string')
+      return `: ${body.error_message.split('\n')[0]!.slice(0, 200)}`;
   } catch {
     // Not JSON: the status says enough.
   }

@@ -45,7 +45,7 @@ const steps = proxyActivities<RotationActivities>({
 // The audit log and the rotations table must get every entry: retried until Postgres answers.
 const bookkeeping = proxyActivities<RotationActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 0 },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
 // A notification is worth a few tries, not a stuck rotation.
@@ -440,8 +440,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
 
     // t=5m: the anchor lists both keys, the new one active.
     const { publishedAt } = await runStep('publish-anchor', 'publish-anchor', async () => {
-      await steps.setKeyState({ keyId: newKey, to: 'active' });
+      // One active key per identity: the old one steps down before the new one steps up.
       await steps.setKeyState({ keyId: oldKey, to: 'retiring' });
+      await steps.setKeyState({ keyId: newKey, to: 'active' });
       const published = await steps.publishAnchor({
         identity: input.identity,
         activeKeyId: newKey,
@@ -524,8 +525,8 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       if (resigned || status.progress.resign.done > 0) {
         await resignAll(newKey, oldKey, 'active', status.progress.rollback);
       }
-      await steps.setKeyState({ keyId: oldKey, to: 'active' });
       await steps.setKeyState({ keyId: newKey, to: 'quarantined' });
+      await steps.setKeyState({ keyId: oldKey, to: 'active' });
       if (status.anchorVersion !== undefined) {
         const published = await steps.publishAnchor({
           identity: input.identity,

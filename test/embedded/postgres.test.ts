@@ -2,9 +2,11 @@
  * The demo's embedded Postgres must behave like a real server under a pg.Pool: one backend per
  * connection, transactions that stay apart, rollbacks that leave nothing, rotor's migrations.
  */
+import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/embedded/postgres';
 import { connect, inTransaction, type Pool } from '../../src/store/db';
@@ -54,7 +56,9 @@ describe('embedded Postgres', () => {
           await insertedFirst();
           // Every other transaction holds an uncommitted row now; none of them may be visible here.
           const visible = (await client.query<{ n: string }>('SELECT count(*) AS n FROM ledger')).rows[0]!.n;
-          const name = (await client.query<{ name: string }>("SELECT current_setting('application_name') AS name")).rows[0]!.name;
+          const name = (
+            await client.query<{ name: string }>("SELECT current_setting('application_name') AS name")
+          ).rows[0]!.name;
           await countedOwn();
           await client.query('INSERT INTO ledger (client, step) VALUES ($1, 2)', [i]);
           await client.query(i === 0 ? 'ROLLBACK' : 'COMMIT');
@@ -122,5 +126,49 @@ describe('embedded Postgres stop', () => {
     } finally {
       rmSync(parent, { recursive: true, force: true });
     }
+  });
+});
+
+describe('embedded Postgres in a process of its own', () => {
+  const CHILD = fileURLToPath(new URL('./fixtures/embedded-child.ts', import.meta.url));
+  let parent: string;
+
+  beforeAll(() => {
+    parent = mkdtempSync(join(tmpdir(), 'rotor-pg-child-'));
+    chmodSync(parent, 0o755);
+  });
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
+  function runChild(mode: string, dataDir: string): Promise<{ code: number; url: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', CHILD, mode, dataDir], (err, stdout, stderr) => {
+        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
+        const url = stdout.trim() ? (JSON.parse(stdout.trim().split('\n')[0]!) as { url: string }).url : '';
+        resolve({ code, url, stderr });
+      });
+    });
+  }
+
+  it("keeps the process's own exit code (the package's exit hook is taken off)", async () => {
+    const run = await runChild('stop-then-fail', join(parent, 'a'));
+    expect(run.url).toMatch(/^postgres:\/\//);
+    expect(run.code).toBe(3);
+  });
+
+  it('leaves no server and no data behind when the process exits without stop()', async () => {
+    const dataDir = join(parent, 'b');
+    const run = await runChild('exit-without-stop', dataDir);
+    expect(run.code).toBe(0);
+    expect(existsSync(dataDir)).toBe(false);
+    // SIGQUIT is immediate, but the postmaster's exit is asynchronous to ours: allow it a moment.
+    let reachable = true;
+    for (let i = 0; i < 50 && reachable; i++) {
+      reachable = await connect(run.url, 1).then(
+        (p) => p.end().then(() => true),
+        () => false,
+      );
+      if (reachable) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(reachable).toBe(false);
   });
 });

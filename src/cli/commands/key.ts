@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import { databaseUrl } from '../../config';
-import { custodianKindFromEnv, type KeyCustodian, openCustodian, parseCustodianKind } from '../../custody/index';
+import {
+  custodianKindFromEnv,
+  type KeyCustodian,
+  openCustodian,
+  parseCustodianKind,
+} from '../../custody/index';
 import { errorMessage, RotorError, UsageError } from '../../errors';
 import { b64urlEncode } from '../../manifest/keys';
 import { connect, inTransaction, type Pool } from '../../store/db';
@@ -14,18 +19,23 @@ import {
   registerKey,
   requireKey,
 } from '../../store/keys';
+import { type PublishedTrustAnchor, publishTrustAnchor } from '../../store/trust-anchors';
 
 export function registerKeyCommands(program: Command): void {
   const key = program.command('key').description('signing keys: custody and the key registry');
 
   key
     .command('init')
-    .description("generate an identity's first signing key in the configured custodian and register it active")
+    .description(
+      "generate an identity's first signing key in the configured custodian and register it active",
+    )
     .requiredOption('--identity <name>', 'the signing identity')
     .option('--custodian <kind>', 'pkcs11 or software (default: ROTOR_CUSTODIAN, else software)')
     .option('--label <label>', "the key's label in the custodian (default: rotor/<identity>/<time>)")
     .action(async (opts: { identity: string; custodian?: string; label?: string }) => {
-      const kind = opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : custodianKindFromEnv();
+      const kind = opts.custodian
+        ? parseCustodianKind(opts.custodian, '--custodian')
+        : custodianKindFromEnv();
       if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
       await withPool(async (pool) => {
         const current = await activeKey(pool, opts.identity);
@@ -36,9 +46,11 @@ export function registerKeyCommands(program: Command): void {
           );
         }
         await withCustodian(kind, async (custodian) => {
-          const label = opts.label ?? `rotor/${opts.identity}/${new Date().toISOString().replace(/[-:.]/g, '')}`;
+          const label =
+            opts.label ?? `rotor/${opts.identity}/${new Date().toISOString().replace(/[-:.]/g, '')}`;
           const generated = await custodian.generate(label);
           let record: KeyRecord;
+          let anchor: PublishedTrustAnchor | undefined;
           try {
             const description = await custodian.describe(generated.handle);
             record = await inTransaction(pool, async (client) => {
@@ -51,10 +63,18 @@ export function registerKeyCommands(program: Command): void {
                 state: 'active',
                 description,
               });
-              // ── FIRST TRUST ANCHOR ──────────────────────────────────────────────────────────────
-              // Version 1 of the identity's trust anchor is published here, in this transaction, by
-              // publishTrustAnchor from src/store/trust-anchors.ts (not in the tree when this was written).
-              // ────────────────────────────────────────────────────────────────────────────────────
+              // ── FIRST TRUST ANCHOR: version 1 of the identity's anchor, in the same transaction, so
+              // an identity never has an active key that verifiers cannot learn about. ──
+              anchor = await publishTrustAnchor(client, opts.identity, {
+                activeKeyId: registered.keyId,
+                keys: [
+                  {
+                    keyId: registered.keyId,
+                    publicKey: registered.publicKey,
+                    validFrom: registered.activatedAt!,
+                  },
+                ],
+              });
               return registered;
             });
           } catch (err) {
@@ -62,8 +82,13 @@ export function registerKeyCommands(program: Command): void {
             await custodian.destroy(generated.handle).catch(() => {});
             throw err;
           }
-          process.stderr.write(`key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n`);
-          process.stdout.write(`${JSON.stringify(keyJson(record), null, 2)}\n`);
+          process.stderr.write(
+            `key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n`,
+          );
+          const trustAnchor = anchor ? { version: anchor.version, etag: anchor.etag } : null;
+          process.stdout.write(
+            `${JSON.stringify({ ...keyJson(record), trust_anchor: trustAnchor }, null, 2)}\n`,
+          );
         });
       });
     });
@@ -79,7 +104,10 @@ export function registerKeyCommands(program: Command): void {
         throw new UsageError(`--state must be one of ${KEY_STATES.join(', ')}, got '${opts.state}'`);
       }
       await withPool(async (pool) => {
-        const keys = await listKeys(pool, { identity: opts.identity, state: opts.state as KeyState | undefined });
+        const keys = await listKeys(pool, {
+          identity: opts.identity,
+          state: opts.state as KeyState | undefined,
+        });
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(keys.map(keyJson), null, 2)}\n`);
           return;
@@ -159,7 +187,15 @@ function keyJson(k: KeyRecord) {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => `${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
+  return rows
+    .map(
+      (r) =>
+        `${r
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}\n`,
+    )
+    .join('');
 }
 
 async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
@@ -171,7 +207,10 @@ async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
   }
 }
 
-async function withCustodian<T>(kind: 'pkcs11' | 'software', fn: (c: KeyCustodian) => Promise<T>): Promise<T> {
+async function withCustodian<T>(
+  kind: 'pkcs11' | 'software',
+  fn: (c: KeyCustodian) => Promise<T>,
+): Promise<T> {
   const custodian = await openCustodian(kind);
   try {
     return await fn(custodian);

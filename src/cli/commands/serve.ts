@@ -1,0 +1,122 @@
+/**
+ * `rotor serve`: the HTTP service (trust anchor, CRL, revocation status, verifier check-in,
+ * /healthz, /metrics). With --crl-file it also writes the CRL, byte for byte as served, to a file
+ * for a static host (S3, a CDN origin), atomically (temp file + rename).
+ *
+ * Environment:
+ *   DATABASE_URL          Postgres (default postgres://postgres@127.0.0.1:5432/postgres)
+ *   ROTOR_HTTP_HOST       address to bind (default 127.0.0.1)
+ *   ROTOR_HTTP_PORT       port to bind (default 8080; 0 picks a free one, printed on stdout)
+ *   ROTOR_ANCHOR_MAX_AGE  seconds verifiers may cache the trust anchor: its Cache-Control max-age,
+ *                         and the wait a rotation sits out after publishing (default 300)
+ *   ROTOR_CHECKIN_TOKEN   bearer token verifiers present at check-in; without it check-in answers 503
+ *   ROTOR_IDENTITY        signing identity whose trust anchor is served (default 'default')
+ */
+import type { Command } from 'commander';
+import { databaseUrl, positiveInt } from '../../config';
+import { UsageError } from '../../errors';
+import { createHttpService } from '../../http/service';
+import { connect, type Pool } from '../../store/db';
+import { publishCrlToFile } from '../../store/revocations';
+
+type Env = Record<string, string | undefined>;
+
+export interface ServeConfig {
+  host: string;
+  port: number;
+  anchorMaxAgeSeconds: number;
+  checkInToken: string | undefined;
+  identity: string;
+}
+
+export function serveConfig(env: Env = process.env): ServeConfig {
+  const rawPort = env.ROTOR_HTTP_PORT;
+  const port = rawPort === undefined || rawPort === '' ? 8080 : Number(rawPort);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`ROTOR_HTTP_PORT must be a port number (0 to 65535), got '${rawPort}'`);
+  }
+  const identity = env.ROTOR_IDENTITY || 'default';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(identity)) {
+    throw new UsageError(
+      `ROTOR_IDENTITY must be a name of letters, digits, . _ - (got '${identity.slice(0, 70)}')`,
+    );
+  }
+  return {
+    host: env.ROTOR_HTTP_HOST || '127.0.0.1',
+    port,
+    anchorMaxAgeSeconds: positiveInt(env.ROTOR_ANCHOR_MAX_AGE, 'ROTOR_ANCHOR_MAX_AGE', 300),
+    checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
+    identity,
+  };
+}
+
+const CRL_FILE_INTERVAL_SECONDS = 30;
+
+async function publishCrl(pool: Pool, file: string): Promise<void> {
+  const result = await publishCrlToFile(pool, file);
+  process.stderr.write(`rotor serve: wrote ${result.records} revocation records to ${file}\n`);
+}
+
+export function registerServeCommands(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'serve the trust anchor, the CRL and verifier check-in over HTTP (see ROTOR_HTTP_* settings)',
+    )
+    .option(
+      '--crl-file <path>',
+      `also write the CRL to PATH (atomically) for a static host, every ${CRL_FILE_INTERVAL_SECONDS} s`,
+    )
+    .option('--crl-file-only', 'write the CRL to --crl-file once and exit, without serving HTTP')
+    .action(async (opts: { crlFile?: string; crlFileOnly?: boolean }) => {
+      if (opts.crlFileOnly && !opts.crlFile) throw new UsageError('--crl-file-only needs --crl-file PATH');
+      const config = serveConfig();
+      const pool = await connect(databaseUrl());
+      if (opts.crlFile && opts.crlFileOnly) {
+        try {
+          const result = await publishCrlToFile(pool, opts.crlFile);
+          process.stdout.write(
+            `${JSON.stringify({ file: opts.crlFile, records: result.records, bytes: result.bytes })}\n`,
+          );
+        } finally {
+          await pool.end();
+        }
+        return;
+      }
+      const service = createHttpService({
+        pool,
+        anchorMaxAgeSeconds: config.anchorMaxAgeSeconds,
+        checkInToken: config.checkInToken,
+        identity: config.identity,
+        log: (line) => process.stderr.write(`rotor serve: ${line}\n`),
+      });
+      let port: number;
+      try {
+        ({ port } = await service.listen(config.port, config.host));
+      } catch (err) {
+        await pool.end();
+        throw new UsageError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+      }
+      const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+      process.stdout.write(`${JSON.stringify({ listening: url, identity: config.identity })}\n`);
+      if (!config.checkInToken)
+        process.stderr.write('rotor serve: ROTOR_CHECKIN_TOKEN unset: check-in answers 503\n');
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.crlFile) {
+        const file = opts.crlFile;
+        const tick = () =>
+          publishCrl(pool, file).catch((err: unknown) => {
+            process.stderr.write(`rotor serve: ${(err as Error).message}\n`);
+          });
+        await tick();
+        timer = setInterval(tick, CRL_FILE_INTERVAL_SECONDS * 1000);
+      }
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      clearInterval(timer);
+      await service.close();
+      await pool.end();
+    });
+}

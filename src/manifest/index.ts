@@ -1,0 +1,98 @@
+/** The interop core: pure functions over manifest text, keys and records; no I/O. */
+export {
+  Canonicalizer,
+  canonicalBytes,
+  canonicalize,
+  compareCodePoints,
+  MAX_CANONICAL_DEPTH,
+  pythonFloatRepr,
+} from './canonical';
+export { publicKeyProblem, signatureProblem, verifyStrict } from './ed25519';
+export { formatPath, ManifestError } from './errors';
+export {
+  attestationBindsManifest,
+  attestationManifestHash,
+  indexFieldsOf,
+  type ManifestIndexFields,
+  manifestIndexFields,
+} from './fields';
+export {
+  deleteMember,
+  fromPlain,
+  getMember,
+  getString,
+  isJsonObject,
+  type JsonArray,
+  JsonNumber,
+  type JsonObject,
+  type JsonValue,
+  MAX_DOCUMENT_CHARS,
+  type MemberSpan,
+  type ParsedDocument,
+  parseDocument,
+  parseJson,
+  setMember,
+  stringifyJson,
+  toPlain,
+} from './json';
+export {
+  b64urlDecode,
+  b64urlEncode,
+  ed25519Sign,
+  ed25519Verify,
+  KeyFormatError,
+  keyIdOf,
+  privateKeyFromSeed,
+  publicKeyFromSeed,
+  publicKeyObject,
+  softwareSigner,
+} from './keys';
+export { SIGNED_FIELDS, signingPreImage, signingPreImageText } from './preimage';
+export {
+  type CrlReport,
+  crlLines,
+  type LineVerdict,
+  pythonStrip,
+  type RevocationInput,
+  type RevocationRecord,
+  readCrl,
+  revocationLine,
+  revocationPreImage,
+  signRevocation,
+  verifyRevocationLine,
+} from './revocation';
+export {
+  NON_ED25519_PROFILES,
+  type ReissueOptions,
+  type ReissueResult,
+  reissueManifest,
+  type SignatureBlock,
+  type SignOptions,
+  signManifest,
+  uuidv7,
+} from './sign';
+export type { KeyType, Signer } from './signer';
+export {
+  formatUtcSeconds,
+  parseTimestamp,
+  pydanticDatetime,
+  pythonIsoformat,
+  type Timestamp,
+  timestampFromDate,
+} from './timestamps';
+export {
+  buildTrustAnchor,
+  type TrustAnchorDocument,
+  type TrustAnchorKey,
+  type TrustAnchorKeyInput,
+  trustedKeysFromAnchor,
+  validateTrustAnchor,
+} from './trust-anchor';
+export {
+  SUPPORTED_MANIFEST_VERSIONS,
+  type Verdict,
+  type VerificationResult,
+  type VerifyContext,
+  verifyManifest,
+  verifyParsedManifest,
+} from './verify';

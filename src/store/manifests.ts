@@ -1,0 +1,399 @@
+/**
+ * The manifest store. Each manifest's JSON text is the copy of record, stored exactly as received
+ * or as signed (DOMAIN fact 6); the other columns are read out of it by the interop core for
+ * indexing and are never served. A stored text is never overwritten: the same manifest_id with
+ * the same text is a no-op, with another text a rejection.
+ */
+import { RotorError, UsageError } from '../errors';
+import { ManifestError, type ManifestIndexFields, manifestIndexFields, parseTimestamp } from '../manifest';
+import { atomically, type Queryable } from './queryable';
+
+export type ManifestStatus = 'active' | 'superseded' | 'revoked';
+export const MANIFEST_STATUSES: readonly ManifestStatus[] = ['active', 'superseded', 'revoked'];
+
+export interface StoredManifest {
+  manifestId: string;
+  agentId: string | null;
+  keyId: string | null;
+  issuedAt: Date | null;
+  expiresAt: Date | null;
+  status: ManifestStatus;
+  previousManifestId: string | null;
+  text: string;
+  storedAt: Date;
+}
+
+export function checkStatus(value: string): ManifestStatus {
+  if ((MANIFEST_STATUSES as readonly string[]).includes(value)) return value as ManifestStatus;
+  throw new UsageError(
+    `status must be one of ${MANIFEST_STATUSES.join(', ')}, got '${value}'`,
+    'MANIFEST_STATUS',
+  );
+}
+
+interface Columns {
+  fields: ManifestIndexFields;
+  issuedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+function timestampColumn(
+  value: string | null,
+  field: string,
+  f: ManifestIndexFields,
+  source?: string,
+): Date | null {
+  if (value === null) return null;
+  const ts = parseTimestamp(value);
+  if (typeof ts === 'string') {
+    throw new ManifestError(ts, {
+      ...(source === undefined ? {} : { source }),
+      path: field,
+      manifestId: f.manifestId,
+    });
+  }
+  return new Date(ts.epochMs);
+}
+
+function columnsOf(text: string, source?: string): Columns {
+  const fields = manifestIndexFields(text, source);
+  return {
+    fields,
+    issuedAt: timestampColumn(fields.issuedAt, 'issued_at', fields, source),
+    expiresAt: timestampColumn(fields.expiresAt, 'expires_at', fields, source),
+  };
+}
+
+export interface ImportItem {
+  text: string;
+  /** Where the text came from (`file:line`), for rejection messages. */
+  source: string;
+}
+
+export interface ImportResult {
+  imported: number;
+  duplicates: number;
+  rejected: { source: string; reason: string }[];
+}
+
+/**
+ * Imports a batch in one transaction. Bad records are reported, not fatal; good ones are stored
+ * with status active, or revoked when the CRL already holds their manifest_id.
+ */
+export async function importManifests(q: Queryable, items: ImportItem[]): Promise<ImportResult> {
+  const result: ImportResult = { imported: 0, duplicates: 0, rejected: [] };
+  const candidates = new Map<string, ImportItem & Columns>();
+  for (const item of items) {
+    let columns: Columns;
+    try {
+      columns = columnsOf(item.text, item.source);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      result.rejected.push({ source: item.source, reason: err.message });
+      continue;
+    }
+    const id = columns.fields.manifestId;
+    const earlier = candidates.get(id);
+    if (earlier) {
+      if (earlier.text === item.text) result.duplicates++;
+      else
+        result.rejected.push({
+          source: item.source,
+          reason: conflictReason(id, `${earlier.source} in this import`),
+        });
+      continue;
+    }
+    candidates.set(id, { ...item, ...columns });
+  }
+  if (candidates.size === 0) return result;
+  const rows = [...candidates.values()];
+  await atomically(q, async (client) => {
+    // No conflict target: a clash on manifest_id or on the one-twin index on previous_manifest_id
+    // skips the row, and the lookups below say which.
+    const inserted = await client.query<{ manifest_id: string }>(
+      `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
+       SELECT r.*, CASE WHEN EXISTS (SELECT 1 FROM revocations v WHERE v.manifest_id = r.id)
+                        THEN 'revoked' ELSE 'active' END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
+           AS r(id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text)
+       ON CONFLICT DO NOTHING
+       RETURNING manifest_id`,
+      [
+        rows.map((r) => r.fields.manifestId),
+        rows.map((r) => r.fields.agentId),
+        rows.map((r) => r.fields.keyId),
+        rows.map((r) => r.issuedAt),
+        rows.map((r) => r.expiresAt),
+        rows.map((r) => r.fields.previousManifestId),
+        rows.map((r) => r.text),
+      ],
+    );
+    result.imported = inserted.rowCount ?? 0;
+    const done = new Set(inserted.rows.map((r) => r.manifest_id));
+    const skipped = rows.filter((r) => !done.has(r.fields.manifestId));
+    if (skipped.length === 0) return;
+    const existing = await client.query<{
+      manifest_id: string;
+      text: string;
+      previous_manifest_id: string | null;
+    }>(
+      `SELECT manifest_id, text, previous_manifest_id FROM manifests
+        WHERE manifest_id = ANY($1::text[]) OR previous_manifest_id = ANY($2::text[])`,
+      [
+        skipped.map((r) => r.fields.manifestId),
+        skipped.map((r) => r.fields.previousManifestId).filter(Boolean),
+      ],
+    );
+    const byId = new Map(existing.rows.map((r) => [r.manifest_id, r]));
+    const byPrevious = new Map(existing.rows.map((r) => [r.previous_manifest_id, r]));
+    for (const r of skipped) {
+      const id = r.fields.manifestId;
+      const stored = byId.get(id);
+      if (stored) {
+        if (stored.text === r.text) result.duplicates++;
+        else result.rejected.push({ source: r.source, reason: conflictReason(id, 'the store') });
+        continue;
+      }
+      const twin = byPrevious.get(r.fields.previousManifestId);
+      result.rejected.push({
+        source: r.source,
+        reason: twin
+          ? `manifest_id ${id}: previous_manifest_id ${r.fields.previousManifestId} already has a successor (${twin.manifest_id}); a manifest has at most one`
+          : `manifest_id ${id}: conflicts with a manifest imported at the same time`,
+      });
+    }
+  });
+  return result;
+}
+
+function conflictReason(id: string, where: string): string {
+  return `manifest_id ${id} is already in ${where} with different text; a stored manifest is never overwritten`;
+}
+
+export interface InsertOptions {
+  text: string;
+  status?: ManifestStatus;
+  /** Links a twin to its predecessor when the text itself does not name it; must agree if it does. */
+  previousManifestId?: string | null;
+  source?: string;
+}
+
+/**
+ * Stores one manifest (a re-issued twin, typically). Idempotent: the identical text already
+ * stored returns `inserted: false`. A different text under the same manifest_id, or a second twin
+ * for the same predecessor, throws (MANIFEST_CONFLICT, MANIFEST_TWIN_EXISTS).
+ */
+export async function insertManifest(
+  q: Queryable,
+  opts: InsertOptions,
+): Promise<{ inserted: boolean; manifestId: string; previousManifestId: string | null }> {
+  const { fields, issuedAt, expiresAt } = columnsOf(opts.text, opts.source);
+  const fromText = fields.previousManifestId;
+  if (opts.previousManifestId && fromText && opts.previousManifestId !== fromText) {
+    throw new UsageError(
+      `manifest_id ${fields.manifestId}: previous_manifest_id in the text (${fromText}) differs from ${opts.previousManifestId}`,
+      'MANIFEST_PREVIOUS_MISMATCH',
+    );
+  }
+  const previousManifestId = fromText ?? opts.previousManifestId ?? null;
+  const status = checkStatus(opts.status ?? 'active');
+  // No conflict target: a clash on manifest_id or on the one-twin index skips the row, and the
+  // lookups below say which (an error here would abort the caller's transaction).
+  const { rowCount } = await q.query(
+    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+    [
+      fields.manifestId,
+      fields.agentId,
+      fields.keyId,
+      issuedAt,
+      expiresAt,
+      previousManifestId,
+      opts.text,
+      status,
+    ],
+  );
+  if (rowCount === 1) return { inserted: true, manifestId: fields.manifestId, previousManifestId };
+  const stored = await getManifest(q, fields.manifestId);
+  if (stored) {
+    if (stored.text !== opts.text)
+      throw new RotorError(conflictReason(fields.manifestId, 'the store'), 'MANIFEST_CONFLICT');
+    return { inserted: false, manifestId: fields.manifestId, previousManifestId: stored.previousManifestId };
+  }
+  const twin = previousManifestId ? await successorOf(q, previousManifestId) : null;
+  throw new RotorError(
+    `manifest ${previousManifestId} already has a successor (${twin?.manifestId ?? 'being stored concurrently'}); ` +
+      `not storing a second one (${fields.manifestId}): look it up with successorOf before re-issuing`,
+    'MANIFEST_TWIN_EXISTS',
+  );
+}
+
+export interface TwinRow {
+  manifestId: string;
+  previousManifestId: string;
+  /** The new signature's key_id. */
+  keyId: string;
+  issuedAt: Date;
+  text: string;
+}
+
+/**
+ * Stores re-issued twins in one statement. A twin carries its predecessor's agent_id and
+ * expires_at unchanged (re-issue keeps every other member), so those columns are copied from the
+ * predecessor's row instead of parsing the text again. A twin whose id or predecessor is already
+ * taken is skipped (the one-twin index makes retries harmless); returns how many were stored.
+ */
+export async function insertTwins(q: Queryable, twins: TwinRow[]): Promise<number> {
+  if (twins.length === 0) return 0;
+  const { rowCount } = await q.query(
+    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
+     SELECT t.manifest_id, o.agent_id, t.key_id, t.issued_at, o.expires_at, t.previous_manifest_id, t.text, 'active'
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+              AS t(manifest_id, previous_manifest_id, key_id, issued_at, text)
+       JOIN manifests o ON o.manifest_id = t.previous_manifest_id
+     ON CONFLICT DO NOTHING`,
+    [
+      twins.map((t) => t.manifestId),
+      twins.map((t) => t.previousManifestId),
+      twins.map((t) => t.keyId),
+      twins.map((t) => t.issuedAt),
+      twins.map((t) => t.text),
+    ],
+  );
+  return rowCount ?? 0;
+}
+
+export interface ManifestFilter {
+  keyId?: string;
+  status?: ManifestStatus;
+  /** Only manifests no twin was re-issued from yet. */
+  withoutSuccessor?: boolean;
+  /** Only manifests after this manifest_id (keyset order). */
+  afterManifestId?: string | null;
+}
+
+function where(filter: ManifestFilter, params: unknown[]): string[] {
+  const conditions: string[] = [];
+  if (filter.keyId !== undefined) {
+    params.push(filter.keyId);
+    conditions.push(`key_id = $${params.length}`);
+  }
+  if (filter.status !== undefined) {
+    params.push(checkStatus(filter.status));
+    conditions.push(`status = $${params.length}`);
+  }
+  if (filter.withoutSuccessor) {
+    conditions.push('NOT EXISTS (SELECT 1 FROM manifests s WHERE s.previous_manifest_id = manifests.manifest_id)');
+  }
+  if (filter.afterManifestId) {
+    params.push(filter.afterManifestId);
+    conditions.push(`manifest_id > $${params.length}`);
+  }
+  return conditions;
+}
+
+export async function countManifests(q: Queryable, filter: ManifestFilter = {}): Promise<number> {
+  const params: unknown[] = [];
+  const conditions = where(filter, params);
+  const { rows } = await q.query<{ n: string }>(
+    `SELECT count(*) AS n FROM manifests${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`,
+    params,
+  );
+  return Number(rows[0]!.n);
+}
+
+export interface PageQuery extends ManifestFilter {
+  limit: number;
+}
+
+export interface ManifestPageRow {
+  manifestId: string;
+  text: string;
+  keyId: string | null;
+}
+
+/** One page in manifest_id order (keyset pagination: stable while rows are added or change status). */
+export async function pageManifests(q: Queryable, query: PageQuery): Promise<ManifestPageRow[]> {
+  const params: unknown[] = [];
+  const conditions = where(query, params);
+  params.push(query.limit);
+  const { rows } = await q.query<{ manifest_id: string; text: string; key_id: string | null }>(
+    `SELECT manifest_id, text, key_id FROM manifests
+      ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
+      ORDER BY manifest_id LIMIT $${params.length}`,
+    params,
+  );
+  return rows.map((r) => ({ manifestId: r.manifest_id, text: r.text, keyId: r.key_id }));
+}
+
+interface ManifestRow {
+  manifest_id: string;
+  agent_id: string | null;
+  key_id: string | null;
+  issued_at: Date | null;
+  expires_at: Date | null;
+  status: ManifestStatus;
+  previous_manifest_id: string | null;
+  text: string;
+  stored_at: Date;
+}
+
+function toStored(r: ManifestRow): StoredManifest {
+  return {
+    manifestId: r.manifest_id,
+    agentId: r.agent_id,
+    keyId: r.key_id,
+    issuedAt: r.issued_at,
+    expiresAt: r.expires_at,
+    status: r.status,
+    previousManifestId: r.previous_manifest_id,
+    text: r.text,
+    storedAt: r.stored_at,
+  };
+}
+
+const COLUMNS =
+  'manifest_id, agent_id, key_id, issued_at, expires_at, status, previous_manifest_id, text, stored_at';
+
+export async function getManifest(q: Queryable, manifestId: string): Promise<StoredManifest | null> {
+  const { rows } = await q.query<ManifestRow>(`SELECT ${COLUMNS} FROM manifests WHERE manifest_id = $1`, [
+    manifestId,
+  ]);
+  return rows[0] ? toStored(rows[0]) : null;
+}
+
+/** The manifest re-issued from `manifestId` (its twin), if one is stored. */
+export async function successorOf(q: Queryable, manifestId: string): Promise<StoredManifest | null> {
+  const { rows } = await q.query<ManifestRow>(
+    `SELECT ${COLUMNS} FROM manifests WHERE previous_manifest_id = $1`,
+    [manifestId],
+  );
+  return rows[0] ? toStored(rows[0]) : null;
+}
+
+/** Sets the status of the named manifests; returns how many changed. Unknown ids are ignored. */
+export async function setStatus(
+  q: Queryable,
+  manifestIds: string[],
+  status: ManifestStatus,
+): Promise<number> {
+  const { rowCount } = await q.query(
+    `UPDATE manifests SET status = $2, status_changed_at = now()
+      WHERE manifest_id = ANY($1::text[]) AND status <> $2`,
+    [manifestIds, checkStatus(status)],
+  );
+  return rowCount ?? 0;
+}
+
+export interface KeyStats {
+  keyId: string | null;
+  status: ManifestStatus;
+  count: number;
+}
+
+export async function statsByKey(q: Queryable): Promise<KeyStats[]> {
+  const { rows } = await q.query<{ key_id: string | null; status: ManifestStatus; n: string }>(
+    'SELECT key_id, status, count(*) AS n FROM manifests GROUP BY key_id, status ORDER BY key_id NULLS LAST, status',
+  );
+  return rows.map((r) => ({ keyId: r.key_id, status: r.status, count: Number(r.n) }));
+}

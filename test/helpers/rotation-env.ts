@@ -1,0 +1,181 @@
+/**
+ * Everything a rotation needs, real: this file's own database, an HTTP service on a free port
+ * (the preflight GETs its CRL endpoint; verifiers check in there), a custodian (SoftHSM token or a
+ * software folder), a worker of its own on the run's Temporal server, and a seeded identity.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { createActivities } from '../../src/activities';
+import type { ActivityDeps } from '../../src/activities/deps';
+import { initIdentity } from '../../src/activities/identity';
+import type { CustodianKind, KeyCustodian } from '../../src/custody/custodian';
+import { openCustodian } from '../../src/custody/index';
+import { openSoftwareCustodian } from '../../src/custody/software';
+import { createHttpService, type HttpService } from '../../src/http/service';
+import type { Signer } from '../../src/manifest';
+import { importManifests } from '../../src/store/manifests';
+import { syntheticManifests } from '../../src/store/synthetic-manifests';
+import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
+import { type RotationInput, type RotationStatus, rotationWorkflowId } from '../../src/workflows/rotation-api';
+import { createTestDatabase, type TestDatabase } from './db';
+import { connectTestTemporal, type TestTemporal } from './temporal';
+
+export const CHECKIN_TOKEN = 'test-checkin-token';
+
+/** Seconds, not hours: the runbook's order with a timeline a test can wait out. */
+export const COMPRESSED: Partial<RotationPolicy> = {
+  resignAtSeconds: 1,
+  adoptBySeconds: 3,
+  revokeAtSeconds: 3,
+  decommissionAtSeconds: 4,
+  anchorMaxAgeSeconds: 1,
+  adoptionMarginSeconds: 0,
+  pollSeconds: 1,
+  verifierLivenessSeconds: 60,
+  allowSoftwareCustodian: true,
+  batchSize: 200,
+  chunkSize: 1000,
+};
+
+export interface RotationEnv {
+  db: TestDatabase;
+  temporal: TestTemporal;
+  http: HttpService;
+  baseUrl: string;
+  kind: CustodianKind;
+  custodian: KeyCustodian;
+  deps: ActivityDeps;
+  worker: Worker;
+  /** Runs the worker until `stop`. */
+  workerRun: Promise<void>;
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
+  initIdentity(identity: string): Promise<Signer>;
+  seed(identity: string, signer: Signer, count: number): Promise<void>;
+  start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
+  waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
+  /** The rotation's result; a step that failed and paused the rotation fails the test at once. */
+  finish(handle: WorkflowHandle, timeoutMs?: number): Promise<RotationStatus>;
+  close(): Promise<void>;
+}
+
+export async function createRotationEnv(kind: CustodianKind): Promise<RotationEnv> {
+  const db = await createTestDatabase();
+  const temporal = await connectTestTemporal();
+  const http = createHttpService({ pool: db.pool, anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: 'default' });
+  const { port } = await http.listen(0, '127.0.0.1');
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const keyDir = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
+  let custodian: KeyCustodian;
+  if (kind === 'pkcs11') {
+    const hsm = inject('softhsm');
+    custodian = await openCustodian('pkcs11', {
+      ROTOR_PKCS11_MODULE: hsm.modulePath,
+      ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
+      ROTOR_PKCS11_PIN: hsm.pin,
+      ROTOR_PKCS11_SESSIONS: '4',
+      SOFTHSM2_CONF: hsm.confPath,
+    });
+  } else {
+    custodian = await openSoftwareCustodian({ dir: keyDir });
+  }
+  const deps: ActivityDeps = {
+    pool: db.pool,
+    custodian: async (k) => {
+      if (k !== kind) throw new Error(`this test environment holds only a ${kind} custodian, not ${k}`);
+      return custodian;
+    },
+    settings: { revokedBy: 'spiffe://trust.example/security-team', publicUrl: baseUrl },
+  };
+  const env: RotationEnv = {
+    db,
+    temporal,
+    http,
+    baseUrl,
+    kind,
+    custodian,
+    deps,
+    worker: undefined as unknown as Worker,
+    workerRun: Promise.resolve(),
+    async startWorker() {
+      env.worker = await temporal.createWorker(createActivities(deps));
+      env.workerRun = env.worker.run();
+    },
+    async stopWorker() {
+      if (env.worker.getState() === 'RUNNING') env.worker.shutdown();
+      await env.workerRun;
+    },
+    async initIdentity(identity) {
+      const { key } = await initIdentity(db.pool, custodian, identity, `test-${identity}-${randomBytes(4).toString('hex')}`);
+      return custodian.signer(key.handle);
+    },
+    async seed(_identity, signer, count) {
+      let batch: { text: string; source: string }[] = [];
+      let i = 0;
+      for await (const text of syntheticManifests(count, signer, { seed: count })) {
+        batch.push({ text, source: `seed:${++i}` });
+        if (batch.length === 500) {
+          await importManifests(db.pool, batch);
+          batch = [];
+        }
+      }
+      if (batch.length) await importManifests(db.pool, batch);
+    },
+    async start(identity, trigger, policy = {}) {
+      const input: RotationInput = {
+        identity,
+        trigger,
+        policy: { ...COMPRESSED, ...policy },
+        custodian: kind,
+        requestedBy: 'test@rotor',
+        reason: `test ${trigger} rotation`,
+      };
+      return temporal.client.workflow.start('rotationWorkflow', {
+        taskQueue: temporal.taskQueue,
+        workflowId: rotationWorkflowId(identity),
+        args: [input],
+      });
+    },
+    async waitForPhase(handle, phases, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: RotationStatus | undefined;
+      while (Date.now() < deadline) {
+        try {
+          last = await handle.query<RotationStatus>('status');
+          if (phases.includes(last.phase) || (phases.includes('paused') && last.paused)) return last;
+        } catch {
+          // The first workflow task may not have run yet.
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`rotation did not reach ${phases.join('|')} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    },
+    async finish(handle, timeoutMs = 120_000) {
+      const result = handle.result() as Promise<RotationStatus>;
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const done = await Promise.race([result.then(() => true), new Promise((r) => setTimeout(() => r(false), 250))]);
+        if (done) return result;
+        const status = await handle.query<RotationStatus>('status').catch(() => undefined);
+        const failure = status?.blockers.find((b) => / failed: /.test(b));
+        if (status?.paused && failure) throw new Error(`rotation paused on a failed step: ${failure}`);
+        if (Date.now() > deadline) throw new Error(`rotation did not finish in ${timeoutMs} ms: ${JSON.stringify(status)}`);
+      }
+    },
+    async close() {
+      await env.stopWorker().catch(() => {});
+      await custodian.close();
+      await http.close();
+      await temporal.close();
+      await db.drop();
+      rmSync(keyDir, { recursive: true, force: true });
+    },
+  };
+  await env.startWorker();
+  return env;
+}
