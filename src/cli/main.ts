@@ -8,6 +8,7 @@ import { RotorError } from '../errors';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
+import { registerDemoCommands } from './commands/demo';
 import { registerKeyCommands } from './commands/key';
 import { registerManifestCommands } from './commands/manifest';
 import { registerManifestsCommands } from './commands/manifests';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerTemporalCommands(program);
   registerVerifierCommands(program);
+  registerDemoCommands(program);
   // Commander applies exitOverride to subcommands created after this call.
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;

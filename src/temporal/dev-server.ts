@@ -67,7 +67,14 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     '--log-level',
     'error',
   ];
-  const child = spawn(cli.path, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // A process group of its own: Ctrl-C in a terminal reaches the whole foreground group, and a
+  // server that quits at once leaves its clients (a demo's worker) nothing to shut down against.
+  // Whoever started it stops it; an 'exit' listener below is the backstop.
+  const child = spawn(cli.path, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const onExit = () => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -79,6 +86,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const address = `127.0.0.1:${port}`;
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   const stop = async () => {
+    process.removeListener('exit', onExit);
     if (!exited) {
       const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');

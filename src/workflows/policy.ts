@@ -39,6 +39,8 @@ export interface RotationPolicy {
   chunkSize: number;
   /** A scheduled rotation is skipped while the active key is younger than this (the 90-day policy). */
   minKeyAgeDays: number;
+  /** A step's worker counts as lost when its heartbeats stop for this long; another resumes the step. */
+  heartbeatTimeoutSeconds: number;
 }
 
 const MINUTE = 60;
@@ -82,6 +84,7 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     batchSize: 500,
     chunkSize: 10_000,
     minKeyAgeDays: 90,
+    heartbeatTimeoutSeconds: 60,
   };
 }
 
@@ -95,12 +98,16 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
     throw new PolicyError(`unknown trigger '${String(trigger)}': expected one of ${TRIGGERS.join(', ')}`);
   }
   const policy = { ...defaultPolicy(trigger), ...stripUndefined(overrides) };
+  // A compromise has no timeline to stretch or compress: every step runs at once.
+  if (trigger === 'compromise') {
+    Object.assign(policy, { resignAtSeconds: 0, adoptBySeconds: 0, revokeAtSeconds: 0, decommissionAtSeconds: 0 });
+  }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
       throw new PolicyError(`policy.${name} must be a non-negative number, got ${value}`);
     }
   }
-  for (const name of ['batchSize', 'chunkSize', 'pollSeconds'] as const) {
+  for (const name of ['batchSize', 'chunkSize', 'pollSeconds', 'heartbeatTimeoutSeconds'] as const) {
     if (policy[name] <= 0) throw new PolicyError(`policy.${name} must be positive, got ${policy[name]}`);
   }
   const order: (keyof RotationPolicy)[] = ['resignAtSeconds', 'adoptBySeconds', 'revokeAtSeconds', 'decommissionAtSeconds'];

@@ -35,12 +35,18 @@ import {
   statusQuery,
 } from './rotation-api';
 
-// Steps retry a few times on their own; a step that still fails pauses the rotation for a person.
-const steps = proxyActivities<RotationActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '60 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
+/**
+ * Steps retry a few times on their own; a step that still fails pauses the rotation for a person.
+ * A worker that dies mid-step is noticed when its heartbeats stop, and another worker resumes the
+ * step from the last heartbeat's cursor.
+ */
+function stepActivities(policy: RotationPolicy) {
+  return proxyActivities<RotationActivities>({
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: policy.heartbeatTimeoutSeconds * 1000,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
+}
 
 // The audit log and the rotations table must get every entry: retried until Postgres answers.
 const bookkeeping = proxyActivities<RotationActivities>({
@@ -63,6 +69,7 @@ class Interrupted extends Error {
 
 export async function rotationWorkflow(input: RotationInput): Promise<RotationStatus> {
   const policy: RotationPolicy = resolvePolicyOrFail(input);
+  const steps = stepActivities(policy);
   const { workflowId, runId } = workflowInfo();
   const t0 = Date.now();
   const at = (seconds: number) => t0 + seconds * 1000;
@@ -328,7 +335,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         status.blockers = [];
         return result;
       }
-      if (Date.now() >= bound) {
+      // Only a verifier seen to be behind holds the rotation at the bound; with no verifier
+      // checking in, the wait is the cache lifetime, which ends by itself.
+      if (Date.now() >= bound && result.behind.length > 0) {
         pause({ reason: `${gate} bound passed: ${result.detail}` });
         if (!alerted) {
           alerted = true;

@@ -30,14 +30,24 @@ export async function acceptedRevocations(env: RotationEnv, trustedKeys: Map<str
   return readCrl(lines, trustedKeys);
 }
 
-/** Every active manifest of the identity verifies VALID under its current anchor and CRL. */
-export async function expectActiveManifestsValid(env: RotationEnv, identity: string, signerKeyId: string, count: number) {
+/**
+ * The identity's manifests are all active under `signerKeyId` and VALID under its current anchor
+ * and CRL; none of its `otherKeyIds` still has an active manifest.
+ */
+export async function expectActiveManifestsValid(
+  env: RotationEnv,
+  identity: string,
+  signerKeyId: string,
+  count: number,
+  otherKeyIds: string[] = [],
+) {
   const anchor = await currentTrustAnchor(env.db.pool, identity);
   expect(anchor).not.toBeNull();
   const trusted = trustedKeysFromAnchor(anchor!.document);
   const crl = await acceptedRevocations(env, trusted);
   const revokedIds = new Set(crl.accepted.map((r) => r.manifestId));
-  const active = await allManifests(env, { status: 'active' });
+  for (const other of otherKeyIds) expect(await allManifests(env, { status: 'active', keyId: other })).toHaveLength(0);
+  const active = await allManifests(env, { status: 'active', keyId: signerKeyId });
   expect(active).toHaveLength(count);
   for (const m of active) {
     expect(m.keyId).toBe(signerKeyId);

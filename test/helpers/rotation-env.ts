@@ -49,6 +49,8 @@ export interface RotationEnv {
   baseUrl: string;
   kind: CustodianKind;
   custodian: KeyCustodian;
+  /** The software custodian's folder (empty under pkcs11). */
+  keyDir: string;
   deps: ActivityDeps;
   worker: Worker;
   /** Runs the worker until `stop`. */
@@ -59,6 +61,7 @@ export interface RotationEnv {
   seed(identity: string, signer: Signer, count: number): Promise<void>;
   start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
+  waitForStatus(handle: WorkflowHandle, what: string, test: (s: RotationStatus) => boolean, timeoutMs?: number): Promise<RotationStatus>;
   /** The rotation's result; a step that failed and paused the rotation fails the test at once. */
   finish(handle: WorkflowHandle, timeoutMs?: number): Promise<RotationStatus>;
   close(): Promise<void>;
@@ -99,6 +102,7 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
     baseUrl,
     kind,
     custodian,
+    keyDir,
     deps,
     worker: undefined as unknown as Worker,
     workerRun: Promise.resolve(),
@@ -142,18 +146,21 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       });
     },
     async waitForPhase(handle, phases, timeoutMs = 60_000) {
+      return env.waitForStatus(handle, `phase ${phases.join('|')}`, (s) => phases.includes(s.phase), timeoutMs);
+    },
+    async waitForStatus(handle, what, test, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       let last: RotationStatus | undefined;
       while (Date.now() < deadline) {
         try {
           last = await handle.query<RotationStatus>('status');
-          if (phases.includes(last.phase) || (phases.includes('paused') && last.paused)) return last;
+          if (test(last)) return last;
         } catch {
           // The first workflow task may not have run yet.
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error(`rotation did not reach ${phases.join('|')} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+      throw new Error(`rotation did not reach ${what} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
     },
     async finish(handle, timeoutMs = 120_000) {
       const result = handle.result() as Promise<RotationStatus>;

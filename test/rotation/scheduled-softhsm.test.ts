@@ -49,7 +49,7 @@ describe.skipIf(!inject('softhsm').available)('a full scheduled rotation with So
   });
 
   it('leaves every active manifest signed by the new HSM key and VALID under the served anchor and CRL', async () => {
-    const { anchor } = await expectActiveManifestsValid(env, 'default', result.newKeyId!, COUNT);
+    const { anchor } = await expectActiveManifestsValid(env, 'default', result.newKeyId!, COUNT, [oldKeyId]);
     expect(anchor.document.active_key_id).toBe(`sha256:${result.newKeyId}`);
     expect(anchor.document.keys.map((k) => k.key_id)).toEqual([`sha256:${result.newKeyId}`]);
     for (const twin of (await allManifests(env, { status: 'active' })).slice(0, 100)) {

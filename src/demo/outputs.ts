@@ -1,0 +1,195 @@
+/**
+ * The demo's evidence: every active manifest as stored, the trust anchor and the CRL exactly as
+ * the HTTP service serves them, and then a check of those files alone, with the interop core, the
+ * way a verifier that only has them would check them.
+ */
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorMessage, RotorError } from '../errors';
+import {
+  manifestIndexFields,
+  readCrl,
+  type TrustAnchorDocument,
+  trustedKeysFromAnchor,
+  validateTrustAnchor,
+  verifyManifest,
+} from '../manifest';
+import type { Pool } from '../store/db';
+import { pageManifests } from '../store/manifests';
+import { CRL_PATH, TRUST_ANCHOR_PATH } from '../verifier/reference-verifier';
+
+export const OUTPUT_FILES = {
+  manifests: 'manifests.jsonl',
+  anchor: 'trust-anchor.json',
+  crl: 'crl.jsonl',
+  summary: 'summary.json',
+} as const;
+
+export interface WrittenOutputs {
+  manifests: number;
+  anchorBytes: number;
+  crlBytes: number;
+}
+
+export async function writeOutputs(pool: Pool, baseUrl: string, dir: string): Promise<WrittenOutputs> {
+  await mkdir(dir, { recursive: true });
+  const manifests = await writeActiveManifests(pool, join(dir, OUTPUT_FILES.manifests));
+  const anchor = await fetchServed(`${baseUrl}${TRUST_ANCHOR_PATH}`);
+  await writeFile(join(dir, OUTPUT_FILES.anchor), anchor);
+  const crl = await fetchServed(`${baseUrl}${CRL_PATH}`);
+  await writeFile(join(dir, OUTPUT_FILES.crl), crl);
+  return { manifests, anchorBytes: anchor.length, crlBytes: crl.length };
+}
+
+async function writeActiveManifests(pool: Pool, file: string): Promise<number> {
+  const out = await open(file, 'w');
+  let count = 0;
+  try {
+    let after: string | null = null;
+    for (;;) {
+      const page = await pageManifests(pool, { status: 'active', afterManifestId: after, limit: 1000 });
+      if (page.length === 0) break;
+      for (const row of page) {
+        // One manifest per line: a stored text spanning lines cannot go in as it is, and is
+        // never rewritten to fit.
+        if (/[\r\n]/.test(row.text)) {
+          throw new RotorError(
+            `manifest_id ${row.manifestId}: its stored text spans several lines and cannot be written to ${file} as stored`,
+            'DEMO_OUTPUT',
+          );
+        }
+      }
+      await out.write(page.map((row) => `${row.text}\n`).join(''));
+      count += page.length;
+      after = page.at(-1)!.manifestId;
+    }
+  } finally {
+    await out.close();
+  }
+  return count;
+}
+
+/** The response body's bytes, untouched. */
+async function fetchServed(url: string): Promise<Buffer> {
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'error' });
+  } catch (err) {
+    throw new RotorError(`cannot fetch ${url}: ${errorMessage(err)}`, 'DEMO_OUTPUT');
+  }
+  const body = Buffer.from(await res.arrayBuffer());
+  if (!res.ok) throw new RotorError(`GET ${url} answered ${res.status}`, 'DEMO_OUTPUT');
+  return body;
+}
+
+export interface OutputExpectations {
+  /** The manifest_ids seeded under the old key: each must be revoked and have a twin. */
+  oldManifestIds: Set<string>;
+  /** Bare hex key_id every output manifest must be signed by. */
+  newKeyId: string;
+  now: Date;
+}
+
+export interface OutputVerification {
+  ok: boolean;
+  /** One line each, naming the file, line and manifest_id; at most a few per kind. */
+  problems: string[];
+  manifests: { total: number; valid: number };
+  crl: { lines: number; accepted: number; rejected: number };
+  oldRevoked: { expected: number; revoked: number };
+  twins: { expected: number; linked: number };
+  anchor: { version: number | null; activeKeyId: string | null; keys: number };
+}
+
+const SHOWN_PER_KIND = 5;
+
+/** Reads the three files back from `dir` and checks them against each other and the expectations. */
+export async function verifyOutputs(dir: string, expect: OutputExpectations): Promise<OutputVerification> {
+  const result: OutputVerification = {
+    ok: false,
+    problems: [],
+    manifests: { total: 0, valid: 0 },
+    crl: { lines: 0, accepted: 0, rejected: 0 },
+    oldRevoked: { expected: expect.oldManifestIds.size, revoked: 0 },
+    twins: { expected: expect.oldManifestIds.size, linked: 0 },
+    anchor: { version: null, activeKeyId: null, keys: 0 },
+  };
+  const problems = new ProblemList(result.problems);
+
+  let anchor: TrustAnchorDocument;
+  try {
+    anchor = validateTrustAnchor(JSON.parse(await readFile(join(dir, OUTPUT_FILES.anchor), 'utf8')));
+  } catch (err) {
+    problems.add('anchor', `${OUTPUT_FILES.anchor}: ${errorMessage(err)}`);
+    return result;
+  }
+  result.anchor = { version: anchor.version ?? null, activeKeyId: anchor.active_key_id, keys: anchor.keys.length };
+  if (anchor.active_key_id !== `sha256:${expect.newKeyId}`) {
+    problems.add('anchor', `${OUTPUT_FILES.anchor}: active_key_id is ${anchor.active_key_id}, not the new key sha256:${expect.newKeyId}`);
+  }
+
+  // Records stay trusted while the anchor lists their signer, whatever its validity window.
+  const crlText = await readFile(join(dir, OUTPUT_FILES.crl), 'utf8');
+  const crl = await readCrl(crlText, trustedKeysFromAnchor(anchor));
+  result.crl = {
+    lines: crl.accepted.length + crl.rejected.length,
+    accepted: crl.accepted.length,
+    rejected: crl.rejected.length,
+  };
+  for (const r of crl.rejected) problems.add('crl', `${OUTPUT_FILES.crl} line ${r.line}: not accepted: ${r.reason}`);
+  const revoked = new Set(crl.accepted.map((r) => r.manifestId));
+  for (const id of expect.oldManifestIds) {
+    if (revoked.has(id)) result.oldRevoked.revoked++;
+    else problems.add('old', `old manifest_id ${id} is not revoked by ${OUTPUT_FILES.crl}`);
+  }
+
+  const trusted = trustedKeysFromAnchor(anchor, { now: expect.now });
+  const lines = (await readFile(join(dir, OUTPUT_FILES.manifests), 'utf8')).split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const linked = new Set<string>();
+  lines.forEach((text, i) => {
+    const where = `${OUTPUT_FILES.manifests} line ${i + 1}`;
+    result.manifests.total++;
+    const verdict = verifyManifest(text, { trustedKeys: trusted, revokedIds: revoked, now: expect.now });
+    if (verdict.result !== 'VALID') {
+      problems.add('manifest', `${where}: ${verdict.result}: ${verdict.reason}`);
+      return;
+    }
+    if (verdict.keyId !== expect.newKeyId) {
+      problems.add('manifest', `${where}: signed by key_id ${verdict.keyId}, not the new key ${expect.newKeyId}`);
+      return;
+    }
+    result.manifests.valid++;
+    const previous = manifestIndexFields(text, where).previousManifestId;
+    if (previous !== null && expect.oldManifestIds.has(previous)) linked.add(previous);
+    else problems.add('twin', `${where}: previous_manifest_id ${previous} is not one of the seeded manifests`);
+  });
+  result.twins.linked = linked.size;
+  if (linked.size < expect.oldManifestIds.size) {
+    problems.add(
+      'twin',
+      `${expect.oldManifestIds.size - linked.size} seeded manifest(s) have no re-issued twin in ${OUTPUT_FILES.manifests}`,
+    );
+  }
+  problems.close();
+  result.ok = result.problems.length === 0;
+  return result;
+}
+
+/** Keeps the first few problems of each kind and says how many more there were. */
+class ProblemList {
+  readonly #counts = new Map<string, number>();
+  constructor(readonly out: string[]) {}
+
+  add(kind: string, line: string): void {
+    const n = (this.#counts.get(kind) ?? 0) + 1;
+    this.#counts.set(kind, n);
+    if (n <= SHOWN_PER_KIND) this.out.push(line);
+  }
+
+  close(): void {
+    for (const [kind, n] of this.#counts) {
+      if (n > SHOWN_PER_KIND) this.out.push(`… and ${n - SHOWN_PER_KIND} more ${kind} problem(s) like those`);
+    }
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * `rotor demo`: the whole job on one machine with nothing configured. It starts everything a
+ * rotation needs (Temporal dev server, Postgres, custodian, HTTP service, worker, two reference
+ * verifiers), seeds an identity with manifests, runs a scheduled rotation on a compressed
+ * timeline while showing its progress, writes what a verifier would need to check the result,
+ * checks it, and stops all it started, also on Ctrl-C.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { initIdentity } from '../activities/identity';
+import { custodianKindFromEnv, type KeyCustodian, openCustodian, openSoftwareCustodian } from '../custody/index';
+import { errorMessage, RotorError } from '../errors';
+import { createHttpService } from '../http/service';
+import { connect, type Pool } from '../store/db';
+import { importManifests, pageManifests } from '../store/manifests';
+import { migrate } from '../store/migrate';
+import { syntheticManifests } from '../store/synthetic-manifests';
+import { startDevServer } from '../temporal/dev-server';
+import { createRotorWorker } from '../worker';
+import type { CustodianKind } from '../workflows/policy';
+import { type RotationInput, type RotationStatus, rotationWorkflowId, statusQuery } from '../workflows/rotation-api';
+import { openDemoDatabase } from './database';
+import { OUTPUT_FILES, verifyOutputs, writeOutputs } from './outputs';
+import { buildSummary, type DemoSummary, renderSummary, type VerifierSummary } from './summary';
+import { demoPolicy } from './timeline';
+import { startDemoVerifiers } from './verifiers';
+import { LiveView, type Output } from './view';
+
+export const DEMO_IDENTITY = 'demo';
+const TASK_QUEUE = 'rotor';
+const NAMESPACE = 'default';
+const VERIFIER_IDS = ['sidecar-a', 'sidecar-b'];
+const VERIFIER_INTERVAL_MS = 1000;
+const SEED_BATCH = 500;
+/** Environment the worker's custodian reads, passed through when the PKCS#11 custodian is asked for. */
+const PKCS11_ENV = [
+  'ROTOR_PKCS11_MODULE',
+  'ROTOR_PKCS11_TOKEN_LABEL',
+  'ROTOR_PKCS11_PIN',
+  'ROTOR_PKCS11_PIN_FILE',
+  'ROTOR_PKCS11_SESSIONS',
+  'SOFTHSM2_CONF',
+];
+
+export interface DemoOptions {
+  count: number;
+  outDir: string;
+  timelineSeconds: number;
+  env: NodeJS.ProcessEnv;
+  /** Where progress goes (stderr). */
+  out: Output;
+  /** Aborted on Ctrl-C: the demo stops what it started and throws DemoInterrupted. */
+  signal: AbortSignal;
+}
+
+export class DemoInterrupted extends RotorError {
+  constructor() {
+    super('interrupted: stopped everything the demo started', 'DEMO_INTERRUPTED', 130);
+  }
+}
+
+/** Runs the demo; resolves with the summary when the rotation completed and every output verifies. */
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const cleanups: { what: string; fn: () => Promise<void> | void }[] = [];
+  const say = (line: string) => options.out.write(`${line}\n`);
+  try {
+    return await demo(options, cleanups, say);
+  } finally {
+    if (options.signal.aborted) say('stopping…');
+    for (const { what, fn } of cleanups.reverse()) {
+      try {
+        await withDeadline(Promise.resolve(fn()), 20_000, what);
+      } catch (err) {
+        say(`rotor demo: could not stop ${what}: ${errorMessage(err)}`);
+      }
+    }
+  }
+}
+
+async function demo(
+  options: DemoOptions,
+  cleanups: { what: string; fn: () => Promise<void> | void }[],
+  say: (line: string) => void,
+): Promise<DemoSummary> {
+  const { env, signal } = options;
+  const check = () => {
+    if (signal.aborted) throw new DemoInterrupted();
+  };
+  const policy = demoPolicy(options.timelineSeconds);
+  const outDir = resolve(options.outDir);
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+  say(
+    `rotor demo: a scheduled rotation of ${options.count} manifests with the runbook's timeline compressed to ${options.timelineSeconds} s (Ctrl-C stops everything)`,
+  );
+
+  // Temporal and Postgres start side by side; whichever started is stopped even if the other failed.
+  const [temporalStart, databaseStart] = await Promise.allSettled([startDevServer(), openDemoDatabase(env.DATABASE_URL)]);
+  if (temporalStart.status === 'fulfilled') cleanups.push({ what: 'the Temporal dev server', fn: temporalStart.value.stop });
+  if (databaseStart.status === 'fulfilled') cleanups.push({ what: 'the demo database', fn: databaseStart.value.remove });
+  if (temporalStart.status === 'rejected') throw temporalStart.reason;
+  if (databaseStart.status === 'rejected') throw databaseStart.reason;
+  const temporal = temporalStart.value;
+  const database = databaseStart.value;
+  say(`  [${elapsed()}] Temporal dev server on ${temporal.address}`);
+  say(`  [${elapsed()}] Postgres: ${database.where}`);
+  check();
+
+  const pool = await connect(database.url, 10);
+  cleanups.push({ what: 'the Postgres pool', fn: () => pool.end() });
+  await migrate(pool);
+
+  const kind: CustodianKind = custodianKindFromEnv(env);
+  const workerEnv: NodeJS.ProcessEnv = { ROTOR_CUSTODIAN: kind };
+  let custodian: KeyCustodian;
+  if (kind === 'pkcs11') {
+    for (const name of PKCS11_ENV) if (env[name]) workerEnv[name] = env[name];
+    custodian = await openCustodian('pkcs11', workerEnv);
+  } else {
+    const keyDir = mkdtempSync(join(tmpdir(), 'rotor-demo-keys-'));
+    cleanups.push({ what: 'the software key folder', fn: () => rmSync(keyDir, { recursive: true, force: true }) });
+    workerEnv.ROTOR_SOFTWARE_KEY_DIR = keyDir;
+    custodian = await openSoftwareCustodian({ dir: keyDir });
+  }
+  cleanups.push({ what: 'the custodian', fn: () => custodian.close() });
+  say(
+    `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${workerEnv.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
+  );
+  check();
+
+  const checkInToken = randomBytes(24).toString('base64url');
+  const http = createHttpService({
+    pool,
+    identity: DEMO_IDENTITY,
+    checkInToken,
+    anchorMaxAgeSeconds: policy.anchorMaxAgeSeconds,
+    // Verifiers learn of revocations within the compressed window too.
+    crlCacheSeconds: policy.anchorMaxAgeSeconds,
+  });
+  const { port } = await http.listen(0, '127.0.0.1');
+  cleanups.push({ what: 'the HTTP service', fn: () => http.close() });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  workerEnv.ROTOR_PUBLIC_URL = baseUrl;
+  say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
+
+  const { key } = await initIdentity(pool, custodian, DEMO_IDENTITY, `rotor-demo-${randomBytes(4).toString('hex')}`);
+  say(`  [${elapsed()}] identity ${DEMO_IDENTITY}: key ${key.keyId.slice(0, 16)}… active, trust anchor v1 published`);
+  const oldManifestIds = await seed(pool, await custodian.signer(key.handle), options.count, key.keyId, check);
+  say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
+
+  const verifiers = startDemoVerifiers({
+    pool,
+    baseUrl,
+    identity: DEMO_IDENTITY,
+    checkInToken,
+    ids: VERIFIER_IDS,
+    intervalMs: VERIFIER_INTERVAL_MS,
+  });
+  cleanups.push({ what: 'the reference verifiers', fn: () => verifiers.stop() });
+  say(`  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`);
+  check();
+
+  const view = new LiveView(options.out, options.timelineSeconds);
+  const worker = await startWorker(temporal.address, pool, workerEnv, (line) => view.note(`  notice: ${line}`), cleanups);
+  say(`  [${elapsed()}] worker on task queue ${TASK_QUEUE}`);
+  check();
+
+  const connection = await Connection.connect({ address: temporal.address });
+  // The result's long poll retries on its own; it is cancelled before its channel closes under it.
+  const clientCalls = new AbortController();
+  cleanups.push({
+    what: 'the Temporal client',
+    fn: () => {
+      clientCalls.abort();
+      return connection.close();
+    },
+  });
+  const client = new Client({ connection, namespace: NAMESPACE });
+  const input: RotationInput = {
+    identity: DEMO_IDENTITY,
+    trigger: 'scheduled',
+    policy,
+    custodian: kind,
+    requestedBy: 'rotor-demo',
+    reason: 'rotor demo: scheduled rotation on a compressed timeline',
+  };
+  const handle = await client.workflow.start('rotationWorkflow', {
+    workflowId: rotationWorkflowId(DEMO_IDENTITY),
+    taskQueue: TASK_QUEUE,
+    args: [input],
+    memo: { identity: input.identity, trigger: input.trigger, requestedBy: input.requestedBy },
+  });
+  say(`  [${elapsed()}] started rotation ${handle.workflowId}`);
+  say('');
+
+  const result = client.withAbortSignal(clientCalls.signal, () => handle.result() as Promise<RotationStatus>);
+  result.catch(() => {});
+  const adoptedAt = new Map<string, number>();
+  const acceptedAt = new Map<string, number>();
+  /** When the rotation first saw each verifier hold the new anchor, and when it first verified a new-key manifest VALID. */
+  const noteAdoption = (s: RotationStatus) => {
+    const t = Math.round((Date.now() - Date.parse(s.startedAt)) / 1000);
+    for (const v of s.adoption.verifiers) {
+      if (v.adopted && !adoptedAt.has(v.verifierId)) adoptedAt.set(v.verifierId, t);
+    }
+    // The rotation asks about acceptance only when the overlap closes; the verifier knows sooner.
+    for (const v of verifiers.verifiers) {
+      if (s.newKeyId && (v.verifier.validCounts[s.newKeyId] ?? 0) > 0 && !acceptedAt.has(v.verifier.id)) {
+        acceptedAt.set(v.verifier.id, t);
+      }
+    }
+  };
+  const deadline = Date.now() + (options.timelineSeconds * 3 + 120) * 1000;
+  let status: RotationStatus | undefined;
+  for (;;) {
+    check();
+    if (worker.failure) throw new RotorError(`the worker stopped: ${worker.failure}`, 'DEMO_WORKER');
+    const ended = await Promise.race([result.then(() => true), sleep(1000).then(() => false)]);
+    if (ended) {
+      status = await result;
+      break;
+    }
+    try {
+      status = await client.withAbortSignal(clientCalls.signal, () => handle.query(statusQuery));
+    } catch {
+      continue; // The first workflow task may not have run yet.
+    }
+    noteAdoption(status);
+    view.update(status, verifiers.verifiers);
+    // Nobody steers a demo: a pause means a step failed or a gate's bound passed.
+    if (status.paused) {
+      throw new RotorError(
+        `the rotation paused in phase ${status.phase}: ${status.pauseReason ?? 'no reason given'}${status.blockers.length ? ` (${status.blockers.join('; ')})` : ''}`,
+        'DEMO_ROTATION_PAUSED',
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new RotorError(
+        `the rotation did not end within ${Math.round((deadline - started) / 1000)} s; last phase ${status.phase}${status.blockers.length ? ` (${status.blockers.join('; ')})` : ''}`,
+        'DEMO_ROTATION_TIMEOUT',
+      );
+    }
+  }
+  noteAdoption(status);
+  view.update(status, verifiers.verifiers);
+  view.done();
+  await verifiers.stop();
+
+  const written = await writeOutputs(pool, baseUrl, outDir);
+  const verification = await verifyOutputs(outDir, {
+    oldManifestIds,
+    newKeyId: status.newKeyId ?? '(no new key)',
+    now: new Date(),
+  });
+  const verifierSummaries: VerifierSummary[] = verifiers.verifiers.map((v) => ({
+    id: v.verifier.id,
+    anchorVersion: v.verifier.anchorVersion,
+    trustedKeyIds: v.verifier.trustedKeyIds,
+    verdicts: { ...v.tally },
+    validByKey: v.verifier.validCounts,
+    adoptedAtSeconds: adoptedAt.get(v.verifier.id) ?? null,
+    acceptedNewKeyAtSeconds: acceptedAt.get(v.verifier.id) ?? null,
+  }));
+  const summary = buildSummary({
+    status,
+    timelineSeconds: options.timelineSeconds,
+    seeded: oldManifestIds.size,
+    custodian: kind,
+    written,
+    verification,
+    verifiers: verifierSummaries,
+    environment: {
+      temporal: `dev server ${temporal.address}`,
+      database: database.kind === 'embedded' ? 'embedded PostgreSQL' : `database ${database.name} (dropped)`,
+      custodian: kind,
+    },
+    outDir,
+  });
+  await writeFile(join(outDir, OUTPUT_FILES.summary), `${JSON.stringify(summary, null, 2)}\n`);
+  say('');
+  options.out.write(renderSummary(summary, status));
+
+  const failures: string[] = [];
+  if (status.phase !== 'completed') failures.push(`the rotation ended ${status.phase}: ${status.outcome ?? 'no outcome given'}`);
+  if (!verification.ok) failures.push(`the outputs do not verify: ${verification.problems[0] ?? 'see summary.json'}`);
+  if (failures.length > 0) throw new RotorError(`demo failed: ${failures.join('; ')}`, 'DEMO_FAILED');
+  return summary;
+}
+
+/** Seeds `count` manifests signed by the identity's first key; returns their manifest_ids. */
+async function seed(
+  pool: Pool,
+  signer: Awaited<ReturnType<KeyCustodian['signer']>>,
+  count: number,
+  keyId: string,
+  check: () => void,
+): Promise<Set<string>> {
+  let batch: { text: string; source: string }[] = [];
+  let n = 0;
+  const flush = async () => {
+    const r = await importManifests(pool, batch);
+    if (r.rejected.length > 0) {
+      throw new RotorError(`seeding rejected ${r.rejected[0]!.source}: ${r.rejected[0]!.reason}`, 'DEMO_SEED');
+    }
+    batch = [];
+    check();
+  };
+  for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
+    batch.push({ text, source: `seed:${++n}` });
+    if (batch.length === SEED_BATCH) await flush();
+  }
+  if (batch.length > 0) await flush();
+  const ids = new Set<string>();
+  let after: string | null = null;
+  for (;;) {
+    const page = await pageManifests(pool, { keyId, status: 'active', afterManifestId: after, limit: 1000 });
+    if (page.length === 0) return ids;
+    for (const row of page) ids.add(row.manifestId);
+    after = page.at(-1)!.manifestId;
+  }
+}
+
+interface RunningWorker {
+  /** Set when the worker stopped on its own. */
+  failure?: string;
+}
+
+async function startWorker(
+  address: string,
+  pool: Pool,
+  env: NodeJS.ProcessEnv,
+  notice: (line: string) => void,
+  cleanups: { what: string; fn: () => Promise<void> | void }[],
+): Promise<RunningWorker> {
+  installQuietRuntime(notice);
+  const connection = await NativeConnection.connect({ address });
+  cleanups.push({ what: 'the worker connection', fn: () => connection.close() });
+  const { worker, close } = await createRotorWorker({
+    connection,
+    namespace: NAMESPACE,
+    taskQueue: TASK_QUEUE,
+    pool,
+    env,
+    log: notice,
+  });
+  cleanups.push({ what: "the worker's custodians", fn: close });
+  const running: RunningWorker = {};
+  const run = worker.run().catch((err: unknown) => {
+    running.failure = errorMessage(err);
+  });
+  cleanups.push({ what: 'the worker', fn: () => shutdown(worker, run) });
+  return running;
+}
+
+async function shutdown(worker: Worker, run: Promise<void>): Promise<void> {
+  if (worker.getState() === 'RUNNING') worker.shutdown();
+  await run;
+}
+
+/**
+ * The SDK logs each worker state change at INFO and stops workers on signals itself; the demo
+ * shows only warnings (as notices) and stops its worker in its own order.
+ */
+function installQuietRuntime(notice: (line: string) => void): void {
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('WARN', (entry) => notice(`temporal: ${entry.message}`)),
+      // The core's own retries of a lost connection are noise once the demo is stopping.
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+      shutdownSignals: [],
+    });
+  } catch {
+    // Already installed in this process (a second demo run in one process): keep that one.
+  }
+}
+
+async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not stop within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
