@@ -42,7 +42,8 @@ export interface Pkcs11Config {
  */
 export function pkcs11Config(env: Env = process.env): Pkcs11Config {
   const tokenLabel = env.ROTOR_PKCS11_TOKEN_LABEL;
-  if (!tokenLabel) throw new UsageError('ROTOR_PKCS11_TOKEN_LABEL is not set: name the PKCS#11 token rotor uses');
+  if (!tokenLabel)
+    throw new UsageError('ROTOR_PKCS11_TOKEN_LABEL is not set: name the PKCS#11 token rotor uses');
   let pin = env.ROTOR_PKCS11_PIN;
   if (!pin && env.ROTOR_PKCS11_PIN_FILE) {
     try {
@@ -63,6 +64,7 @@ export function pkcs11Config(env: Env = process.env): Pkcs11Config {
 export function positiveInt(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got '${value}'`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new UsageError(`${name} must be a positive integer, got '${value}'`);
   return n;
 }

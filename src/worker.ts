@@ -46,7 +46,9 @@ export interface RotorWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-export async function createRotorWorker(options: RotorWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
+export async function createRotorWorker(
+  options: RotorWorkerOptions,
+): Promise<{ worker: Worker; close(): Promise<void> }> {
   const custodians = custodianCache(options.env);
   const deps: ActivityDeps = {
     pool: options.pool,
@@ -58,7 +60,9 @@ export async function createRotorWorker(options: RotorWorkerOptions): Promise<{ 
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(deps),
   });
   return { worker, close: () => custodians.closeAll() };
@@ -85,7 +89,9 @@ async function main(): Promise<void> {
     pool,
     log,
   });
-  log(`rotor worker on ${temporal.address}, namespace ${temporal.namespace}, task queue ${temporal.taskQueue}`);
+  log(
+    `rotor worker on ${temporal.address}, namespace ${temporal.namespace}, task queue ${temporal.taskQueue}`,
+  );
   try {
     await worker.run();
   } finally {

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { databaseUrl } from '../src/config';
+import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
-import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
 import { startDevServer } from '../src/temporal/dev-server';
 import { databaseUrlFor, dropRunDatabases } from './helpers/db-admin';
 

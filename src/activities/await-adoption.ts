@@ -18,7 +18,9 @@ export function adoptionActivities(deps: ActivityDeps) {
       (v) => v.identity === input.identity,
     );
     if (live.length === 0) {
-      const until = new Date(Date.parse(input.publishedAt) + (input.anchorMaxAgeSeconds + input.marginSeconds) * 1000);
+      const until = new Date(
+        Date.parse(input.publishedAt) + (input.anchorMaxAgeSeconds + input.marginSeconds) * 1000,
+      );
       const satisfied = Date.now() >= until.getTime();
       return {
         satisfied,
@@ -53,9 +55,12 @@ export function adoptionActivities(deps: ActivityDeps) {
   async function checkAcceptance(input: AcceptanceInput): Promise<GateCheck> {
     const live = await liveVerifiers(deps.pool, { withinSeconds: input.livenessSeconds });
     const notAccepted = new Set(
-      (await liveVerifiersNotAccepted(deps.pool, { withinSeconds: input.livenessSeconds, keyId: input.keyId })).map(
-        (v) => v.verifierId,
-      ),
+      (
+        await liveVerifiersNotAccepted(deps.pool, {
+          withinSeconds: input.livenessSeconds,
+          keyId: input.keyId,
+        })
+      ).map((v) => v.verifierId),
     );
     if (live.length === 0) {
       return {

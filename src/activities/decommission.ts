@@ -15,10 +15,16 @@ export function decommissionActivities(deps: ActivityDeps) {
   async function decommissionKey(input: DecommissionInput): Promise<DecommissionResult> {
     let key = await requireKey(deps.pool, input.keyId);
     if (key.state === 'destroyed') {
-      return { destroyedAt: key.destroyedAt!.toISOString(), retentionUntil: key.retentionUntil!.toISOString() };
+      return {
+        destroyedAt: key.destroyedAt!.toISOString(),
+        retentionUntil: key.retentionUntil!.toISOString(),
+      };
     }
     if (key.state === 'active' || key.state === 'pending') {
-      throw new RotorError(`key ${key.keyId} is ${key.state}: only a retiring, retired or quarantined key is destroyed`, 'KEY_STATE');
+      throw new RotorError(
+        `key ${key.keyId} is ${key.state}: only a retiring, retired or quarantined key is destroyed`,
+        'KEY_STATE',
+      );
     }
     if (key.state === 'retiring') key = await transitionKey(deps.pool, key.keyId, 'retired');
     const custodian = await deps.custodian(key.custodian as CustodianKind);

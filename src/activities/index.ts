@@ -2,8 +2,9 @@
  * All of the rotation's activities, bound to one set of dependencies. The workflow sees only the
  * type; the worker and the tests call `createActivities`.
  */
-import { adoptionActivities } from './await-adoption';
+
 import { auditActivities } from './audit';
+import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
 import type { ActivityDeps } from './deps';
 import { keygenActivities } from './keygen';

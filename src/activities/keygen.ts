@@ -4,7 +4,7 @@
  */
 import { getKey, registerKey, transitionKey } from '../store/keys';
 import type { ActivityDeps } from './deps';
-import type { GenerateKeyInput, GeneratedKeyInfo, SetKeyStateInput } from './types';
+import type { GeneratedKeyInfo, GenerateKeyInput, SetKeyStateInput } from './types';
 
 /** One label per rotation run, so a retried activity finds the key its first try made. */
 export function newKeyLabel(identity: string, runId: string): string {

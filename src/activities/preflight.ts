@@ -4,11 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../errors';
-import { countManifests } from '../store/manifests';
-import { activeKey } from '../store/keys';
-import { lastCompletedRotation } from '../store/rotations';
-import { appendRevocations } from '../store/revocations';
 import { inTransaction } from '../store/db';
+import { activeKey } from '../store/keys';
+import { countManifests } from '../store/manifests';
+import { appendRevocations } from '../store/revocations';
+import { lastCompletedRotation } from '../store/rotations';
 import type { ActivityDeps } from './deps';
 import { postToWebhook } from './notify';
 import type { Gate, PreflightInput, PreflightResult } from './types';
@@ -22,7 +22,11 @@ export function preflightActivities(deps: ActivityDeps) {
 
     const current = await activeKey(deps.pool, input.identity);
     if (!current) {
-      gate('active-key', false, `identity '${input.identity}' has no active key: run \`rotor key init --identity ${input.identity}\``);
+      gate(
+        'active-key',
+        false,
+        `identity '${input.identity}' has no active key: run \`rotor key init --identity ${input.identity}\``,
+      );
       return { ok: false, activeManifests: 0, gates };
     }
     gate('active-key', true, `${current.keyId} (${current.custodian})`);
@@ -58,7 +62,11 @@ export function preflightActivities(deps: ActivityDeps) {
       'expect a temporary spike in INVALID verification results while verifiers pick up the new trust anchor.';
     if (deps.settings.onCallWebhook) {
       try {
-        await postToWebhook(deps.settings.onCallWebhook, { text, severity: 'warning', workflow_id: input.workflowId });
+        await postToWebhook(deps.settings.onCallWebhook, {
+          text,
+          severity: 'warning',
+          workflow_id: input.workflowId,
+        });
         gate('on-call-notified', true, 'webhook accepted the notice');
       } catch (err) {
         gate('on-call-notified', false, `on-call webhook failed: ${errorMessage(err)}`);
@@ -92,7 +100,11 @@ async function checkCustodian(deps: ActivityDeps, input: PreflightInput, gate: G
   gate('custodian-health', health.ok, health.detail);
   if (!health.ok) return;
   if (input.custodian === 'software' && !input.allowSoftwareCustodian) {
-    gate('custodian-policy', false, 'the software custodian is not an HSM and this policy requires one (allowSoftwareCustodian is false)');
+    gate(
+      'custodian-policy',
+      false,
+      'the software custodian is not an HSM and this policy requires one (allowSoftwareCustodian is false)',
+    );
     return;
   }
   const label = `rotor-preflight-probe-${randomBytes(6).toString('hex')}`;
@@ -100,7 +112,8 @@ async function checkCustodian(deps: ActivityDeps, input: PreflightInput, gate: G
     const probe = await custodian.generate(label);
     try {
       const d = await custodian.describe(probe.handle);
-      const hsmOk = d.isHsm && d.generatedOnDevice && d.neverExtractable && d.alwaysSensitive && !d.extractable;
+      const hsmOk =
+        d.isHsm && d.generatedOnDevice && d.neverExtractable && d.alwaysSensitive && !d.extractable;
       if (input.custodian === 'pkcs11') {
         gate(
           'custodian-policy',

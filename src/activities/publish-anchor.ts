@@ -20,7 +20,10 @@ export function publishAnchorActivities(deps: ActivityDeps) {
         validUntil: k.validUntil ?? null,
       });
     }
-    const published = await publishTrustAnchor(deps.pool, input.identity, { activeKeyId: input.activeKeyId, keys });
+    const published = await publishTrustAnchor(deps.pool, input.identity, {
+      activeKeyId: input.activeKeyId,
+      keys,
+    });
     return { version: published.version, publishedAt: published.publishedAt.toISOString() };
   }
   return { publishAnchor };

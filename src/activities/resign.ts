@@ -12,9 +12,9 @@ import { errorMessage } from '../errors';
 import { reissueManifest } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
+import type { TwinRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
 import { type ActivityDeps, signerForKey } from './deps';
-import type { TwinRow } from '../store/manifests';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
 interface Heartbeat {
@@ -29,7 +29,11 @@ interface SignedBatch {
   lastId: string;
 }
 
-async function signBatch(page: { manifestId: string; text: string }[], signer: Signer, now: Date): Promise<SignedBatch> {
+async function signBatch(
+  page: { manifestId: string; text: string }[],
+  signer: Signer,
+  now: Date,
+): Promise<SignedBatch> {
   const failed: SignedBatch['failed'] = [];
   // issued_at is written with whole seconds; the column holds the same instant.
   const issuedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
@@ -98,7 +102,12 @@ export function resignActivities(deps: ActivityDeps) {
       writing = (async () => {
         await inTransaction(deps.pool, async (client) => {
           await insertTwins(client, batch.twins);
-          if (supersede) await setStatus(client, batch.twins.map((t) => t.previousManifestId), 'superseded');
+          if (supersede)
+            await setStatus(
+              client,
+              batch.twins.map((t) => t.previousManifestId),
+              'superseded',
+            );
         });
         progress.cursor = batch.lastId;
         progress.resigned += batch.twins.length;

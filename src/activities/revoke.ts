@@ -34,7 +34,12 @@ export function revokeActivities(deps: ActivityDeps) {
             { manifestId: m.manifestId, reason: input.reason, revokedBy: deps.settings.revokedBy, revokedAt },
             signer,
           );
-          return { manifestId: m.manifestId, line: signed.line, signerKeyId: signer.keyId, revokedAt: signed.record.revokedAt };
+          return {
+            manifestId: m.manifestId,
+            line: signed.line,
+            signerKeyId: signer.keyId,
+            revokedAt: signed.record.revokedAt,
+          };
         }),
       );
       await inTransaction(deps.pool, async (client) => {

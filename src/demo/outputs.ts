@@ -123,9 +123,16 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
     problems.add('anchor', `${OUTPUT_FILES.anchor}: ${errorMessage(err)}`);
     return result;
   }
-  result.anchor = { version: anchor.version ?? null, activeKeyId: anchor.active_key_id, keys: anchor.keys.length };
+  result.anchor = {
+    version: anchor.version ?? null,
+    activeKeyId: anchor.active_key_id,
+    keys: anchor.keys.length,
+  };
   if (anchor.active_key_id !== `sha256:${expect.newKeyId}`) {
-    problems.add('anchor', `${OUTPUT_FILES.anchor}: active_key_id is ${anchor.active_key_id}, not the new key sha256:${expect.newKeyId}`);
+    problems.add(
+      'anchor',
+      `${OUTPUT_FILES.anchor}: active_key_id is ${anchor.active_key_id}, not the new key sha256:${expect.newKeyId}`,
+    );
   }
 
   // Records stay trusted while the anchor lists their signer, whatever its validity window.
@@ -136,7 +143,8 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
     accepted: crl.accepted.length,
     rejected: crl.rejected.length,
   };
-  for (const r of crl.rejected) problems.add('crl', `${OUTPUT_FILES.crl} line ${r.line}: not accepted: ${r.reason}`);
+  for (const r of crl.rejected)
+    problems.add('crl', `${OUTPUT_FILES.crl} line ${r.line}: not accepted: ${r.reason}`);
   const revoked = new Set(crl.accepted.map((r) => r.manifestId));
   for (const id of expect.oldManifestIds) {
     if (revoked.has(id)) result.oldRevoked.revoked++;
@@ -156,13 +164,17 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
       return;
     }
     if (verdict.keyId !== expect.newKeyId) {
-      problems.add('manifest', `${where}: signed by key_id ${verdict.keyId}, not the new key ${expect.newKeyId}`);
+      problems.add(
+        'manifest',
+        `${where}: signed by key_id ${verdict.keyId}, not the new key ${expect.newKeyId}`,
+      );
       return;
     }
     result.manifests.valid++;
     const previous = manifestIndexFields(text, where).previousManifestId;
     if (previous !== null && expect.oldManifestIds.has(previous)) linked.add(previous);
-    else problems.add('twin', `${where}: previous_manifest_id ${previous} is not one of the seeded manifests`);
+    else
+      problems.add('twin', `${where}: previous_manifest_id ${previous} is not one of the seeded manifests`);
   });
   result.twins.linked = linked.size;
   if (linked.size < expect.oldManifestIds.size) {

@@ -14,7 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { initIdentity } from '../activities/identity';
-import { custodianKindFromEnv, type KeyCustodian, openCustodian, openSoftwareCustodian } from '../custody/index';
+import {
+  custodianKindFromEnv,
+  type KeyCustodian,
+  openCustodian,
+  openSoftwareCustodian,
+} from '../custody/index';
 import { errorMessage, RotorError } from '../errors';
 import { createHttpService } from '../http/service';
 import { connect, type Pool } from '../store/db';
@@ -24,7 +29,12 @@ import { syntheticManifests } from '../store/synthetic-manifests';
 import { startDevServer } from '../temporal/dev-server';
 import { createRotorWorker } from '../worker';
 import type { CustodianKind } from '../workflows/policy';
-import { type RotationInput, type RotationStatus, rotationWorkflowId, statusQuery } from '../workflows/rotation-api';
+import {
+  type RotationInput,
+  type RotationStatus,
+  rotationWorkflowId,
+  statusQuery,
+} from '../workflows/rotation-api';
 import { openDemoDatabase } from './database';
 import { OUTPUT_FILES, verifyOutputs, writeOutputs } from './outputs';
 import { buildSummary, type DemoSummary, renderSummary, type VerifierSummary } from './summary';
@@ -101,9 +111,14 @@ async function demo(
   );
 
   // Temporal and Postgres start side by side; whichever started is stopped even if the other failed.
-  const [temporalStart, databaseStart] = await Promise.allSettled([startDevServer(), openDemoDatabase(env.DATABASE_URL)]);
-  if (temporalStart.status === 'fulfilled') cleanups.push({ what: 'the Temporal dev server', fn: temporalStart.value.stop });
-  if (databaseStart.status === 'fulfilled') cleanups.push({ what: 'the demo database', fn: databaseStart.value.remove });
+  const [temporalStart, databaseStart] = await Promise.allSettled([
+    startDevServer(),
+    openDemoDatabase(env.DATABASE_URL),
+  ]);
+  if (temporalStart.status === 'fulfilled')
+    cleanups.push({ what: 'the Temporal dev server', fn: temporalStart.value.stop });
+  if (databaseStart.status === 'fulfilled')
+    cleanups.push({ what: 'the demo database', fn: databaseStart.value.remove });
   if (temporalStart.status === 'rejected') throw temporalStart.reason;
   if (databaseStart.status === 'rejected') throw databaseStart.reason;
   const temporal = temporalStart.value;
@@ -124,7 +139,10 @@ async function demo(
     custodian = await openCustodian('pkcs11', workerEnv);
   } else {
     const keyDir = mkdtempSync(join(tmpdir(), 'rotor-demo-keys-'));
-    cleanups.push({ what: 'the software key folder', fn: () => rmSync(keyDir, { recursive: true, force: true }) });
+    cleanups.push({
+      what: 'the software key folder',
+      fn: () => rmSync(keyDir, { recursive: true, force: true }),
+    });
     workerEnv.ROTOR_SOFTWARE_KEY_DIR = keyDir;
     custodian = await openSoftwareCustodian({ dir: keyDir });
   }
@@ -149,9 +167,22 @@ async function demo(
   workerEnv.ROTOR_PUBLIC_URL = baseUrl;
   say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
 
-  const { key } = await initIdentity(pool, custodian, DEMO_IDENTITY, `rotor-demo-${randomBytes(4).toString('hex')}`);
-  say(`  [${elapsed()}] identity ${DEMO_IDENTITY}: key ${key.keyId.slice(0, 16)}… active, trust anchor v1 published`);
-  const oldManifestIds = await seed(pool, await custodian.signer(key.handle), options.count, key.keyId, check);
+  const { key } = await initIdentity(
+    pool,
+    custodian,
+    DEMO_IDENTITY,
+    `rotor-demo-${randomBytes(4).toString('hex')}`,
+  );
+  say(
+    `  [${elapsed()}] identity ${DEMO_IDENTITY}: key ${key.keyId.slice(0, 16)}… active, trust anchor v1 published`,
+  );
+  const oldManifestIds = await seed(
+    pool,
+    await custodian.signer(key.handle),
+    options.count,
+    key.keyId,
+    check,
+  );
   say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
 
   const verifiers = startDemoVerifiers({
@@ -163,11 +194,19 @@ async function demo(
     intervalMs: VERIFIER_INTERVAL_MS,
   });
   cleanups.push({ what: 'the reference verifiers', fn: () => verifiers.stop() });
-  say(`  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`);
+  say(
+    `  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`,
+  );
   check();
 
   const view = new LiveView(options.out, options.timelineSeconds);
-  const worker = await startWorker(temporal.address, pool, workerEnv, (line) => view.note(`  notice: ${line}`), cleanups);
+  const worker = await startWorker(
+    temporal.address,
+    pool,
+    workerEnv,
+    (line) => view.note(`  notice: ${line}`),
+    cleanups,
+  );
   say(`  [${elapsed()}] worker on task queue ${TASK_QUEUE}`);
   check();
 
@@ -287,8 +326,10 @@ async function demo(
   options.out.write(renderSummary(summary, status));
 
   const failures: string[] = [];
-  if (status.phase !== 'completed') failures.push(`the rotation ended ${status.phase}: ${status.outcome ?? 'no outcome given'}`);
-  if (!verification.ok) failures.push(`the outputs do not verify: ${verification.problems[0] ?? 'see summary.json'}`);
+  if (status.phase !== 'completed')
+    failures.push(`the rotation ended ${status.phase}: ${status.outcome ?? 'no outcome given'}`);
+  if (!verification.ok)
+    failures.push(`the outputs do not verify: ${verification.problems[0] ?? 'see summary.json'}`);
   if (failures.length > 0) throw new RotorError(`demo failed: ${failures.join('; ')}`, 'DEMO_FAILED');
   return summary;
 }
@@ -306,7 +347,10 @@ async function seed(
   const flush = async () => {
     const r = await importManifests(pool, batch);
     if (r.rejected.length > 0) {
-      throw new RotorError(`seeding rejected ${r.rejected[0]!.source}: ${r.rejected[0]!.reason}`, 'DEMO_SEED');
+      throw new RotorError(
+        `seeding rejected ${r.rejected[0]!.source}: ${r.rejected[0]!.reason}`,
+        'DEMO_SEED',
+      );
     }
     batch = [];
     check();

@@ -92,7 +92,11 @@ export function buildSummary(args: {
       activeAfter: args.written.manifests,
       unresignable: s.unresignable.length,
     },
-    anchor: { version: args.verification.anchor.version, keys: args.verification.anchor.keys, bytes: args.written.anchorBytes },
+    anchor: {
+      version: args.verification.anchor.version,
+      keys: args.verification.anchor.keys,
+      bytes: args.written.anchorBytes,
+    },
     crl: { records: args.verification.crl.lines, bytes: args.written.crlBytes },
     verifiers: args.verifiers,
     environment: args.environment,
@@ -120,20 +124,28 @@ function kib(bytes: number): string {
 export function renderSummary(summary: DemoSummary, status: RotationStatus): string {
   const v = summary.verification;
   const lines: string[] = [];
-  const took = summary.endedAt ? ((Date.parse(summary.endedAt) - Date.parse(summary.startedAt)) / 1000).toFixed(1) : '?';
+  const took = summary.endedAt
+    ? ((Date.parse(summary.endedAt) - Date.parse(summary.startedAt)) / 1000).toFixed(1)
+    : '?';
   lines.push(
     `rotation ${summary.phase}${summary.outcome ? ` (${summary.outcome})` : ''} in ${took} s, timeline planned ${summary.timelineSeconds} s`,
   );
   lines.push('', ...timelineTable(status).map((l) => `  ${l}`), '');
   lines.push(
     ...table([
-      ['keys', `${short(summary.keys.oldKeyId)} -> ${short(summary.keys.newKeyId)} (${summary.keys.custodian} custodian; old private key destroyed)`],
+      [
+        'keys',
+        `${short(summary.keys.oldKeyId)} -> ${short(summary.keys.newKeyId)} (${summary.keys.custodian} custodian; old private key destroyed)`,
+      ],
       [
         'manifests',
         `${summary.counts.seeded} seeded, ${summary.counts.resigned} re-issued, ${summary.counts.revoked} revoked, ${summary.counts.activeAfter} active after` +
           (summary.counts.unresignable > 0 ? `, ${summary.counts.unresignable} could not be re-issued` : ''),
       ],
-      ['anchor', `version ${summary.anchor.version ?? '-'}, ${summary.anchor.keys} key(s), ${kib(summary.anchor.bytes)}`],
+      [
+        'anchor',
+        `version ${summary.anchor.version ?? '-'}, ${summary.anchor.keys} key(s), ${kib(summary.anchor.bytes)}`,
+      ],
       ['CRL', `${summary.crl.records} record(s), ${kib(summary.crl.bytes)}`],
       ...summary.verifiers.map((x) => [
         x.id,

@@ -35,7 +35,9 @@ export function timelineTable(s: RotationStatus): string[] {
 }
 
 export function verifierTable(s: RotationStatus | undefined, verifiers: DemoVerifier[]): string[] {
-  const rows = [['VERIFIER', 'ANCHOR', 'KEYS', 'ADOPTED', 'ACCEPTED NEW KEY', 'VALID', 'INVALID', 'REVOKED', 'NOTE']];
+  const rows = [
+    ['VERIFIER', 'ANCHOR', 'KEYS', 'ADOPTED', 'ACCEPTED NEW KEY', 'VALID', 'INVALID', 'REVOKED', 'NOTE'],
+  ];
   for (const v of verifiers) {
     const seen = s?.adoption.verifiers.find((a) => a.verifierId === v.verifier.id);
     rows.push([
@@ -57,7 +59,10 @@ export function verifierTable(s: RotationStatus | undefined, verifiers: DemoVeri
 export function blockersOf(s: RotationStatus): string[] {
   const t0 = Date.parse(s.startedAt);
   return s.blockers.map((b) =>
-    b.replace(/\b(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)/g, (iso) => `+${Math.round((Date.parse(iso) - t0) / 1000)}s`),
+    b.replace(
+      /\b(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)/g,
+      (iso) => `+${Math.round((Date.parse(iso) - t0) / 1000)}s`,
+    ),
   );
 }
 
@@ -98,7 +103,14 @@ export class LiveView {
     }
     const adopted = s.adoption.verifiers.filter((v) => v.adopted).length;
     const accepted = s.adoption.verifiers.filter((v) => v.acceptedNewKey).length;
-    const key = [stateOf(s), s.anchorVersion, adopted, accepted, s.progress.resign.done === s.progress.resign.total, s.progress.revoke.done].join('|');
+    const key = [
+      stateOf(s),
+      s.anchorVersion,
+      adopted,
+      accepted,
+      s.progress.resign.done === s.progress.resign.total,
+      s.progress.revoke.done,
+    ].join('|');
     if (key === this.#lastKey && now - this.#lastLineAt < 10_000) return;
     this.#lastKey = key;
     this.#lastLineAt = now;

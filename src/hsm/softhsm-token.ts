@@ -34,7 +34,11 @@ export async function softHsmAvailability(modulePath = DEFAULT_SOFTHSM_MODULE): 
   try {
     await execFileAsync(SOFTHSM_UTIL, ['--version']);
   } catch {
-    return { available: false, modulePath, reason: `${SOFTHSM_UTIL} is not on PATH: apt-get install softhsm2` };
+    return {
+      available: false,
+      modulePath,
+      reason: `${SOFTHSM_UTIL} is not on PATH: apt-get install softhsm2`,
+    };
   }
   return { available: true, modulePath };
 }
@@ -66,7 +70,10 @@ export async function createSoftHsmToken(options: CreateTokenOptions = {}): Prom
   const tokenDir = join(dir, 'tokens');
   mkdirSync(tokenDir, { recursive: true });
   const confPath = join(dir, 'softhsm2.conf');
-  writeFileSync(confPath, `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  writeFileSync(
+    confPath,
+    `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+  );
   const label = options.label ?? `rotor-${randomBytes(4).toString('hex')}`;
   const pin = randomBytes(8).toString('hex');
   const soPin = randomBytes(8).toString('hex');
@@ -80,7 +87,10 @@ export async function createSoftHsmToken(options: CreateTokenOptions = {}): Prom
     const stderr = ((err as { stderr?: string }).stderr ?? '').trim();
     if (!options.dir) rmSync(dir, { recursive: true, force: true });
     // The PINs are in the argv, never in the message.
-    throw new EnvironmentError(`softhsm2-util could not initialise token ${label}: ${stderr}`, 'ENV_SOFTHSM_INIT');
+    throw new EnvironmentError(
+      `softhsm2-util could not initialise token ${label}: ${stderr}`,
+      'ENV_SOFTHSM_INIT',
+    );
   }
   return {
     dir,

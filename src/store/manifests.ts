@@ -283,7 +283,9 @@ function where(filter: ManifestFilter, params: unknown[]): string[] {
     conditions.push(`status = $${params.length}`);
   }
   if (filter.withoutSuccessor) {
-    conditions.push('NOT EXISTS (SELECT 1 FROM manifests s WHERE s.previous_manifest_id = manifests.manifest_id)');
+    conditions.push(
+      'NOT EXISTS (SELECT 1 FROM manifests s WHERE s.previous_manifest_id = manifests.manifest_id)',
+    );
   }
   if (filter.afterManifestId) {
     params.push(filter.afterManifestId);

@@ -70,11 +70,24 @@ export async function upsertRotation(q: Queryable, r: RotationUpsert): Promise<v
        outcome = COALESCE(EXCLUDED.outcome, rotations.outcome),
        updated_at = now(),
        ended_at = COALESCE(rotations.ended_at, EXCLUDED.ended_at)`,
-    [r.workflowId, r.runId, r.identity, r.trigger, r.phase, r.oldKeyId ?? null, r.newKeyId ?? null, r.outcome ?? null, r.ended],
+    [
+      r.workflowId,
+      r.runId,
+      r.identity,
+      r.trigger,
+      r.phase,
+      r.oldKeyId ?? null,
+      r.newKeyId ?? null,
+      r.outcome ?? null,
+      r.ended,
+    ],
   );
 }
 
-export async function listRotations(q: Queryable, opts: { identity?: string; limit?: number } = {}): Promise<RotationRecord[]> {
+export async function listRotations(
+  q: Queryable,
+  opts: { identity?: string; limit?: number } = {},
+): Promise<RotationRecord[]> {
   const { rows } = await q.query<Row>(
     `SELECT * FROM rotations WHERE ($1::text IS NULL OR identity = $1) ORDER BY started_at DESC LIMIT $2`,
     [opts.identity ?? null, opts.limit ?? 50],
@@ -83,7 +96,10 @@ export async function listRotations(q: Queryable, opts: { identity?: string; lim
 }
 
 /** The most recent rotation of `identity` that completed, whatever its trigger. */
-export async function lastCompletedRotation(q: Queryable, identity: string): Promise<RotationRecord | undefined> {
+export async function lastCompletedRotation(
+  q: Queryable,
+  identity: string,
+): Promise<RotationRecord | undefined> {
   const { rows } = await q.query<Row>(
     `SELECT * FROM rotations WHERE identity = $1 AND phase = 'completed' ORDER BY ended_at DESC LIMIT 1`,
     [identity],

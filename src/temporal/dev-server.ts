@@ -115,7 +115,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     } catch {
       if (Date.now() > deadline) {
         await stop();
-        throw new EnvironmentError(`the Temporal dev server did not answer on ${address} in time`, 'ENV_TEMPORAL_START');
+        throw new EnvironmentError(
+          `the Temporal dev server did not answer on ${address} in time`,
+          'ENV_TEMPORAL_START',
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -100,7 +100,12 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
   const policy = { ...defaultPolicy(trigger), ...stripUndefined(overrides) };
   // A compromise has no timeline to stretch or compress: every step runs at once.
   if (trigger === 'compromise') {
-    Object.assign(policy, { resignAtSeconds: 0, adoptBySeconds: 0, revokeAtSeconds: 0, decommissionAtSeconds: 0 });
+    Object.assign(policy, {
+      resignAtSeconds: 0,
+      adoptBySeconds: 0,
+      revokeAtSeconds: 0,
+      decommissionAtSeconds: 0,
+    });
   }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
@@ -110,7 +115,12 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
   for (const name of ['batchSize', 'chunkSize', 'pollSeconds', 'heartbeatTimeoutSeconds'] as const) {
     if (policy[name] <= 0) throw new PolicyError(`policy.${name} must be positive, got ${policy[name]}`);
   }
-  const order: (keyof RotationPolicy)[] = ['resignAtSeconds', 'adoptBySeconds', 'revokeAtSeconds', 'decommissionAtSeconds'];
+  const order: (keyof RotationPolicy)[] = [
+    'resignAtSeconds',
+    'adoptBySeconds',
+    'revokeAtSeconds',
+    'decommissionAtSeconds',
+  ];
   for (let i = 1; i < order.length; i++) {
     const a = order[i - 1]!;
     const b = order[i]!;
@@ -125,10 +135,20 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export type StepName = 'preflight' | 'keygen' | 're-sign' | 'publish-anchor' | 'await-adoption' | 'revoke' | 'decommission';
+export type StepName =
+  | 'preflight'
+  | 'keygen'
+  | 're-sign'
+  | 'publish-anchor'
+  | 'await-adoption'
+  | 'revoke'
+  | 'decommission';
 
 /** Planned offsets from t=0 for each runbook step, in the order the trigger runs them. */
-export function plannedSteps(trigger: Trigger, policy: RotationPolicy): { step: StepName; atSeconds: number }[] {
+export function plannedSteps(
+  trigger: Trigger,
+  policy: RotationPolicy,
+): { step: StepName; atSeconds: number }[] {
   if (trigger === 'compromise') {
     return [
       { step: 'preflight', atSeconds: 0 },

@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { RotationActivities } from '../activities';
 import type { GateCheck, ResignChunkResult } from '../activities/types';
-import { plannedSteps, resolvePolicy, type RotationPolicy, type StepName } from './policy';
+import { plannedSteps, type RotationPolicy, resolvePolicy, type StepName } from './policy';
 import {
   abortSignal,
   abortUpdate,
@@ -25,9 +25,9 @@ import {
   type Phase,
   pauseSignal,
   pauseUpdate,
+  type ResumeRequest,
   type RotationInput,
   type RotationStatus,
-  type ResumeRequest,
   resumeSignal,
   resumeUpdate,
   rollbackSignal,
@@ -44,7 +44,12 @@ function stepActivities(policy: RotationPolicy) {
   return proxyActivities<RotationActivities>({
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout: policy.heartbeatTimeoutSeconds * 1000,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 5,
+    },
   });
 }
 
@@ -83,8 +88,15 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     phase: 'preflight',
     paused: false,
     startedAt: iso(t0),
-    timeline: plannedSteps(input.trigger, policy).map(({ step, atSeconds }) => ({ step, plannedAt: iso(at(atSeconds)) })),
-    progress: { resign: { done: 0, total: 0 }, revoke: { done: 0, total: 0 }, rollback: { done: 0, total: 0 } },
+    timeline: plannedSteps(input.trigger, policy).map(({ step, atSeconds }) => ({
+      step,
+      plannedAt: iso(at(atSeconds)),
+    })),
+    progress: {
+      resign: { done: 0, total: 0 },
+      revoke: { done: 0, total: 0 },
+      rollback: { done: 0, total: 0 },
+    },
     blockers: [],
     adoption: { mode: 'pending', verifiers: [] },
     unresignable: [],
@@ -102,7 +114,8 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     if (ended()) return `the rotation has ended (${status.phase})`;
     if (interrupt) return `a ${interrupt.kind} is already under way`;
     if (revocationStarted) return "the old key's manifests are revoked; roll forward with a new rotation";
-    if (kind === 'rollback' && compromise) return 'a compromised key is never restored; roll forward with a new rotation';
+    if (kind === 'rollback' && compromise)
+      return 'a compromised key is never restored; roll forward with a new rotation';
     return undefined;
   };
   const pause = (req: ControlRequest) => {
@@ -300,7 +313,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
   const revokeAll = async (oldKeyId: string, newKeyId: string, manifestStatus: 'active' | 'superseded') => {
     revocationStarted = true;
     status.progress.revoke.total = await steps.countManifests({ keyId: oldKeyId, status: manifestStatus });
-    const reason = compromise ? `Key compromise - old key_id=${oldKeyId}` : `Key rotation - old key_id=${oldKeyId}`;
+    const reason = compromise
+      ? `Key compromise - old key_id=${oldKeyId}`
+      : `Key rotation - old key_id=${oldKeyId}`;
     for (;;) {
       const chunk = await steps.revokeChunk({
         oldKeyId,
@@ -318,7 +333,11 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
   };
 
   /** Polls a verifier gate until it is satisfied; at `boundMs` pauses and alerts instead of going on. */
-  const awaitGate = async (gate: 'adoption' | 'acceptance', check: () => Promise<GateCheck>, boundMs: number) => {
+  const awaitGate = async (
+    gate: 'adoption' | 'acceptance',
+    check: () => Promise<GateCheck>,
+    boundMs: number,
+  ) => {
     let bound = boundMs;
     let alerted = false;
     for (;;) {
@@ -341,12 +360,16 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         pause({ reason: `${gate} bound passed: ${result.detail}` });
         if (!alerted) {
           alerted = true;
-          await notify('critical', `rotor: rotation ${workflowId} paused at the ${gate} bound: ${result.detail}`);
+          await notify(
+            'critical',
+            `rotor: rotation ${workflowId} paused at the ${gate} bound: ${result.detail}`,
+          );
           await audit(`${gate}-bound`, { behind: result.behind });
         }
         await holdIfPaused();
         // Resumed without --force: keep polling for another full window before pausing again.
-        bound = Date.now() + Math.max(policy.pollSeconds, policy.adoptBySeconds - policy.resignAtSeconds) * 1000;
+        bound =
+          Date.now() + Math.max(policy.pollSeconds, policy.adoptBySeconds - policy.resignAtSeconds) * 1000;
         continue;
       }
       await condition(interruptPending, policy.pollSeconds * 1000);
@@ -426,7 +449,10 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       await runStep('revoke', 'revoke', () => revokeAll(oldKey, newKey, 'active'));
       await audit('revoke', { revoked: status.progress.revoke.done });
       await runStep('re-sign', 're-sign', () => resignAll(oldKey, newKey, 'revoked', status.progress.resign));
-      await audit('re-sign', { resigned: status.progress.resign.done, unresignable: status.unresignable.length });
+      await audit('re-sign', {
+        resigned: status.progress.resign.done,
+        unresignable: status.unresignable.length,
+      });
       await runStep('decommission', 'decommission', () =>
         steps.decommissionKey({ keyId: oldKey, retentionDays: policy.retentionDays }),
       );
@@ -438,11 +464,19 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     await waitUntil(at(policy.resignAtSeconds), 're-sign');
     await runStep('re-sign', 're-sign', () => resignAll(oldKey, newKey, 'active', status.progress.resign));
     resigned = true;
-    await audit('re-sign', { resigned: status.progress.resign.done, unresignable: status.unresignable.length });
+    await audit('re-sign', {
+      resigned: status.progress.resign.done,
+      unresignable: status.unresignable.length,
+    });
     if (status.unresignable.length > 0 && policy.blockOnUnresignable) {
-      status.blockers = [`${status.unresignable.length} manifest(s) could not be re-issued; they are listed in the status`];
+      status.blockers = [
+        `${status.unresignable.length} manifest(s) could not be re-issued; they are listed in the status`,
+      ];
       pause({ reason: 'manifests that cannot be re-issued block the rotation (policy blockOnUnresignable)' });
-      await notify('warning', `rotor: rotation ${workflowId} paused: ${status.unresignable.length} manifest(s) could not be re-issued`);
+      await notify(
+        'warning',
+        `rotor: rotation ${workflowId} paused: ${status.unresignable.length} manifest(s) could not be re-issued`,
+      );
       await holdIfPaused();
       status.blockers = [];
     }
@@ -481,7 +515,10 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         at(policy.adoptBySeconds),
       ),
     );
-    await audit('await-adoption', { mode: status.adoption.mode, verifiers: status.adoption.verifiers.length });
+    await audit('await-adoption', {
+      mode: status.adoption.mode,
+      verifiers: status.adoption.verifiers.length,
+    });
 
     // t=35m: one signed revocation record per superseded manifest of the old key. No way back.
     await waitUntil(at(policy.revokeAtSeconds), 'revoke');
@@ -494,7 +531,8 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       await awaitGate(
         'acceptance',
         () => steps.checkAcceptance({ keyId: newKey, livenessSeconds: policy.verifierLivenessSeconds }),
-        at(policy.decommissionAtSeconds) + Math.max(policy.pollSeconds, policy.adoptBySeconds - policy.resignAtSeconds) * 1000,
+        at(policy.decommissionAtSeconds) +
+          Math.max(policy.pollSeconds, policy.adoptBySeconds - policy.resignAtSeconds) * 1000,
       );
       const result = await steps.decommissionKey({ keyId: oldKey, retentionDays: policy.retentionDays });
       const published = await steps.publishAnchor({
@@ -546,7 +584,10 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       }
       await steps.decommissionKey({ keyId: newKey, retentionDays: policy.retentionDays });
     });
-    await notify('warning', `rotor: rotation ${workflowId} ${err.kind === 'abort' ? 'aborted' : 'rolled back'}: ${why}`);
+    await notify(
+      'warning',
+      `rotor: rotation ${workflowId} ${err.kind === 'abort' ? 'aborted' : 'rolled back'}: ${why}`,
+    );
     return await finish(err.kind === 'abort' ? 'aborted' : 'rolled-back', why);
   }
 

@@ -7,8 +7,8 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { executeChild, ParentClosePolicy, workflowInfo } from '@temporalio/workflow';
 import type { CustodianKind, RotationPolicy } from './policy';
-import { type RotationStatus, rotationWorkflowId } from './rotation-api';
 import { rotationWorkflow } from './rotation';
+import { type RotationStatus, rotationWorkflowId } from './rotation-api';
 
 export interface ScheduledRotationInput {
   identity: string;
@@ -22,7 +22,9 @@ export interface ScheduledRotationResult {
   rotation?: RotationStatus;
 }
 
-export async function scheduledRotationWorkflow(input: ScheduledRotationInput): Promise<ScheduledRotationResult> {
+export async function scheduledRotationWorkflow(
+  input: ScheduledRotationInput,
+): Promise<ScheduledRotationResult> {
   const scheduleRun = workflowInfo().workflowId;
   try {
     const rotation = await executeChild(rotationWorkflow, {

@@ -32,7 +32,9 @@ describe('a bad environment gets one line naming the fix', () => {
     const r = await rotor(['db', 'migrate'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
     expect(r.code).toBe(3);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/cannot reach Postgres at postgres:\/\/postgres@127\.0\.0\.1:1\/nowhere .*set DATABASE_URL/);
+    expect(r.stderr).toMatch(
+      /cannot reach Postgres at postgres:\/\/postgres@127\.0\.0\.1:1\/nowhere .*set DATABASE_URL/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
@@ -42,7 +44,9 @@ describe('a bad environment gets one line naming the fix', () => {
   });
 
   it('TEMPORAL_CLI pointing nowhere is named', () => {
-    expect(() => findTemporalCli({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' })).toThrow(EnvironmentError);
+    expect(() => findTemporalCli({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' })).toThrow(
+      EnvironmentError,
+    );
     expect(() => findTemporalCli({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' })).toThrow(
       /TEMPORAL_CLI=\/nonexistent\/temporal is not an executable file/,
     );
@@ -64,8 +68,12 @@ describe('a bad environment gets one line naming the fix', () => {
   it('softhsm2 missing: the module path is named with the package to install', async () => {
     const a = await softHsmAvailability('/nonexistent/libsofthsm2.so');
     expect(a.available).toBe(false);
-    expect(a.reason).toBe('SoftHSM2 PKCS#11 module not found at /nonexistent/libsofthsm2.so: apt-get install softhsm2');
-    await expect(createSoftHsmToken({ modulePath: '/nonexistent/libsofthsm2.so' })).rejects.toThrow(EnvironmentError);
+    expect(a.reason).toBe(
+      'SoftHSM2 PKCS#11 module not found at /nonexistent/libsofthsm2.so: apt-get install softhsm2',
+    );
+    await expect(createSoftHsmToken({ modulePath: '/nonexistent/libsofthsm2.so' })).rejects.toThrow(
+      EnvironmentError,
+    );
   });
 
   it('a cached Temporal CLI is found without building', () => {
@@ -73,6 +81,9 @@ describe('a bad environment gets one line naming the fix', () => {
     const dir = join(cache, 'temporal-v1.5.1');
     mkdirSync(dir);
     writeFileSync(join(dir, 'temporal'), '#!/bin/sh\n', { mode: 0o755 });
-    expect(findTemporalCli({ PATH: '', ROTOR_CACHE_DIR: cache })).toEqual({ path: join(dir, 'temporal'), source: 'cache' });
+    expect(findTemporalCli({ PATH: '', ROTOR_CACHE_DIR: cache })).toEqual({
+      path: join(dir, 'temporal'),
+      source: 'cache',
+    });
   });
 });

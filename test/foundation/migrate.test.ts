@@ -15,7 +15,9 @@ describe('migration runner (real Postgres)', () => {
   });
 
   it("the run's template carries every project migration, recorded in order", async () => {
-    const { rows } = await db.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    const { rows } = await db.pool.query<{ version: number }>(
+      'SELECT version FROM schema_migrations ORDER BY version',
+    );
     expect(rows.map((r) => r.version)).toEqual(loadMigrations().map((m) => m.version));
     const again = await migrate(db.pool);
     expect(again.applied).toEqual([]);
@@ -25,7 +27,10 @@ describe('migration runner (real Postgres)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rotor-mig-'));
     writeFileSync(join(dir, '900_first.sql'), 'CREATE TABLE mig_probe_a (id int);');
     writeFileSync(join(dir, '901_second.sql'), 'INSERT INTO mig_probe_a VALUES (1);');
-    writeFileSync(join(dir, '902_broken.sql'), 'CREATE TABLE mig_probe_b (id int); SELECT no_such_function();');
+    writeFileSync(
+      join(dir, '902_broken.sql'),
+      'CREATE TABLE mig_probe_b (id int); SELECT no_such_function();',
+    );
     await expect(migrate(db.pool, dir)).rejects.toThrow(/migration 902_broken failed: .*no_such_function/);
     const { rows } = await db.pool.query<{ version: number }>(
       'SELECT version FROM schema_migrations WHERE version >= 900 ORDER BY version',

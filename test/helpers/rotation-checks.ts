@@ -2,8 +2,9 @@
  * What must be true of the world after a rotation, checked from the stores and the custodian, with
  * the interop core as the verifier: the assertions several rotation tests share.
  */
-import { Worker } from '@temporalio/worker';
+
 import type { WorkflowHandle } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { expect } from 'vitest';
 import { readCrl, trustedKeysFromAnchor, verifyManifest } from '../../src/manifest';
 import { pageManifests } from '../../src/store/manifests';
@@ -12,7 +13,10 @@ import { currentTrustAnchor } from '../../src/store/trust-anchors';
 import type { RotationEnv } from './rotation-env';
 import { workflowBundle } from './temporal';
 
-export async function allManifests(env: RotationEnv, filter: { keyId?: string; status?: 'active' | 'superseded' | 'revoked' }) {
+export async function allManifests(
+  env: RotationEnv,
+  filter: { keyId?: string; status?: 'active' | 'superseded' | 'revoked' },
+) {
   const out: { manifestId: string; text: string; keyId: string | null }[] = [];
   let after: string | null = null;
   for (;;) {
@@ -46,7 +50,8 @@ export async function expectActiveManifestsValid(
   const trusted = trustedKeysFromAnchor(anchor!.document);
   const crl = await acceptedRevocations(env, trusted);
   const revokedIds = new Set(crl.accepted.map((r) => r.manifestId));
-  for (const other of otherKeyIds) expect(await allManifests(env, { status: 'active', keyId: other })).toHaveLength(0);
+  for (const other of otherKeyIds)
+    expect(await allManifests(env, { status: 'active', keyId: other })).toHaveLength(0);
   const active = await allManifests(env, { status: 'active', keyId: signerKeyId });
   expect(active).toHaveLength(count);
   for (const m of active) {
@@ -58,7 +63,7 @@ export async function expectActiveManifestsValid(
 }
 
 /** Histories recorded from these runs replay against the current workflow code. */
-export async function expectReplays(env: RotationEnv, handles: WorkflowHandle[]) {
+export async function expectReplays(handles: WorkflowHandle[]) {
   const histories = await Promise.all(
     handles.map(async (h) => ({ workflowId: h.workflowId, history: await h.fetchHistory() })),
   );

@@ -21,7 +21,11 @@ import type { Signer } from '../../src/manifest';
 import { importManifests } from '../../src/store/manifests';
 import { syntheticManifests } from '../../src/store/synthetic-manifests';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
-import { type RotationInput, type RotationStatus, rotationWorkflowId } from '../../src/workflows/rotation-api';
+import {
+  type RotationInput,
+  type RotationStatus,
+  rotationWorkflowId,
+} from '../../src/workflows/rotation-api';
 import { createTestDatabase, type TestDatabase } from './db';
 import { connectTestTemporal, type TestTemporal } from './temporal';
 
@@ -61,7 +65,12 @@ export interface RotationEnv {
   seed(identity: string, signer: Signer, count: number): Promise<void>;
   start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
-  waitForStatus(handle: WorkflowHandle, what: string, test: (s: RotationStatus) => boolean, timeoutMs?: number): Promise<RotationStatus>;
+  waitForStatus(
+    handle: WorkflowHandle,
+    what: string,
+    test: (s: RotationStatus) => boolean,
+    timeoutMs?: number,
+  ): Promise<RotationStatus>;
   /** The rotation's result; a step that failed and paused the rotation fails the test at once. */
   finish(handle: WorkflowHandle, timeoutMs?: number): Promise<RotationStatus>;
   close(): Promise<void>;
@@ -70,7 +79,12 @@ export interface RotationEnv {
 export async function createRotationEnv(kind: CustodianKind): Promise<RotationEnv> {
   const db = await createTestDatabase();
   const temporal = await connectTestTemporal();
-  const http = createHttpService({ pool: db.pool, anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: 'default' });
+  const http = createHttpService({
+    pool: db.pool,
+    anchorMaxAgeSeconds: 1,
+    checkInToken: CHECKIN_TOKEN,
+    identity: 'default',
+  });
   const { port } = await http.listen(0, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
   const keyDir = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
@@ -115,7 +129,12 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       await env.workerRun;
     },
     async initIdentity(identity) {
-      const { key } = await initIdentity(db.pool, custodian, identity, `test-${identity}-${randomBytes(4).toString('hex')}`);
+      const { key } = await initIdentity(
+        db.pool,
+        custodian,
+        identity,
+        `test-${identity}-${randomBytes(4).toString('hex')}`,
+      );
       return custodian.signer(key.handle);
     },
     async seed(_identity, signer, count) {
@@ -146,7 +165,12 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       });
     },
     async waitForPhase(handle, phases, timeoutMs = 60_000) {
-      return env.waitForStatus(handle, `phase ${phases.join('|')}`, (s) => phases.includes(s.phase), timeoutMs);
+      return env.waitForStatus(
+        handle,
+        `phase ${phases.join('|')}`,
+        (s) => phases.includes(s.phase),
+        timeoutMs,
+      );
     },
     async waitForStatus(handle, what, test, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -166,12 +190,16 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       const result = handle.result() as Promise<RotationStatus>;
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const done = await Promise.race([result.then(() => true), new Promise((r) => setTimeout(() => r(false), 250))]);
+        const done = await Promise.race([
+          result.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 250)),
+        ]);
         if (done) return result;
         const status = await handle.query<RotationStatus>('status').catch(() => undefined);
         const failure = status?.blockers.find((b) => / failed: /.test(b));
         if (status?.paused && failure) throw new Error(`rotation paused on a failed step: ${failure}`);
-        if (Date.now() > deadline) throw new Error(`rotation did not finish in ${timeoutMs} ms: ${JSON.stringify(status)}`);
+        if (Date.now() > deadline)
+          throw new Error(`rotation did not finish in ${timeoutMs} ms: ${JSON.stringify(status)}`);
       }
     },
     async close() {

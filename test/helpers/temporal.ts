@@ -39,7 +39,10 @@ export interface TestTemporal {
   taskQueue: string;
   address: string;
   /** A worker on this file's task queue; `run` it around the code under test. */
-  createWorker(activities: object, options?: { maxConcurrentActivityTaskExecutions?: number }): Promise<Worker>;
+  createWorker(
+    activities: object,
+    options?: { maxConcurrentActivityTaskExecutions?: number },
+  ): Promise<Worker>;
   close(): Promise<void>;
 }
 

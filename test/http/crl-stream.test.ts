@@ -15,8 +15,9 @@ import { syntheticRevocation } from '../store/fixtures';
 
 const RECORDS = 100_000;
 const PAD = 600;
-// V8 collects lazily: uncapped, garbage from finished batches alone lifts RSS by ~100 MB.
-const HEAP_CAP_MB = 32;
+// V8 collects lazily: uncapped, garbage from finished batches alone lifts RSS by ~100 MB. The cap
+// leaves room for the CLI's module graph but not for a buffered 90 MB body.
+const HEAP_CAP_MB = 64;
 const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
 
 let db: TestDatabase;

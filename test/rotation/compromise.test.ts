@@ -8,7 +8,7 @@ import { trustedKeysFromAnchor } from '../../src/manifest';
 import { requireKey } from '../../src/store/keys';
 import { countManifests } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
-import { rollbackUpdate, type RotationStatus } from '../../src/workflows/rotation-api';
+import { type RotationStatus, rollbackUpdate } from '../../src/workflows/rotation-api';
 import { acceptedRevocations, expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
@@ -29,7 +29,9 @@ describe('a key compromise (Temporal + Postgres, software custody)', () => {
     // Slow enough re-sign batches that the rollback attempt lands while the rotation runs.
     handle = await env.start('compromised', 'compromise', { batchSize: 20, chunkSize: 100 });
     await env.waitForStatus(handle, 'the new key', (s) => s.newKeyId !== undefined);
-    refusal = await handle.executeUpdate(rollbackUpdate, { args: [{ reason: 'undo' }] }).catch((err: unknown) => err);
+    refusal = await handle
+      .executeUpdate(rollbackUpdate, { args: [{ reason: 'undo' }] })
+      .catch((err: unknown) => err);
     result = await env.finish(handle);
   });
   afterAll(async () => {
@@ -37,12 +39,21 @@ describe('a key compromise (Temporal + Postgres, software custody)', () => {
   });
 
   it('refuses to roll back to a compromised key', () => {
-    expect(refusal).toMatchObject({ cause: { message: expect.stringMatching(/compromised key is never restored|manifests are revoked/) } });
+    expect(refusal).toMatchObject({
+      cause: { message: expect.stringMatching(/compromised key is never restored|manifests are revoked/) },
+    });
   });
 
   it('runs at once, in the compromise order: anchor without the old key, revoke, then re-sign', () => {
     expect(result.phase, result.outcome).toBe('completed');
-    expect(result.timeline.map((e) => e.step)).toEqual(['preflight', 'keygen', 'publish-anchor', 'revoke', 're-sign', 'decommission']);
+    expect(result.timeline.map((e) => e.step)).toEqual([
+      'preflight',
+      'keygen',
+      'publish-anchor',
+      'revoke',
+      're-sign',
+      'decommission',
+    ]);
     const ends = result.timeline.map((e) => Date.parse(e.actualEnd!));
     expect([...ends].sort((a, b) => a - b)).toEqual(ends);
     expect(result.policy.decommissionAtSeconds).toBe(0);
@@ -61,6 +72,6 @@ describe('a key compromise (Temporal + Postgres, software custody)', () => {
 
   it('destroys the compromised key and replays', async () => {
     expect((await requireKey(env.db.pool, oldKeyId)).state).toBe('destroyed');
-    await expectReplays(env, [handle]);
+    await expectReplays([handle]);
   });
 });

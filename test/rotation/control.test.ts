@@ -3,18 +3,22 @@
  * resume, rollback at each phase where the runbook allows it, refusal where it does not, and one
  * rotation per identity at a time.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowHandle,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../src/store/audit';
-import { countManifests } from '../../src/store/manifests';
 import { activeKey, requireKey } from '../../src/store/keys';
+import { countManifests } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
 import { recordCheckIn } from '../../src/store/verifiers';
 import {
   pauseUpdate,
+  type RotationStatus,
   resumeUpdate,
   rollbackUpdate,
-  type RotationStatus,
 } from '../../src/workflows/rotation-api';
 import { expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
@@ -43,9 +47,13 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     const handle = await env.start('pause-resume', 'personnel', { resignAtSeconds: 2, minKeyAgeDays: 0 });
     handles.push(handle);
     await env.waitForPhase(handle, ['waiting']);
-    const paused = await handle.executeUpdate(pauseUpdate, { args: [{ reason: 'on-call looking at dashboards' }] });
+    const paused = await handle.executeUpdate(pauseUpdate, {
+      args: [{ reason: 'on-call looking at dashboards' }],
+    });
     expect(paused.paused).toBe(true);
-    await expect(handle.executeUpdate(pauseUpdate, { args: [{}] })).rejects.toThrow(WorkflowUpdateFailedError);
+    await expect(handle.executeUpdate(pauseUpdate, { args: [{}] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
     // Well past t=5m (2 s here): nothing was re-signed while paused.
     await new Promise((r) => setTimeout(r, 4000));
     const held = await handle.query<RotationStatus>('status');
@@ -65,7 +73,13 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
 
   it('a second rotation of the same identity is refused while one runs', async () => {
     await identityWithManifests('one-at-a-time');
-    const first = await env.start('one-at-a-time', 'personnel', { resignAtSeconds: 30, adoptBySeconds: 31, revokeAtSeconds: 31, decommissionAtSeconds: 32, minKeyAgeDays: 0 });
+    const first = await env.start('one-at-a-time', 'personnel', {
+      resignAtSeconds: 30,
+      adoptBySeconds: 31,
+      revokeAtSeconds: 31,
+      decommissionAtSeconds: 32,
+      minKeyAgeDays: 0,
+    });
     handles.push(first);
     await env.waitForPhase(first, ['waiting']);
     const second = env.start('one-at-a-time', 'compromise');
@@ -78,14 +92,22 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
   it('rollback before re-sign: the new key is quarantined then destroyed, nothing else changes', async () => {
     const oldKeyId = await identityWithManifests('rollback-early');
     const anchorBefore = await currentTrustAnchor(env.db.pool, 'rollback-early');
-    const handle = await env.start('rollback-early', 'personnel', { resignAtSeconds: 30, adoptBySeconds: 31, revokeAtSeconds: 31, decommissionAtSeconds: 32, minKeyAgeDays: 0 });
+    const handle = await env.start('rollback-early', 'personnel', {
+      resignAtSeconds: 30,
+      adoptBySeconds: 31,
+      revokeAtSeconds: 31,
+      decommissionAtSeconds: 32,
+      minKeyAgeDays: 0,
+    });
     handles.push(handle);
     const waiting = await env.waitForPhase(handle, ['waiting']);
     expect(waiting.newKeyId).toBeDefined();
     await expect(handle.executeUpdate(rollbackUpdate, { args: [{}] })).rejects.toMatchObject({
       cause: { message: 'a rollback needs a reason' },
     });
-    await handle.executeUpdate(rollbackUpdate, { args: [{ reason: 'new key generated with the wrong label' }] });
+    await handle.executeUpdate(rollbackUpdate, {
+      args: [{ reason: 'new key generated with the wrong label' }],
+    });
     const result = await env.finish(handle);
     expect(result.phase).toBe('rolled-back');
     expect(result.outcome).toBe('new key generated with the wrong label');
@@ -107,19 +129,34 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
       trustedKeyIds: [oldKeyId],
       validCounts: {},
     });
-    const handle = await env.start('rollback-adoption', 'personnel', { adoptBySeconds: 60, revokeAtSeconds: 60, decommissionAtSeconds: 61, minKeyAgeDays: 0 });
+    const handle = await env.start('rollback-adoption', 'personnel', {
+      adoptBySeconds: 60,
+      revokeAtSeconds: 60,
+      decommissionAtSeconds: 61,
+      minKeyAgeDays: 0,
+    });
     handles.push(handle);
-    const adopting = await env.waitForStatus(handle, 'a blocked adoption', (s) => s.phase === 'await-adoption' && s.blockers.length > 0);
+    const adopting = await env.waitForStatus(
+      handle,
+      'a blocked adoption',
+      (s) => s.phase === 'await-adoption' && s.blockers.length > 0,
+    );
     expect(adopting.progress.resign.done).toBe(COUNT);
-    expect(adopting.blockers.join()).toMatch(/1 of 1 live verifier\(s\) do not hold anchor version 2 yet: spiffe:\/\/trust\.example\/verifier\/stale/);
+    expect(adopting.blockers.join()).toMatch(
+      /1 of 1 live verifier\(s\) do not hold anchor version 2 yet: spiffe:\/\/trust\.example\/verifier\/stale/,
+    );
     expect(adopting.adoption.mode).toBe('check-in');
-    await handle.executeUpdate(rollbackUpdate, { args: [{ reason: 'new key defective', by: 'oncall@example' }] });
+    await handle.executeUpdate(rollbackUpdate, {
+      args: [{ reason: 'new key defective', by: 'oncall@example' }],
+    });
     const result = await env.finish(handle);
     expect(result.phase).toBe('rolled-back');
     expect(result.progress.rollback).toEqual({ done: COUNT, total: COUNT });
     expect((await activeKey(env.db.pool, 'rollback-adoption'))?.keyId).toBe(oldKeyId);
     expect((await requireKey(env.db.pool, adopting.newKeyId!)).state).toBe('destroyed');
-    const { anchor } = await expectActiveManifestsValid(env, 'rollback-adoption', oldKeyId, COUNT, [adopting.newKeyId!]);
+    const { anchor } = await expectActiveManifestsValid(env, 'rollback-adoption', oldKeyId, COUNT, [
+      adopting.newKeyId!,
+    ]);
     expect(anchor.document.keys.map((k) => k.key_id)).toEqual([`sha256:${oldKeyId}`]);
     expect(anchor.version).toBe(3);
     // Nothing was revoked: rollback happens before revocation or not at all.
@@ -129,7 +166,10 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
 
   it('rollback is refused once revocation has started, with the runbook reason', async () => {
     await identityWithManifests('no-way-back');
-    const handle = await env.start('no-way-back', 'personnel', { decommissionAtSeconds: 30, minKeyAgeDays: 0 });
+    const handle = await env.start('no-way-back', 'personnel', {
+      decommissionAtSeconds: 30,
+      minKeyAgeDays: 0,
+    });
     handles.push(handle);
     const afterRevoke = await env.waitForStatus(handle, 'revocation done', (s) =>
       Boolean(s.timeline.find((e) => e.step === 'revoke')?.actualEnd),
@@ -145,6 +185,6 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
 
   it('the audit chain is intact and every history replays against the current code', async () => {
     expect((await verifyAuditChain(env.db.pool)).ok).toBe(true);
-    await expectReplays(env, handles);
+    await expectReplays(handles);
   });
 });

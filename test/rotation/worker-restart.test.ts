@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countManifests, successorOf } from '../../src/store/manifests';
-import { expectActiveManifestsValid, expectReplays, allManifests } from '../helpers/rotation-checks';
+import { allManifests, expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
 const COUNT = 3000;
@@ -88,6 +88,6 @@ describe('a worker killed mid re-sign (real worker process, Temporal, Postgres)'
       expect((await successorOf(env.db.pool, old.manifestId))?.keyId).toBe(newKeyId);
     }
     await expectActiveManifestsValid(env, 'killed-worker', newKeyId, COUNT, [oldKeyId]);
-    await expectReplays(env, [handle]);
+    await expectReplays([handle]);
   });
 });

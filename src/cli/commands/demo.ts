@@ -3,9 +3,9 @@
  * Progress and the summary go to stderr; the evidence goes to --out.
  */
 import type { Command } from 'commander';
-import { UsageError } from '../../errors';
 import { DemoInterrupted, runDemo } from '../../demo/run-demo';
 import { DEFAULT_TIMELINE_SECONDS, MAX_TIMELINE_SECONDS, MIN_TIMELINE_SECONDS } from '../../demo/timeline';
+import { UsageError } from '../../errors';
 
 const MAX_COUNT = 1_000_000;
 
@@ -17,7 +17,11 @@ export function registerDemoCommands(program: Command): void {
         'unless DATABASE_URL is set, software custodian unless ROTOR_CUSTODIAN=pkcs11), then verify its outputs',
     )
     .option('--count <n>', 'manifests to seed and rotate', '1000')
-    .option('--out <dir>', 'where manifests.jsonl, trust-anchor.json, crl.jsonl and summary.json go', './demo-out')
+    .option(
+      '--out <dir>',
+      'where manifests.jsonl, trust-anchor.json, crl.jsonl and summary.json go',
+      './demo-out',
+    )
     .option(
       '--timeline-seconds <n>',
       `the runbook's hour compressed to this many seconds (${MIN_TIMELINE_SECONDS} to ${MAX_TIMELINE_SECONDS})`,
@@ -25,7 +29,12 @@ export function registerDemoCommands(program: Command): void {
     )
     .action(async (opts: { count: string; out: string; timelineSeconds: string }) => {
       const count = wholeNumber(opts.count, '--count', 1, MAX_COUNT);
-      const timelineSeconds = wholeNumber(opts.timelineSeconds, '--timeline-seconds', MIN_TIMELINE_SECONDS, MAX_TIMELINE_SECONDS);
+      const timelineSeconds = wholeNumber(
+        opts.timelineSeconds,
+        '--timeline-seconds',
+        MIN_TIMELINE_SECONDS,
+        MAX_TIMELINE_SECONDS,
+      );
       if (!opts.out.trim()) throw new UsageError('--out must name a folder');
       const controller = new AbortController();
       const onSignal = () => {
@@ -34,7 +43,9 @@ export function registerDemoCommands(program: Command): void {
           process.stderr.write('rotor demo: stopping at once\n');
           process.exit(130);
         }
-        process.stderr.write('\nrotor demo: Ctrl-C: stopping what the demo started (Ctrl-C again to quit at once)\n');
+        process.stderr.write(
+          '\nrotor demo: Ctrl-C: stopping what the demo started (Ctrl-C again to quit at once)\n',
+        );
         controller.abort();
       };
       process.on('SIGINT', onSignal);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { initIdentity } from '../../activities/identity';
 import { databaseUrl } from '../../config';
 import {
   custodianKindFromEnv,
@@ -6,20 +7,17 @@ import {
   openCustodian,
   parseCustodianKind,
 } from '../../custody/index';
-import { errorMessage, RotorError, UsageError } from '../../errors';
+import { errorMessage, UsageError } from '../../errors';
 import { b64urlEncode } from '../../manifest/keys';
-import { connect, inTransaction, type Pool } from '../../store/db';
+import { connect, type Pool } from '../../store/db';
 import {
-  activeKey,
   KEY_STATES,
   type KeyRecord,
   type KeyState,
   keyTransitions,
   listKeys,
-  registerKey,
   requireKey,
 } from '../../store/keys';
-import { type PublishedTrustAnchor, publishTrustAnchor } from '../../store/trust-anchors';
 
 export function registerKeyCommands(program: Command): void {
   const key = program.command('key').description('signing keys: custody and the key registry');
@@ -38,56 +36,13 @@ export function registerKeyCommands(program: Command): void {
         : custodianKindFromEnv();
       if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
       await withPool(async (pool) => {
-        const current = await activeKey(pool, opts.identity);
-        if (current) {
-          throw new RotorError(
-            `identity ${opts.identity} already has an active key ${current.keyId}: rotate it instead of running key init`,
-            'KEY_INIT_EXISTS',
-          );
-        }
         await withCustodian(kind, async (custodian) => {
-          const label =
-            opts.label ?? `rotor/${opts.identity}/${new Date().toISOString().replace(/[-:.]/g, '')}`;
-          const generated = await custodian.generate(label);
-          let record: KeyRecord;
-          let anchor: PublishedTrustAnchor | undefined;
-          try {
-            const description = await custodian.describe(generated.handle);
-            record = await inTransaction(pool, async (client) => {
-              const registered = await registerKey(client, {
-                identity: opts.identity,
-                keyId: generated.keyId,
-                publicKey: generated.publicKey,
-                custodian: kind,
-                handle: generated.handle,
-                state: 'active',
-                description,
-              });
-              // ── FIRST TRUST ANCHOR: version 1 of the identity's anchor, in the same transaction, so
-              // an identity never has an active key that verifiers cannot learn about. ──
-              anchor = await publishTrustAnchor(client, opts.identity, {
-                activeKeyId: registered.keyId,
-                keys: [
-                  {
-                    keyId: registered.keyId,
-                    publicKey: registered.publicKey,
-                    validFrom: registered.activatedAt!,
-                  },
-                ],
-              });
-              return registered;
-            });
-          } catch (err) {
-            // Nothing refers to a key the registry refused: do not leave it in the custodian.
-            await custodian.destroy(generated.handle).catch(() => {});
-            throw err;
-          }
+          const { key: record, anchor } = await initIdentity(pool, custodian, opts.identity, opts.label);
           process.stderr.write(
             `key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n`,
           );
-          const trustAnchor = anchor ? { version: anchor.version, etag: anchor.etag } : null;
           process.stdout.write(
-            `${JSON.stringify({ ...keyJson(record), trust_anchor: trustAnchor }, null, 2)}\n`,
+            `${JSON.stringify({ ...keyJson(record), trust_anchor: { version: anchor.version, etag: anchor.etag } }, null, 2)}\n`,
           );
         });
       });

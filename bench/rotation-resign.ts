@@ -1,0 +1,149 @@
+/**
+ * Re-sign throughput inside a real rotation: a Temporal dev server, a worker in this process, a
+ * fresh Postgres database, and software or SoftHSM custody. Seeds N manifests, runs a personnel
+ * rotation with the timeline compressed, and reads the re-sign step's duration from the
+ * workflow's own timeline. Peak RSS and heap of this process (worker + activities) are sampled
+ * every 50 ms during the step, so a memory that grows with N shows up across the counts.
+ *
+ *   node --import tsx bench/rotation-resign.ts [--custodian software|pkcs11] [--counts 10000,100000]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
+import { initIdentity } from '../src/activities/identity';
+import { databaseUrl } from '../src/config';
+import type { KeyCustodian } from '../src/custody/custodian';
+import { openCustodian } from '../src/custody/index';
+import { openSoftwareCustodian } from '../src/custody/software';
+import { createSoftHsmToken } from '../src/hsm/softhsm-token';
+import { createHttpService } from '../src/http/service';
+import { connect } from '../src/store/db';
+import { importManifests } from '../src/store/manifests';
+import { migrate } from '../src/store/migrate';
+import { syntheticManifests } from '../src/store/synthetic-manifests';
+import { startDevServer } from '../src/temporal/dev-server';
+import { WORKFLOWS_PATH } from '../src/worker';
+import type { RotationInput, RotationStatus } from '../src/workflows/rotation-api';
+import { databaseUrlFor } from '../test/helpers/db-admin';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : process.argv[i + 1]!;
+}
+
+const kind = arg('custodian', 'software') as 'software' | 'pkcs11';
+const counts = arg('counts', '10000,100000').split(',').map(Number);
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const server = await startDevServer();
+const token = kind === 'pkcs11' ? await createSoftHsmToken() : undefined;
+const keyDir = mkdtempSync(join(tmpdir(), 'rotor-bench-keys-'));
+const custodian: KeyCustodian =
+  kind === 'pkcs11'
+    ? await openCustodian('pkcs11', { ...token!.env, ROTOR_PKCS11_SESSIONS: '4' })
+    : await openSoftwareCustodian({ dir: keyDir });
+const admin = await connect(databaseUrl(), 1);
+const connection = await Connection.connect({ address: server.address });
+const client = new Client({ connection });
+const nativeConnection = await NativeConnection.connect({ address: server.address });
+
+const rows: string[] = [];
+try {
+  for (const count of counts) {
+    const name = `rotor_bench_resign_${randomBytes(3).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    const pool = await connect(databaseUrlFor(databaseUrl(), name), 10);
+    const http = createHttpService({ pool, anchorMaxAgeSeconds: 1, identity: 'bench' });
+    const { port } = await http.listen(0, '127.0.0.1');
+    try {
+      await migrate(pool);
+      const { key } = await initIdentity(pool, custodian, 'bench', `bench-${name}`);
+      const signer = await custodian.signer(key.handle);
+      const seedStart = performance.now();
+      let batch: { text: string; source: string }[] = [];
+      for await (const text of syntheticManifests(count, signer, { seed: 3 })) {
+        batch.push({ text, source: 'bench' });
+        if (batch.length === 1000) {
+          await importManifests(pool, batch);
+          batch = [];
+        }
+      }
+      if (batch.length) await importManifests(pool, batch);
+      const seedSeconds = (performance.now() - seedStart) / 1000;
+
+      const taskQueue = `bench-${name}`;
+      const worker = await Worker.create({
+        connection: nativeConnection,
+        taskQueue,
+        workflowsPath: WORKFLOWS_PATH,
+        activities: createActivities({
+          pool,
+          custodian: async () => custodian,
+          settings: { revokedBy: 'urn:rotor:bench', publicUrl: `http://127.0.0.1:${port}` },
+        }),
+      });
+      const input: RotationInput = {
+        identity: 'bench',
+        trigger: 'personnel',
+        custodian: kind,
+        requestedBy: 'bench',
+        reason: 'benchmark',
+        policy: {
+          resignAtSeconds: 1,
+          adoptBySeconds: 2,
+          revokeAtSeconds: 2,
+          decommissionAtSeconds: 3,
+          anchorMaxAgeSeconds: 1,
+          adoptionMarginSeconds: 0,
+          allowSoftwareCustodian: true,
+          pollSeconds: 1,
+          batchSize: 500,
+          chunkSize: 20_000,
+        },
+      };
+      global.gc?.();
+      const base = process.memoryUsage();
+      let peakRss = base.rss;
+      let peakHeap = base.heapUsed;
+      const sampler = setInterval(() => {
+        const m = process.memoryUsage();
+        peakRss = Math.max(peakRss, m.rss);
+        peakHeap = Math.max(peakHeap, m.heapUsed);
+      }, 50);
+      const result = await worker.runUntil(
+        client.workflow.execute('rotationWorkflow', { taskQueue, workflowId: `rotation/${name}`, args: [input] }),
+      ) as RotationStatus;
+      clearInterval(sampler);
+      if (result.phase !== 'completed') throw new Error(`rotation ended ${result.phase}: ${result.outcome}`);
+      const step = (s: string) => result.timeline.find((e) => e.step === s)!;
+      const seconds = (s: string) => (Date.parse(step(s).actualEnd!) - Date.parse(step(s).actualStart!)) / 1000;
+      const resign = seconds('re-sign');
+      const revoke = seconds('revoke');
+      const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+      rows.push(
+        `| ${kind} | ${count} | ${resign.toFixed(2)} | ${Math.round(count / resign)} | ${Math.round(count / revoke)} | ${mb(peakRss)} (+${mb(peakRss - base.rss)}) | ${mb(peakHeap)} | ${Math.round(count / seedSeconds)} |`,
+      );
+      console.error(rows[rows.length - 1]);
+    } finally {
+      await http.close();
+      await pool.end();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  }
+} finally {
+  await custodian.close();
+  await nativeConnection.close();
+  await connection.close();
+  await admin.end();
+  await server.stop();
+  token?.remove();
+  rmSync(keyDir, { recursive: true, force: true });
+}
+
+console.log('| custody | manifests | re-sign seconds | re-signed/s | revoked/s | peak RSS MiB (growth) | peak heap MiB | seeded/s |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);
