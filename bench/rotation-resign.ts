@@ -114,13 +114,18 @@ try {
         peakRss = Math.max(peakRss, m.rss);
         peakHeap = Math.max(peakHeap, m.heapUsed);
       }, 50);
-      const result = await worker.runUntil(
-        client.workflow.execute('rotationWorkflow', { taskQueue, workflowId: `rotation/${name}`, args: [input] }),
-      ) as RotationStatus;
+      const result = (await worker.runUntil(
+        client.workflow.execute('rotationWorkflow', {
+          taskQueue,
+          workflowId: `rotation/${name}`,
+          args: [input],
+        }),
+      )) as RotationStatus;
       clearInterval(sampler);
       if (result.phase !== 'completed') throw new Error(`rotation ended ${result.phase}: ${result.outcome}`);
       const step = (s: string) => result.timeline.find((e) => e.step === s)!;
-      const seconds = (s: string) => (Date.parse(step(s).actualEnd!) - Date.parse(step(s).actualStart!)) / 1000;
+      const seconds = (s: string) =>
+        (Date.parse(step(s).actualEnd!) - Date.parse(step(s).actualStart!)) / 1000;
       const resign = seconds('re-sign');
       const revoke = seconds('revoke');
       const mb = (n: number) => (n / 2 ** 20).toFixed(0);
@@ -144,6 +149,8 @@ try {
   rmSync(keyDir, { recursive: true, force: true });
 }
 
-console.log('| custody | manifests | re-sign seconds | re-signed/s | revoked/s | peak RSS MiB (growth) | peak heap MiB | seeded/s |');
+console.log(
+  '| custody | manifests | re-sign seconds | re-signed/s | revoked/s | peak RSS MiB (growth) | peak heap MiB | seeded/s |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);

@@ -17,6 +17,9 @@ import { countManifests, insertTwins, pageManifests, setStatus } from '../store/
 import { type ActivityDeps, signerForKey } from './deps';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
+/** Postgres writes one batch while this thread signs the next; two in flight keep both cores busy. */
+const WRITES_IN_FLIGHT = 2;
+
 interface Heartbeat {
   cursor: string | null;
   resigned: number;
@@ -85,22 +88,32 @@ export function resignActivities(deps: ActivityDeps) {
 
     let examined = 0;
     let readCursor = progress.cursor;
-    let writing: Promise<void> = Promise.resolve();
-    while (examined < input.limit) {
-      const page = await pageManifests(deps.pool, {
-        keyId: input.fromKeyId,
-        status: input.status,
-        afterManifestId: readCursor,
-        limit: Math.min(input.batchSize, input.limit - examined),
-        withoutSuccessor,
-      });
-      if (page.length === 0) break;
-      examined += page.length;
-      readCursor = page[page.length - 1]!.manifestId;
-      const batch = await signBatch(page, signer, new Date());
-      await writing;
-      writing = (async () => {
-        await inTransaction(deps.pool, async (client) => {
+    // Batches being written, oldest first. The heartbeat's cursor advances only as the oldest
+    // commits, so it always names a committed prefix even with several writes in flight.
+    const inFlight: { batch: SignedBatch; written: Promise<void> }[] = [];
+    const settleOldest = async () => {
+      const { batch, written } = inFlight.shift()!;
+      await written;
+      progress.cursor = batch.lastId;
+      progress.resigned += batch.twins.length;
+      progress.failed.push(...batch.failed);
+      ctx?.heartbeat(progress);
+    };
+    try {
+      while (examined < input.limit) {
+        const page = await pageManifests(deps.pool, {
+          keyId: input.fromKeyId,
+          status: input.status,
+          afterManifestId: readCursor,
+          limit: Math.min(input.batchSize, input.limit - examined),
+          withoutSuccessor,
+        });
+        if (page.length === 0) break;
+        examined += page.length;
+        readCursor = page[page.length - 1]!.manifestId;
+        const batch = await signBatch(page, signer, new Date());
+        if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
+        const written = inTransaction(deps.pool, async (client) => {
           await insertTwins(client, batch.twins);
           if (supersede)
             await setStatus(
@@ -109,16 +122,16 @@ export function resignActivities(deps: ActivityDeps) {
               'superseded',
             );
         });
-        progress.cursor = batch.lastId;
-        progress.resigned += batch.twins.length;
-        progress.failed.push(...batch.failed);
-        ctx?.heartbeat(progress);
-      })();
-      // Observed here so a failed write is not an unhandled rejection while the next batch signs;
-      // the next `await writing` still throws it.
-      writing.catch(() => {});
+        // Observed at once so a failed write is not an unhandled rejection while the next batch
+        // signs; settleOldest still throws it.
+        written.catch(() => {});
+        inFlight.push({ batch, written });
+      }
+      while (inFlight.length > 0) await settleOldest();
+    } finally {
+      // On failure, let the other writes finish before the retry reads the store.
+      await Promise.allSettled(inFlight.map((w) => w.written));
     }
-    await writing;
     const remaining =
       progress.cursor === null && examined === 0
         ? 0

@@ -242,16 +242,23 @@ async function demo(
   result.catch(() => {});
   const adoptedAt = new Map<string, number>();
   const acceptedAt = new Map<string, number>();
-  /** When the rotation first saw each verifier hold the new anchor, and when it first verified a new-key manifest VALID. */
+  /** When each verifier first held the new anchor, and first verified a new-key manifest VALID. */
   const noteAdoption = (s: RotationStatus) => {
     const t = Math.round((Date.now() - Date.parse(s.startedAt)) / 1000);
-    for (const v of s.adoption.verifiers) {
-      if (v.adopted && !adoptedAt.has(v.verifierId)) adoptedAt.set(v.verifierId, t);
-    }
-    // The rotation asks about acceptance only when the overlap closes; the verifier knows sooner.
+    // Read off the verifiers themselves: the rotation looks only every pollSeconds, and asks about
+    // acceptance only when the overlap closes.
     for (const v of verifiers.verifiers) {
-      if (s.newKeyId && (v.verifier.validCounts[s.newKeyId] ?? 0) > 0 && !acceptedAt.has(v.verifier.id)) {
-        acceptedAt.set(v.verifier.id, t);
+      const id = v.verifier.id;
+      if (
+        s.anchorVersion &&
+        s.anchorVersion > 1 &&
+        v.verifier.anchorVersion >= s.anchorVersion &&
+        !adoptedAt.has(id)
+      ) {
+        adoptedAt.set(id, t);
+      }
+      if (s.newKeyId && (v.verifier.validCounts[s.newKeyId] ?? 0) > 0 && !acceptedAt.has(id)) {
+        acceptedAt.set(id, t);
       }
     }
   };
@@ -260,13 +267,27 @@ async function demo(
   for (;;) {
     check();
     if (worker.failure) throw new RotorError(`the worker stopped: ${worker.failure}`, 'DEMO_WORKER');
-    const ended = await Promise.race([result.then(() => true), sleep(1000).then(() => false)]);
+    const ended = await Promise.race([
+      result.then(
+        () => true,
+        () => true,
+      ),
+      sleep(1000).then(() => false),
+    ]);
     if (ended) {
-      status = await result;
+      try {
+        status = await result;
+      } catch (err) {
+        const cause = (err as { cause?: unknown }).cause ?? err;
+        throw new RotorError(
+          `the rotation workflow failed${status ? ` in phase ${status.phase}` : ''}: ${errorMessage(cause)}`,
+          'DEMO_ROTATION_FAILED',
+        );
+      }
       break;
     }
     try {
-      status = await client.withAbortSignal(clientCalls.signal, () => handle.query(statusQuery));
+      status = await handle.query(statusQuery);
     } catch {
       continue; // The first workflow task may not have run yet.
     }

@@ -15,7 +15,7 @@ export interface VerifierSummary {
   trustedKeyIds: string[];
   verdicts: VerdictTally;
   validByKey: Record<string, number>;
-  /** Seconds from t=0 when the rotation first saw it hold the new anchor; when it first verified a new-key manifest VALID. */
+  /** Seconds from t=0 (to the demo's one-second polling) when it first held the new anchor; first verified a new-key manifest VALID. */
   adoptedAtSeconds: number | null;
   acceptedNewKeyAtSeconds: number | null;
 }

@@ -245,20 +245,21 @@ export interface TwinRow {
  */
 export async function insertTwins(q: Queryable, twins: TwinRow[]): Promise<number> {
   if (twins.length === 0) return 0;
+  // One parameter per value rather than text[] arrays: pg would escape every manifest text into
+  // an array literal on this (the signing) thread.
+  const params: unknown[] = [];
+  const rows = twins.map((t) => {
+    params.push(t.manifestId, t.previousManifestId, t.keyId, t.issuedAt, t.text);
+    const n = params.length;
+    return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}::timestamptz, $${n})`;
+  });
   const { rowCount } = await q.query(
     `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
      SELECT t.manifest_id, o.agent_id, t.key_id, t.issued_at, o.expires_at, t.previous_manifest_id, t.text, 'active'
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
-              AS t(manifest_id, previous_manifest_id, key_id, issued_at, text)
+       FROM (VALUES ${rows.join(', ')}) AS t(manifest_id, previous_manifest_id, key_id, issued_at, text)
        JOIN manifests o ON o.manifest_id = t.previous_manifest_id
      ON CONFLICT DO NOTHING`,
-    [
-      twins.map((t) => t.manifestId),
-      twins.map((t) => t.previousManifestId),
-      twins.map((t) => t.keyId),
-      twins.map((t) => t.issuedAt),
-      twins.map((t) => t.text),
-    ],
+    params,
   );
   return rowCount ?? 0;
 }

@@ -292,6 +292,7 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       withoutSuccessor: manifestStatus === 'revoked',
     });
     let cursor: string | null = null;
+    let failed = 0;
     for (;;) {
       const chunk: ResignChunkResult = await steps.resignChunk({
         workflowId,
@@ -302,8 +303,11 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         limit: policy.chunkSize,
         batchSize: policy.batchSize,
       });
-      progress.done += chunk.resigned;
       status.unresignable.push(...chunk.failed);
+      failed += chunk.failed.length;
+      // Derived from what is left rather than summed: a batch committed just before a worker died
+      // is in the store but in no heartbeat, and must still count as done.
+      progress.done = Math.max(0, progress.total - chunk.remaining - failed);
       cursor = chunk.cursor;
       if (chunk.remaining === 0 || cursor === null) break;
       await holdIfPaused();
