@@ -53,7 +53,9 @@ export function adoptionActivities(deps: ActivityDeps) {
   }
 
   async function checkAcceptance(input: AcceptanceInput): Promise<GateCheck> {
-    const live = await liveVerifiers(deps.pool, { withinSeconds: input.livenessSeconds });
+    const live = (await liveVerifiers(deps.pool, { withinSeconds: input.livenessSeconds })).filter(
+      (v) => v.identity === input.identity,
+    );
     const notAccepted = new Set(
       (
         await liveVerifiersNotAccepted(deps.pool, {

@@ -107,6 +107,7 @@ export interface AdoptionInput {
 }
 
 export interface AcceptanceInput {
+  identity: string;
   keyId: string;
   livenessSeconds: number;
 }

@@ -2,6 +2,7 @@
  * Command-line values shared by `rotor rotate` and `rotor schedule`, checked before anything is
  * sent to Temporal: a bad value is a one-line usage error naming the option and the field.
  */
+import { positiveInt } from '../config';
 import { custodianKindFromEnv, parseCustodianKind } from '../custody/index';
 import { UsageError } from '../errors';
 import {
@@ -35,8 +36,14 @@ export function checkIdentity(identity: string, option = '--identity'): string {
 export function parsePolicyJson(
   text: string | undefined,
   trigger: Trigger,
+  env: NodeJS.ProcessEnv = process.env,
 ): { overrides: Partial<RotationPolicy>; policy: RotationPolicy } {
-  if (text === undefined) return { overrides: {}, policy: resolvePolicy(trigger) };
+  // The rotation waits out the anchor's cache lifetime: the one `rotor serve` sends, unless the
+  // policy names another.
+  const fromEnv: Partial<RotationPolicy> = env.ROTOR_ANCHOR_MAX_AGE
+    ? { anchorMaxAgeSeconds: positiveInt(env.ROTOR_ANCHOR_MAX_AGE, 'ROTOR_ANCHOR_MAX_AGE', 300) }
+    : {};
+  if (text === undefined) return { overrides: fromEnv, policy: resolvePolicy(trigger, fromEnv) };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -61,7 +68,7 @@ export function parsePolicyJson(
       );
     }
   }
-  const overrides = parsed as Partial<RotationPolicy>;
+  const overrides = { ...fromEnv, ...(parsed as Partial<RotationPolicy>) };
   try {
     return { overrides, policy: resolvePolicy(trigger, overrides) };
   } catch (err) {

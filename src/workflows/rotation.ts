@@ -534,7 +534,12 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     await runStep('decommission', 'decommission', async () => {
       await awaitGate(
         'acceptance',
-        () => steps.checkAcceptance({ keyId: newKey, livenessSeconds: policy.verifierLivenessSeconds }),
+        () =>
+          steps.checkAcceptance({
+            identity: input.identity,
+            keyId: newKey,
+            livenessSeconds: policy.verifierLivenessSeconds,
+          }),
         at(policy.decommissionAtSeconds) +
           Math.max(policy.pollSeconds, policy.adoptBySeconds - policy.resignAtSeconds) * 1000,
       );

@@ -11,7 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../src/store/audit';
 import { activeKey, requireKey } from '../../src/store/keys';
-import { countManifests } from '../../src/store/manifests';
+import { countManifests, getManifest, importManifests, successorOf } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
 import { recordCheckIn } from '../../src/store/verifiers';
 import {
@@ -20,7 +20,7 @@ import {
   resumeUpdate,
   rollbackUpdate,
 } from '../../src/workflows/rotation-api';
-import { expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
+import { allManifests, expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
 const COUNT = 300;
@@ -181,6 +181,33 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
       cause: { message: "the old key's manifests are revoked; roll forward with a new rotation" },
     });
     await handle.terminate('test over');
+  });
+
+  it('a manifest that cannot be re-issued is left untouched, listed, and holds the rotation by policy', async () => {
+    const oldKeyId = await identityWithManifests('unresignable');
+    // A post-quantum profile cannot carry an Ed25519-only signature: re-issue must refuse it.
+    const [sample] = await allManifests(env, { keyId: oldKeyId, status: 'active' });
+    const badId = '0190b6e0-ffff-7fff-8fff-ffffffffffff';
+    const badText = sample!.text
+      .replace(/"manifest_id": "[^"]+"/, `"manifest_id": "${badId}"`)
+      .replace('"crypto_profile": "standard"', '"crypto_profile": "post-quantum"');
+    expect((await importManifests(env.db.pool, [{ text: badText, source: 'test' }])).imported).toBe(1);
+    const handle = await env.start('unresignable', 'personnel', { minKeyAgeDays: 0 });
+    handles.push(handle);
+    const held = await env.waitForStatus(handle, 'a paused rotation', (s) => s.paused);
+    expect(held.phase).toBe('re-sign');
+    expect(held.blockers).toEqual(['1 manifest(s) could not be re-issued; they are listed in the status']);
+    expect(held.unresignable).toHaveLength(1);
+    expect(held.unresignable[0]!.manifestId).toBe(badId);
+    expect(held.unresignable[0]!.reason).toMatch(/post-quantum/);
+    expect(held.progress.resign).toEqual({ done: COUNT, total: COUNT + 1 });
+    await handle.executeUpdate(resumeUpdate, { args: [{ reason: 'accepted: re-attest that agent by hand' }] });
+    const result = await env.finish(handle);
+    expect(result.phase).toBe('completed');
+    const untouched = await getManifest(env.db.pool, badId);
+    expect(untouched?.text).toBe(badText);
+    expect(untouched?.status).toBe('active');
+    expect(await successorOf(env.db.pool, badId)).toBeNull();
   });
 
   it('the audit chain is intact and every history replays against the current code', async () => {
