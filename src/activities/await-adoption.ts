@@ -13,10 +13,12 @@ function shortList(ids: string[]): string {
 }
 
 export function adoptionActivities(deps: ActivityDeps) {
+  /** Verifiers of `identity` that checked in within the liveness window. */
+  const liveVerifiersOf = async (identity: string, withinSeconds: number) =>
+    (await liveVerifiers(deps.pool, { withinSeconds })).filter((v) => v.identity === identity);
+
   async function checkAdoption(input: AdoptionInput): Promise<GateCheck> {
-    const live = (await liveVerifiers(deps.pool, { withinSeconds: input.livenessSeconds })).filter(
-      (v) => v.identity === input.identity,
-    );
+    const live = await liveVerifiersOf(input.identity, input.livenessSeconds);
     if (live.length === 0) {
       const until = new Date(
         Date.parse(input.publishedAt) + (input.anchorMaxAgeSeconds + input.marginSeconds) * 1000,
@@ -53,9 +55,7 @@ export function adoptionActivities(deps: ActivityDeps) {
   }
 
   async function checkAcceptance(input: AcceptanceInput): Promise<GateCheck> {
-    const live = (await liveVerifiers(deps.pool, { withinSeconds: input.livenessSeconds })).filter(
-      (v) => v.identity === input.identity,
-    );
+    const live = await liveVerifiersOf(input.identity, input.livenessSeconds);
     const notAccepted = new Set(
       (
         await liveVerifiersNotAccepted(deps.pool, {

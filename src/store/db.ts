@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { databaseUrl } from '../config';
 import { EnvironmentError, errorMessage } from '../errors';
+import { atomically } from './queryable';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -43,17 +44,6 @@ export async function connect(url: string = databaseUrl(), max = 10): Promise<Po
 }
 
 /** Runs `fn` in one transaction on one client: COMMIT on success, ROLLBACK on any error. */
-export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+export function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return atomically(pool, fn);
 }
