@@ -3,6 +3,8 @@
  * resume, rollback at each phase where the runbook allows it, refusal where it does not, and one
  * rotation per identity at a time.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   WorkflowExecutionAlreadyStartedError,
   type WorkflowHandle,
@@ -208,6 +210,21 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     expect(untouched?.text).toBe(badText);
     expect(untouched?.status).toBe('active');
     expect(await successorOf(env.db.pool, badId)).toBeNull();
+  });
+
+  it('no private key material reaches Temporal: no seed appears in any history', async () => {
+    const seeds = readdirSync(env.keyDir)
+      .filter((f) => f.endsWith('.key'))
+      .map((f) => readFileSync(join(env.keyDir, f), 'utf8').trim());
+    expect(seeds.length).toBeGreaterThan(3);
+    for (const handle of handles) {
+      const history = JSON.stringify(await handle.fetchHistory());
+      expect(history.length).toBeGreaterThan(1000);
+      for (const seed of seeds) {
+        expect(history.includes(seed)).toBe(false);
+        expect(history.includes(Buffer.from(seed, 'base64url').toString('base64'))).toBe(false);
+      }
+    }
   });
 
   it('the audit chain is intact and every history replays against the current code', async () => {
