@@ -203,7 +203,9 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     expect(held.unresignable[0]!.manifestId).toBe(badId);
     expect(held.unresignable[0]!.reason).toMatch(/post-quantum/);
     expect(held.progress.resign).toEqual({ done: COUNT, total: COUNT + 1 });
-    await handle.executeUpdate(resumeUpdate, { args: [{ reason: 'accepted: re-attest that agent by hand' }] });
+    await handle.executeUpdate(resumeUpdate, {
+      args: [{ reason: 'accepted: re-attest that agent by hand' }],
+    });
     const result = await env.finish(handle);
     expect(result.phase).toBe('completed');
     const untouched = await getManifest(env.db.pool, badId);
