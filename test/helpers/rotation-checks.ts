@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 /**
  * What must be true of the world after a rotation, checked from the stores and the custodian, with
  * the interop core as the verifier: the assertions several rotation tests share.
@@ -5,11 +8,12 @@
 
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { readCrl, trustedKeysFromAnchor, verifyManifest } from '../../src/manifest';
 import { pageManifests } from '../../src/store/manifests';
 import { streamRevocationLines } from '../../src/store/revocations';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
+import { findTemporalCli } from '../../src/temporal/cli-binary';
 import type { RotationEnv } from './rotation-env';
 import { workflowBundle } from './temporal';
 
@@ -62,11 +66,39 @@ export async function expectActiveManifestsValid(
   return { anchor: anchor!, revokedIds };
 }
 
-/** Histories recorded from these runs replay against the current workflow code. */
+/**
+ * Histories recorded from these runs replay against the current workflow code. With
+ * ROTOR_RECORD_HISTORIES=<dir> they are also written there: test/fixtures/histories holds the
+ * committed set that `test/rotation/replay-fixtures.test.ts` replays, so a workflow change that
+ * breaks determinism for rotations already running fails CI.
+ */
 export async function expectReplays(handles: WorkflowHandle[]) {
   const histories = await Promise.all(
     handles.map(async (h) => ({ workflowId: h.workflowId, history: await h.fetchHistory() })),
   );
+  const recordTo = process.env.ROTOR_RECORD_HISTORIES;
+  if (recordTo) {
+    // The Temporal CLI writes the proto3 JSON form that `historyFromJSON` reads back.
+    mkdirSync(recordTo, { recursive: true });
+    const cli = findTemporalCli()!.path;
+    for (const h of handles) {
+      const json = execFileSync(
+        cli,
+        [
+          'workflow',
+          'show',
+          '--workflow-id',
+          h.workflowId,
+          '--output',
+          'json',
+          '--address',
+          inject('temporalAddress'),
+        ],
+        { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+      );
+      writeFileSync(join(recordTo, `${h.workflowId.replace(/[^A-Za-z0-9-]/g, '-')}.json`), json);
+    }
+  }
   const bundle = await workflowBundle();
   let replayed = 0;
   for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
