@@ -9,7 +9,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { errorMessage } from '../errors';
-import { reissueManifest } from '../manifest';
+import { ManifestError, reissueManifest } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
 import type { TwinRow } from '../store/manifests';
@@ -52,6 +52,9 @@ async function signBatch(
           text: twin.text,
         };
       } catch (err) {
+        // Only the manifest's own content makes it unresignable; a signer or HSM failure is the
+        // step's, and fails it so it is retried rather than leaving manifests behind.
+        if (!(err instanceof ManifestError)) throw err;
         failed.push({ manifestId: m.manifestId, reason: errorMessage(err) });
         return undefined;
       }
