@@ -2,6 +2,7 @@
  * What the activities need from the process that runs them: the pool, custodians, and settings.
  * The worker builds this from the environment; tests build it over their own database and token.
  */
+import { Context } from '@temporalio/activity';
 import type { CustodianKind, KeyCustodian } from '../custody/custodian';
 import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
@@ -41,4 +42,13 @@ export async function signerForKey(deps: ActivityDeps, keyId: string): Promise<S
   const key = await requireKey(deps.pool, keyId);
   const custodian = await deps.custodian(key.custodian as CustodianKind);
   return custodian.signer(key.handle);
+}
+
+/** The activity context when running under a worker; undefined when called directly (benchmarks). */
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
 }

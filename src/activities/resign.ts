@@ -7,14 +7,13 @@
  * in the heartbeat only ever names committed work. A retry skips nothing and doubles nothing.
  * Signing the next batch overlaps with writing the previous one.
  */
-import { Context } from '@temporalio/activity';
 import { errorMessage } from '../errors';
 import { ManifestError, reissueManifest } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
 import type { TwinRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
-import { type ActivityDeps, signerForKey } from './deps';
+import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
 /** Postgres writes one batch while this thread signs the next; two in flight keep both cores busy. */
@@ -148,13 +147,4 @@ export function resignActivities(deps: ActivityDeps) {
   }
 
   return { resignChunk, countManifests: countManifestsOf };
-}
-
-/** The activity context when running under a worker; undefined when called directly (benchmarks). */
-export function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
 }

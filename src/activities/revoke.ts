@@ -9,8 +9,7 @@ import { signRevocation } from '../manifest';
 import { inTransaction } from '../store/db';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
-import { type ActivityDeps, signerForKey } from './deps';
-import { activityContext } from './resign';
+import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
 export function revokeActivities(deps: ActivityDeps) {

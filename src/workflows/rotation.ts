@@ -397,7 +397,6 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
 
   let oldKeyId: string | undefined;
   let newKeyId: string | undefined;
-  let resigned = false;
   try {
     await record();
     const pre = await runStep('preflight', 'preflight', () =>
@@ -467,7 +466,6 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     // t=5m: every active manifest of the old key gets its re-issued twin, signed by the new key.
     await waitUntil(at(policy.resignAtSeconds), 're-sign');
     await runStep('re-sign', 're-sign', () => resignAll(oldKey, newKey, 'active', status.progress.resign));
-    resigned = true;
     await audit('re-sign', {
       resigned: status.progress.resign.done,
       unresignable: status.unresignable.length,
@@ -578,9 +576,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     status.paused = false;
     status.pauseReason = undefined;
     await rollbackStep(async () => {
-      if (resigned || status.progress.resign.done > 0) {
-        await resignAll(newKey, oldKey, 'active', status.progress.rollback);
-      }
+      // Always looked for, not only when progress says so: a batch can be committed by a step
+      // attempt that then failed, and a twin signed by the new key must not outlive it.
+      await resignAll(newKey, oldKey, 'active', status.progress.rollback);
       await steps.setKeyState({ keyId: newKey, to: 'quarantined' });
       await steps.setKeyState({ keyId: oldKey, to: 'active' });
       if (status.anchorVersion !== undefined) {
