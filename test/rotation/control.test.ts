@@ -73,6 +73,24 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     await expectActiveManifestsValid(env, 'pause-resume', result.newKeyId!, COUNT, [oldKeyId]);
   });
 
+  it('a failed preflight gate stops the rotation before t=0, with the reason in the status', async () => {
+    const oldKeyId = await identityWithManifests('not-an-hsm');
+    const handle = await env.start('not-an-hsm', 'personnel', {
+      allowSoftwareCustodian: false,
+      minKeyAgeDays: 0,
+    });
+    handles.push(handle);
+    const result = await env.finish(handle);
+    expect(result.phase).toBe('failed');
+    expect(result.outcome).toMatch(
+      /^preflight refused: custodian-policy: the software custodian is not an HSM and this policy requires one/,
+    );
+    expect(result.newKeyId).toBeUndefined();
+    expect(result.timeline.find((e) => e.step === 'keygen')?.actualStart).toBeUndefined();
+    expect((await activeKey(env.db.pool, 'not-an-hsm'))?.keyId).toBe(oldKeyId);
+    expect((await currentTrustAnchor(env.db.pool, 'not-an-hsm'))?.version).toBe(1);
+  });
+
   it('a second rotation of the same identity is refused while one runs', async () => {
     await identityWithManifests('one-at-a-time');
     const first = await env.start('one-at-a-time', 'personnel', {
