@@ -46,7 +46,11 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
 
   it('pause holds the rotation past its deadline; resume carries on and completes', async () => {
     const oldKeyId = await identityWithManifests('pause-resume');
-    const handle = await env.start('pause-resume', 'personnel', { resignAtSeconds: 2, minKeyAgeDays: 0 });
+    const handle = await env.start('pause-resume', 'personnel', {
+      resignAtSeconds: 2,
+      minKeyAgeDays: 0,
+      keepOldKeyInAnchor: true,
+    });
     handles.push(handle);
     await env.waitForPhase(handle, ['waiting']);
     const paused = await handle.executeUpdate(pauseUpdate, {
@@ -70,7 +74,21 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     // The deadline did not move: the re-sign step's plan stayed at t=2 s and it ran late.
     const resign = result.timeline.find((e) => e.step === 're-sign')!;
     expect(Date.parse(resign.actualStart!) - Date.parse(resign.plannedAt)).toBeGreaterThan(1500);
-    await expectActiveManifestsValid(env, 'pause-resume', result.newKeyId!, COUNT, [oldKeyId]);
+    const { anchor } = await expectActiveManifestsValid(env, 'pause-resume', result.newKeyId!, COUNT, [
+      oldKeyId,
+    ]);
+    // keepOldKeyInAnchor: the destroyed key stays verify-only until its public key's retention ends.
+    const retention = (await requireKey(env.db.pool, oldKeyId)).retentionUntil!;
+    expect(anchor.document.active_key_id).toBe(`sha256:${result.newKeyId}`);
+    expect(anchor.document.keys).toEqual([
+      expect.objectContaining({ key_id: `sha256:${result.newKeyId}`, status: 'active' }),
+      expect.objectContaining({
+        key_id: `sha256:${oldKeyId}`,
+        status: 'verify-only',
+        valid_until: expect.any(String),
+      }),
+    ]);
+    expect(Date.parse(anchor.document.keys[1]!.valid_until!)).toBe(retention.getTime());
   });
 
   it('a failed preflight gate stops the rotation before t=0, with the reason in the status', async () => {
