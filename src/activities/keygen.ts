@@ -2,7 +2,7 @@
  * Runbook step 1 (t=0): the new key pair, generated inside the target custodian and registered
  * `pending`. Also the key-state transitions the workflow makes at later steps.
  */
-import { getKey, registerKey, transitionKey } from '../store/keys';
+import { registerKey, transitionKey } from '../store/keys';
 import type { ActivityDeps } from './deps';
 import type { GeneratedKeyInfo, GenerateKeyInput, SetKeyStateInput } from './types';
 
@@ -17,17 +17,16 @@ export function keygenActivities(deps: ActivityDeps) {
     const label = newKeyLabel(input.identity, input.runId);
     const key = (await custodian.lookup(label)) ?? (await custodian.generate(label));
     const description = await custodian.describe(key.handle);
-    if ((await getKey(deps.pool, key.keyId)) === undefined) {
-      await registerKey(deps.pool, {
-        identity: input.identity,
-        keyId: key.keyId,
-        publicKey: key.publicKey,
-        custodian: input.custodian,
-        handle: key.handle,
-        state: 'pending',
-        description,
-      });
-    }
+    // Registering the same key again returns the existing row: a retried attempt is harmless.
+    await registerKey(deps.pool, {
+      identity: input.identity,
+      keyId: key.keyId,
+      publicKey: key.publicKey,
+      custodian: input.custodian,
+      handle: key.handle,
+      state: 'pending',
+      description,
+    });
     return { keyId: key.keyId, custodian: input.custodian, handle: key.handle, summary: description.summary };
   }
 

@@ -43,6 +43,16 @@ export async function connect(url: string = databaseUrl(), max = 10): Promise<Po
   return pool;
 }
 
+/** Opens a pool for one command's work and always closes it. */
+export async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const pool = await connect(databaseUrl());
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
 /** Runs `fn` in one transaction on one client: COMMIT on success, ROLLBACK on any error. */
 export function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   return atomically(pool, fn);

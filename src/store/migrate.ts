@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RotorError } from '../errors';
-import type { Pool, PoolClient } from './db';
+import type { Pool } from './db';
+import { ownTransaction } from './queryable';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
 
@@ -78,7 +79,7 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
         }
         continue;
       }
-      await inTransactionOn(client, async () => {
+      await ownTransaction(client, async () => {
         await client.query(m.sql);
         await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
           m.version,
@@ -97,16 +98,5 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     client.release();
-  }
-}
-
-async function inTransactionOn(client: PoolClient, fn: () => Promise<void>): Promise<void> {
-  await client.query('BEGIN');
-  try {
-    await fn();
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
   }
 }

@@ -46,7 +46,11 @@ export async function atomically<T>(q: Queryable, fn: (client: PoolClient) => Pr
   }
 }
 
-async function ownTransaction<T>(client: PoolClient, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+/** BEGIN … COMMIT on a client in autocommit mode; ROLLBACK on any error. */
+export async function ownTransaction<T>(
+  client: PoolClient,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
   await client.query('BEGIN');
   try {
     const result = await fn(client);

@@ -11,13 +11,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
+import { initIdentity } from '../../src/activities/identity';
 import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody/software';
 import { createHttpService, type HttpService } from '../../src/http/service';
 import { signManifest, uuidv7 } from '../../src/manifest';
-import { inTransaction } from '../../src/store/db';
-import { registerKey } from '../../src/store/keys';
 import { insertManifest } from '../../src/store/manifests';
-import { publishTrustAnchor } from '../../src/store/trust-anchors';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
 import { sdkVectors } from '../store/fixtures';
@@ -94,28 +92,7 @@ export async function createRotationEnv(): Promise<RotationEnv> {
       return JSON.parse(r.stdout) as T;
     },
     async initIdentity(identity, manifests = 0) {
-      const key = await custodian.generate(`test-${identity}`);
-      await inTransaction(db.pool, async (client) => {
-        const record = await registerKey(client, {
-          identity,
-          keyId: key.keyId,
-          publicKey: key.publicKey,
-          custodian: 'software',
-          handle: key.handle,
-          state: 'active',
-        });
-        await publishTrustAnchor(client, identity, {
-          activeKeyId: key.keyId,
-          keys: [
-            {
-              keyId: key.keyId,
-              publicKey: key.publicKey,
-              validFrom: record.activatedAt ?? record.createdAt,
-              status: 'active',
-            },
-          ],
-        });
-      });
+      const { key } = await initIdentity(db.pool, custodian, identity, `test-${identity}`);
       const signer = await custodian.signer(key.handle);
       for (let i = 0; i < manifests; i++) {
         const template = sdkVectors.manifests[i % sdkVectors.manifests.length]!.unsigned_json;

@@ -3,10 +3,10 @@
  * verify names every edited, inserted or deleted entry and exits 1 when it finds any.
  */
 import type { Command } from 'commander';
-import { databaseUrl, positiveInt } from '../../config';
+import { positiveInt } from '../../config';
 import { fromPlain, stringifyJson } from '../../manifest';
 import { listAudit, verifyAuditChain } from '../../store/audit';
-import { connect } from '../../store/db';
+import { withPool } from '../../store/db';
 
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the hash-chained audit log');
@@ -18,8 +18,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--limit <n>', 'how many entries', '100')
     .action(async (opts: { subject?: string; limit: string }) => {
       const limit = positiveInt(opts.limit, '--limit', 100);
-      const pool = await connect(databaseUrl());
-      try {
+      await withPool(async (pool) => {
         for (const e of await listAudit(pool, { subject: opts.subject, limit })) {
           // stringifyJson keeps big integers in details exact (JSON.stringify cannot).
           const line = stringifyJson(
@@ -35,23 +34,18 @@ export function registerAuditCommands(program: Command): void {
           );
           process.stdout.write(`${line}\n`);
         }
-      } finally {
-        await pool.end();
-      }
+      });
     });
 
   audit
     .command('verify')
     .description('walk the whole chain and name every entry that was edited, inserted or deleted')
     .action(async () => {
-      const pool = await connect(databaseUrl());
-      try {
+      await withPool(async (pool) => {
         const result = await verifyAuditChain(pool);
         for (const p of result.problems) process.stderr.write(`rotor: audit entry ${p.id}: ${p.problem}\n`);
         process.stdout.write(`${JSON.stringify(result)}\n`);
         if (!result.ok) process.exitCode = 1;
-      } finally {
-        await pool.end();
-      }
+      });
     });
 }

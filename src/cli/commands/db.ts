@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { databaseUrl } from '../../config';
-import { connect } from '../../store/db';
+import { withPool } from '../../store/db';
 import { migrate } from '../../store/migrate';
 
 export function registerDbCommands(program: Command): void {
@@ -8,15 +7,12 @@ export function registerDbCommands(program: Command): void {
   db.command('migrate')
     .description('apply pending migrations to DATABASE_URL')
     .action(async () => {
-      const pool = await connect(databaseUrl());
-      try {
+      await withPool(async (pool) => {
         const result = await migrate(pool);
         for (const name of result.applied) process.stderr.write(`applied ${name}\n`);
         process.stdout.write(
           `${JSON.stringify({ applied: result.applied, already_applied: result.alreadyApplied })}\n`,
         );
-      } finally {
-        await pool.end();
-      }
+      });
     });
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { initIdentity } from '../../activities/identity';
-import { databaseUrl } from '../../config';
 import {
   custodianKindFromEnv,
   type KeyCustodian,
@@ -9,7 +8,7 @@ import {
 } from '../../custody/index';
 import { errorMessage, UsageError } from '../../errors';
 import { b64urlEncode } from '../../manifest/keys';
-import { connect, type Pool } from '../../store/db';
+import { withPool } from '../../store/db';
 import {
   KEY_STATES,
   type KeyRecord,
@@ -18,6 +17,7 @@ import {
   listKeys,
   requireKey,
 } from '../../store/keys';
+import { table } from '../rotation-view';
 
 export function registerKeyCommands(program: Command): void {
   const key = program.command('key').description('signing keys: custody and the key registry');
@@ -138,28 +138,6 @@ function keyJson(k: KeyRecord) {
     retention_until: iso(k.retentionUntil),
     description: k.description,
   };
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows
-    .map(
-      (r) =>
-        `${r
-          .map((cell, i) => cell.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd()}\n`,
-    )
-    .join('');
-}
-
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const pool = await connect(databaseUrl());
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
 }
 
 async function withCustodian<T>(

@@ -8,10 +8,10 @@ import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { databaseUrl, positiveInt } from '../../config';
+import { positiveInt } from '../../config';
 import { openCustodian } from '../../custody';
 import { UsageError } from '../../errors';
-import { connect, type Pool } from '../../store/db';
+import { type Pool, withPool } from '../../store/db';
 import { requireKey } from '../../store/keys';
 import {
   checkStatus,
@@ -115,15 +115,6 @@ async function importSource(pool: Pool, source: string): Promise<Importer> {
 
 async function write(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-}
-
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const pool = await connect(databaseUrl());
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
 }
 
 export function registerManifestsCommands(program: Command): void {

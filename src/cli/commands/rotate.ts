@@ -7,9 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Command } from 'commander';
-import { databaseUrl } from '../../config';
 import { errorMessage, RotorError, UsageError } from '../../errors';
-import { connect, type Pool } from '../../store/db';
+import { type Pool, withPool } from '../../store/db';
 import { activeKey } from '../../store/keys';
 import { countManifests } from '../../store/manifests';
 import { lastCompletedRotation, listRotations, type RotationRecord } from '../../store/rotations';
@@ -677,13 +676,4 @@ function merge(byRun: Map<string, RotationListEntry>, r: RotationRecord): void {
   known.phase ??= r.phase;
   known.outcome ??= r.outcome;
   known.endedAt ??= r.endedAt?.toISOString() ?? null;
-}
-
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const pool = await connect(databaseUrl(), 2);
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
 }
