@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b64urlDecode, softwareSigner } from '../../src/manifest/index';
 
-const VECTORS = join(import.meta.dirname, '../../../shared/vectors');
+const VECTORS = join(import.meta.dirname, '../fixtures/vectors');
 
 export interface SharedVectors {
   key: { seed_b64url: string; public_b64url: string; key_id: string };

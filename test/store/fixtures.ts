@@ -5,7 +5,7 @@ import { softwareSigner } from '../../src/manifest';
 import type { RevocationInput } from '../../src/store/revocations';
 import type { TrustAnchorInput } from '../../src/store/trust-anchors';
 
-const VECTORS = fileURLToPath(new URL('../../../shared/vectors/reference-sdk-shared.json', import.meta.url));
+const VECTORS = fileURLToPath(new URL('../fixtures/vectors/reference-sdk-shared.json', import.meta.url));
 
 interface SdkVectors {
   key: { seed_b64url: string; public_b64url: string; key_id: string };
