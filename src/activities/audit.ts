@@ -14,6 +14,7 @@ export function auditActivities(deps: ActivityDeps) {
       action: input.action,
       subject: input.subject,
       details: input.details,
+      idempotencyKey: input.idempotencyKey,
     });
     return { id: Number(entry.id) };
   }

@@ -1,8 +1,15 @@
 /**
  * All of the rotation's activities, bound to one set of dependencies. The workflow sees only the
  * type; the worker and the tests call `createActivities`.
+ *
+ * Every activity is wrapped once here: an error that can never succeed on retry (bad input or
+ * policy, an unknown key, an illegal key move, manifest content rotor refuses) leaves as a
+ * non-retryable failure, so the workflow pauses for a person at once instead of retrying it for
+ * ever; anything else (Postgres failing over, an HSM session lost) is retried with backoff.
  */
-
+import { ApplicationFailure } from '@temporalio/activity';
+import { RotorError, UsageError } from '../errors';
+import { PolicyError } from '../workflows/policy';
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
@@ -14,8 +21,28 @@ import { publishAnchorActivities } from './publish-anchor';
 import { resignActivities } from './resign';
 import { revokeActivities } from './revoke';
 
+/** RotorError codes that name a state no retry changes. */
+const PERMANENT_CODES = new Set(['KEY_UNKNOWN', 'KEY_TRANSITION_ILLEGAL', 'KEY_STATE']);
+
+export function isPermanent(err: unknown): err is Error {
+  if (err instanceof UsageError || err instanceof PolicyError) return true;
+  return err instanceof RotorError && PERMANENT_CODES.has(err.code);
+}
+
+function permanentAsNonRetryable<A extends unknown[], R>(fn: (...args: A) => Promise<R>) {
+  return async (...args: A): Promise<R> => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      if (!isPermanent(err)) throw err;
+      const type = err instanceof RotorError ? err.code : err.name;
+      throw ApplicationFailure.create({ message: err.message, type, nonRetryable: true });
+    }
+  };
+}
+
 export function createActivities(deps: ActivityDeps) {
-  return {
+  const all = {
     ...preflightActivities(deps),
     ...keygenActivities(deps),
     ...resignActivities(deps),
@@ -26,6 +53,9 @@ export function createActivities(deps: ActivityDeps) {
     ...auditActivities(deps),
     ...notifyActivities(deps),
   };
+  return Object.fromEntries(
+    Object.entries(all).map(([name, fn]) => [name, permanentAsNonRetryable(fn as never)]),
+  ) as typeof all;
 }
 
 export type RotationActivities = ReturnType<typeof createActivities>;

@@ -9,6 +9,7 @@ import { activeKey } from '../store/keys';
 import { countManifests } from '../store/manifests';
 import { appendRevocations } from '../store/revocations';
 import { lastCompletedRotation } from '../store/rotations';
+import { currentTrustAnchor } from '../store/trust-anchors';
 import type { ActivityDeps } from './deps';
 import { postToWebhook } from './notify';
 import type { Gate, PreflightInput, PreflightResult } from './types';
@@ -76,7 +77,14 @@ export function preflightActivities(deps: ActivityDeps) {
       gate('on-call-notified', true, 'no ROTOR_ONCALL_WEBHOOK configured: notice written to the worker log');
     }
 
-    return { ok: gates.every((g) => g.ok), oldKeyId: current.keyId, activeManifests, gates };
+    const anchor = await currentTrustAnchor(deps.pool, input.identity);
+    return {
+      ok: gates.every((g) => g.ok),
+      oldKeyId: current.keyId,
+      anchorVersion: anchor?.version ?? 0,
+      activeManifests,
+      gates,
+    };
   }
 
   return { preflight };

@@ -13,6 +13,8 @@ import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
 import type { TwinRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
+import { recordUnresignable } from '../store/unresignable';
+import { SAMPLE_SIZE } from '../workflows/rotation-api';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
@@ -22,6 +24,8 @@ const WRITES_IN_FLIGHT = 2;
 interface Heartbeat {
   cursor: string | null;
   resigned: number;
+  /** All failures are in Postgres (rotation_unresignable); heartbeats and results carry a sample. */
+  failedCount: number;
   failed: { manifestId: string; reason: string }[];
 }
 
@@ -78,7 +82,13 @@ export function resignActivities(deps: ActivityDeps) {
   async function resignChunk(input: ResignChunkInput): Promise<ResignChunkResult> {
     const ctx = activityContext();
     const resumed = ctx?.info.heartbeatDetails as Heartbeat | undefined;
-    const progress: Heartbeat = resumed ?? { cursor: input.afterManifestId, resigned: 0, failed: [] };
+    const progress: Heartbeat = resumed ?? {
+      cursor: input.afterManifestId,
+      resigned: 0,
+      failedCount: 0,
+      failed: [],
+    };
+    const rotation = { workflowId: input.workflowId, runId: input.runId ?? input.workflowId };
     const signer = await signerForKey(deps, input.toKeyId);
     if (signer.keyId !== input.toKeyId) {
       throw new Error(`custodian returned key ${signer.keyId} for ${input.toKeyId}`);
@@ -98,7 +108,8 @@ export function resignActivities(deps: ActivityDeps) {
       await written;
       progress.cursor = batch.lastId;
       progress.resigned += batch.twins.length;
-      progress.failed.push(...batch.failed);
+      progress.failedCount += batch.failed.length;
+      progress.failed.push(...batch.failed.slice(0, SAMPLE_SIZE - progress.failed.length));
       ctx?.heartbeat(progress);
     };
     try {
@@ -117,6 +128,7 @@ export function resignActivities(deps: ActivityDeps) {
         if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
         const written = inTransaction(deps.pool, async (client) => {
           await insertTwins(client, batch.twins);
+          await recordUnresignable(client, rotation, batch.failed);
           if (supersede)
             await setStatus(
               client,
@@ -143,7 +155,13 @@ export function resignActivities(deps: ActivityDeps) {
             afterManifestId: progress.cursor,
             withoutSuccessor,
           });
-    return { resigned: progress.resigned, failed: progress.failed, cursor: progress.cursor, remaining };
+    return {
+      resigned: progress.resigned,
+      failedCount: progress.failedCount,
+      failed: progress.failed,
+      cursor: progress.cursor,
+      remaining,
+    };
   }
 
   return { resignChunk, countManifests: countManifestsOf };

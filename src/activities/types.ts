@@ -27,6 +27,8 @@ export interface PreflightResult {
   /** Set when a scheduled rotation is not due: the workflow ends as `skipped`. */
   skip?: string;
   oldKeyId?: string;
+  /** The identity's anchor version at preflight: the first key switch compares-and-sets on it. */
+  anchorVersion?: number;
   activeManifests: number;
   gates: Gate[];
 }
@@ -49,6 +51,8 @@ export interface GeneratedKeyInfo {
 
 export interface ResignChunkInput {
   workflowId: string;
+  /** With the workflow id, names the rotation the unresignable list in Postgres belongs to. */
+  runId?: string;
   fromKeyId: string;
   toKeyId: string;
   /** Which manifests of `fromKeyId` to re-issue: `active` normally, `revoked` after a compromise. */
@@ -62,7 +66,9 @@ export interface ResignChunkInput {
 export interface ResignChunkResult {
   /** Twins written by this call. */
   resigned: number;
-  /** Manifests that could not be re-issued, left untouched. */
+  /** How many manifests could not be re-issued (left untouched; listed in Postgres). */
+  failedCount: number;
+  /** The first few of them: a result stays small however many there are. */
   failed: { manifestId: string; reason: string }[];
   cursor: string | null;
   /** Candidates after the cursor still to do. */
@@ -81,15 +87,26 @@ export interface AnchorKeyInput {
   validUntil?: string | null;
 }
 
-export interface PublishAnchorInput {
+/**
+ * One key switch: registry moves and the new anchor in one Postgres transaction, compare-and-set
+ * on the anchor version. Key ids and states only; public keys come from the registry.
+ */
+export interface SwitchKeysInput {
   identity: string;
+  /** The version this switch follows. Another version found: nothing changes (unless it is this very switch). */
+  expectedAnchorVersion: number;
   activeKeyId: string;
-  keys: AnchorKeyInput[];
+  /** Registry moves, in order (the outgoing key steps down before the incoming one steps up). */
+  transitions: { keyId: string; to: SetKeyStateInput['to'] }[];
+  /** The anchor's keys, the active one first. */
+  anchorKeys: AnchorKeyInput[];
 }
 
-export interface PublishAnchorResult {
+export interface SwitchKeysResult {
   version: number;
   publishedAt: string;
+  /** False when an earlier attempt of this switch had already committed it. */
+  changed: boolean;
 }
 
 export interface SetKeyStateInput {
@@ -112,13 +129,29 @@ export interface AcceptanceInput {
   livenessSeconds: number;
 }
 
+/** A verifier gate polled inside one activity until it is satisfied or `untilMs` passes. */
+export type GateWatchInput = (
+  | ({ gate: 'adoption' } & AdoptionInput)
+  | ({ gate: 'acceptance' } & AcceptanceInput)
+) & {
+  pollSeconds: number;
+  /** Epoch ms: report back by then even if the gate is not satisfied. */
+  untilMs: number;
+};
+
 export interface GateCheck {
   satisfied: boolean;
   mode: 'check-in' | 'cache-lifetime';
+  /** Live verifiers counted. */
+  live: number;
+  /** How many of them hold the rotation back. */
+  behindCount: number;
+  /** A sample, those behind first. */
   verifiers: VerifierAdoption[];
-  /** Verifier ids holding the rotation back. */
+  /** The first few verifier ids holding the rotation back. */
   behind: string[];
   detail: string;
+  checkedAt: string;
 }
 
 export interface RevokeChunkInput {
@@ -148,6 +181,8 @@ export interface DecommissionResult {
 }
 
 export interface AuditInput {
+  /** Same key, same entry: a retried attempt finds the entry its first attempt wrote. */
+  idempotencyKey?: string;
   actor: string;
   action: string;
   subject: string;

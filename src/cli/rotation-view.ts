@@ -53,8 +53,14 @@ export function hasEnded(status: Pick<RotationStatus, 'phase'>): boolean {
 
 export function renderStatus(s: RotationStatus, now: Date = new Date()): string {
   const lines: string[] = [];
-  const state = s.paused ? `${s.phase} (PAUSED: ${s.pauseReason ?? 'no reason given'})` : s.phase;
+  const pauseKind = s.pause?.kind ? `${s.pause.kind}: ` : '';
+  const state = s.paused ? `${s.phase} (PAUSED ${pauseKind}${s.pauseReason ?? 'no reason given'})` : s.phase;
   lines.push(`rotation ${s.workflowId}: ${s.trigger} rotation of ${s.identity}`);
+  if (s.escalation) {
+    lines.push(
+      `escalated   to a key compromise at ${s.escalation.at} by ${s.escalation.by} (from ${s.escalation.fromPhase}): ${s.escalation.reason}`,
+    );
+  }
   lines.push(`phase       ${state}`);
   lines.push(`started     ${s.startedAt}${s.endedAt ? `   ended ${s.endedAt}` : ''}`);
   lines.push(`old key     ${s.oldKeyId ?? '-'}`);
@@ -91,14 +97,18 @@ export function renderStatus(s: RotationStatus, now: Date = new Date()): string 
   if (s.progress.rollback.total > 0 || s.phase === 'rolling-back' || s.phase === 'rolled-back') {
     lines.push(`  rollback  ${progressBar(s.progress.rollback)}`);
   }
-  if (s.unresignable.length > 0) {
-    lines.push(`  ${s.unresignable.length} manifest(s) could not be re-issued:`);
+  const unresignable = s.unresignableCount ?? s.unresignable.length;
+  if (unresignable > 0) {
+    lines.push(`  ${unresignable} manifest(s) could not be re-issued:`);
     for (const u of s.unresignable.slice(0, 10)) lines.push(`    ${u.manifestId}: ${u.reason}`);
-    if (s.unresignable.length > 10)
-      lines.push(`    … and ${s.unresignable.length - 10} more (rotor rotate status --json)`);
+    if (unresignable > 10)
+      lines.push(`    … and ${unresignable - 10} more (rotor rotate unresignable ${s.identity})`);
   }
 
-  lines.push('', `verifier adoption (${s.adoption.mode})`);
+  lines.push(
+    '',
+    `verifier adoption (${s.adoption.mode}${s.adoption.live ? `: ${s.adoption.behind ?? 0} of ${s.adoption.live} live behind` : ''}${s.adoption.checkedAt ? `, checked ${s.adoption.checkedAt}` : ''})`,
+  );
   if (s.adoption.verifiers.length === 0) {
     lines.push(
       s.adoption.mode === 'cache-lifetime'

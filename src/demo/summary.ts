@@ -90,7 +90,7 @@ export function buildSummary(args: {
       resigned: s.progress.resign.done,
       revoked: s.progress.revoke.done,
       activeAfter: args.written.manifests,
-      unresignable: s.unresignable.length,
+      unresignable: s.unresignableCount ?? s.unresignable.length,
     },
     anchor: {
       version: args.verification.anchor.version,

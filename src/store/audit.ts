@@ -18,6 +18,8 @@ export interface AuditInput {
   subject?: string;
   /** JSON-able facts; stored in canonical form (null members dropped, strings NFC). */
   details: Record<string, unknown>;
+  /** An append with a key already in the log returns that entry and appends nothing. */
+  idempotencyKey?: string;
 }
 
 export interface AuditEntry {
@@ -85,6 +87,13 @@ export async function appendAudit(q: Queryable, input: AuditInput): Promise<Audi
          FROM audit_head FOR UPDATE`,
     );
     const { last_id, last_hash, now } = head.rows[0]!;
+    // Checked under the head's row lock: two attempts with one key cannot both append.
+    if (input.idempotencyKey) {
+      const seen = await client.query<AuditRow>('SELECT * FROM audit_log WHERE idempotency_key = $1', [
+        input.idempotencyKey,
+      ]);
+      if (seen.rows[0]) return toEntry(seen.rows[0]);
+    }
     const id = Number(last_id) + 1;
     const prevHash = last_id === '0' ? GENESIS_HASH : last_hash;
     const subject = input.subject ?? null;
@@ -94,9 +103,19 @@ export async function appendAudit(q: Queryable, input: AuditInput): Promise<Audi
       prevHash,
     );
     const { rows } = await client.query<AuditRow>(
-      `INSERT INTO audit_log (id, recorded_at, actor, action, subject, details, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-      [id, now, input.actor, input.action, subject, detailsText, prevHash, hash],
+      `INSERT INTO audit_log (id, recorded_at, actor, action, subject, details, prev_hash, hash, idempotency_key)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [
+        id,
+        now,
+        input.actor,
+        input.action,
+        subject,
+        detailsText,
+        prevHash,
+        hash,
+        input.idempotencyKey ?? null,
+      ],
     );
     await client.query('UPDATE audit_head SET last_id = $1, last_hash = $2', [id, hash]);
     return toEntry(rows[0]!);

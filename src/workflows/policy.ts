@@ -41,6 +41,16 @@ export interface RotationPolicy {
   minKeyAgeDays: number;
   /** A step's worker counts as lost when its heartbeats stop for this long; another resumes the step. */
   heartbeatTimeoutSeconds: number;
+  /**
+   * A verifier gate is polled inside one heartbeating activity that reports back this often: the
+   * history grows by a handful of events per slice, not per poll (24 h at 5 min: 288 slices).
+   */
+  gateSliceSeconds: number;
+  /**
+   * A step whose activity keeps failing (retried with backoff up to a minute, without an attempt
+   * cap) pauses the rotation and alerts after this long; it goes on by itself once it succeeds.
+   */
+  stepAlertSeconds: number;
 }
 
 const MINUTE = 60;
@@ -85,6 +95,8 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     chunkSize: 10_000,
     minKeyAgeDays: 90,
     heartbeatTimeoutSeconds: 60,
+    gateSliceSeconds: 5 * MINUTE,
+    stepAlertSeconds: 10 * MINUTE,
   };
 }
 
@@ -112,7 +124,14 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
       throw new PolicyError(`policy.${name} must be a non-negative number, got ${value}`);
     }
   }
-  for (const name of ['batchSize', 'chunkSize', 'pollSeconds', 'heartbeatTimeoutSeconds'] as const) {
+  for (const name of [
+    'batchSize',
+    'chunkSize',
+    'pollSeconds',
+    'heartbeatTimeoutSeconds',
+    'gateSliceSeconds',
+    'stepAlertSeconds',
+  ] as const) {
     if (policy[name] <= 0) throw new PolicyError(`policy.${name} must be positive, got ${policy[name]}`);
   }
   const order: (keyof RotationPolicy)[] = [
@@ -144,7 +163,13 @@ export type StepName =
   | 'revoke'
   | 'decommission';
 
-/** Planned offsets from t=0 for each runbook step, in the order the trigger runs them. */
+/** The compromise path's order after keygen: distrust first, then revoke, then re-issue. */
+export const COMPROMISE_STEPS: readonly StepName[] = ['publish-anchor', 'revoke', 're-sign', 'decommission'];
+
+/**
+ * Planned offsets from t=0 for each runbook step, in the order the trigger runs them. This is the
+ * one place the order lives: the workflow refuses to run a step out of it (see `runStep`).
+ */
 export function plannedSteps(
   trigger: Trigger,
   policy: RotationPolicy,
@@ -153,10 +178,7 @@ export function plannedSteps(
     return [
       { step: 'preflight', atSeconds: 0 },
       { step: 'keygen', atSeconds: 0 },
-      { step: 'publish-anchor', atSeconds: 0 },
-      { step: 'revoke', atSeconds: 0 },
-      { step: 're-sign', atSeconds: 0 },
-      { step: 'decommission', atSeconds: 0 },
+      ...COMPROMISE_STEPS.map((step) => ({ step, atSeconds: 0 })),
     ];
   }
   return [

@@ -1,8 +1,8 @@
 /**
- * The rotation workflow's public surface, declared once: its input, its status, and the signals,
- * updates and query that the CLI, the worker and the tests share.
+ * The rotation workflow's public surface, declared once: its input, its status, and the updates
+ * and query that the CLI, the worker and the tests share.
  */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { CustodianKind, RotationPolicy, StepName, Trigger } from './policy';
 
 export const TASK_QUEUE_DEFAULT = 'rotor';
@@ -10,6 +10,9 @@ export const TASK_QUEUE_DEFAULT = 'rotor';
 export function rotationWorkflowId(identity: string): string {
   return `rotation/${identity}`;
 }
+
+/** How many verifiers or manifests a status or an activity result lists; the rest are counted. */
+export const SAMPLE_SIZE = 20;
 
 export interface RotationInput {
   identity: string;
@@ -44,6 +47,8 @@ export interface TimelineEntry {
   plannedAt: string;
   actualStart?: string;
   actualEnd?: string;
+  /** Left out: the rotation took another path (an escalation) before this step began. */
+  skipped?: boolean;
   note?: string;
 }
 
@@ -60,13 +65,37 @@ export interface VerifierAdoption {
   acceptedNewKey: boolean;
 }
 
+/**
+ * Why the rotation is paused. Only a verifier gate's own pause (`adoption`, `acceptance`) can be
+ * forced past; `retrying` is a step that keeps failing and is retried by itself meanwhile.
+ */
+export type PauseKind =
+  | 'operator'
+  | 'step-failed'
+  | 'retrying'
+  | 'unresignable'
+  | 'adoption'
+  | 'acceptance'
+  | 'undo-failed';
+
+export interface PauseState {
+  kind: PauseKind;
+  reason: string;
+  since: string;
+}
+
 export interface RotationStatus {
   workflowId: string;
   identity: string;
+  /** What started the rotation. */
   trigger: Trigger;
+  /** The path it is on: an escalated rotation of any trigger is on the compromise path. */
+  path: 'overlap' | 'compromise';
   phase: Phase;
   paused: boolean;
   pauseReason?: string;
+  pause?: PauseState;
+  escalation?: { reason: string; by: string; at: string; fromPhase: Phase };
   startedAt: string;
   endedAt?: string;
   oldKeyId?: string;
@@ -76,7 +105,19 @@ export interface RotationStatus {
   progress: { resign: Progress; revoke: Progress; rollback: Progress };
   /** What holds the rotation back now, in words. */
   blockers: string[];
-  adoption: { mode: 'check-in' | 'cache-lifetime' | 'pending'; verifiers: VerifierAdoption[] };
+  /**
+   * Verifiers at the last gate check: counts, and a sample (those behind first). The full list is
+   * the verifier store (`rotor verifier list`).
+   */
+  adoption: {
+    mode: 'check-in' | 'cache-lifetime' | 'pending';
+    live: number;
+    behind: number;
+    checkedAt?: string;
+    verifiers: VerifierAdoption[];
+  };
+  /** Manifests that could not be re-issued: how many, and a sample. The full list is in Postgres. */
+  unresignableCount: number;
   unresignable: { manifestId: string; reason: string }[];
   /** Why it ended, for rolled-back, aborted, failed and skipped rotations. */
   outcome?: string;
@@ -90,19 +131,15 @@ export interface ControlRequest {
 }
 
 export interface ResumeRequest extends ControlRequest {
-  /** Resume past verifiers that have not adopted the new anchor: revocation may hit them. */
+  /** Go past the verifier gate that paused the rotation (only that gate, only while it is that pause). */
   force?: boolean;
 }
 
-export const pauseSignal = defineSignal<[ControlRequest]>('pause');
-export const resumeSignal = defineSignal<[ResumeRequest]>('resume');
-export const rollbackSignal = defineSignal<[ControlRequest]>('rollback');
-export const abortSignal = defineSignal<[ControlRequest]>('abort');
-
-/** The same controls as updates: validators refuse what cannot be honoured, with the reason. */
+/** The controls, as validated updates: a validator refuses what cannot be honoured, with the reason. */
 export const pauseUpdate = defineUpdate<RotationStatus, [ControlRequest]>('pauseRotation');
 export const resumeUpdate = defineUpdate<RotationStatus, [ResumeRequest]>('resumeRotation');
 export const rollbackUpdate = defineUpdate<RotationStatus, [ControlRequest]>('rollbackRotation');
 export const abortUpdate = defineUpdate<RotationStatus, [ControlRequest]>('abortRotation');
+export const escalateUpdate = defineUpdate<RotationStatus, [ControlRequest]>('escalateRotation');
 
 export const statusQuery = defineQuery<RotationStatus>('status');

@@ -40,6 +40,7 @@ export const COMPRESSED: Partial<RotationPolicy> = {
   anchorMaxAgeSeconds: 1,
   adoptionMarginSeconds: 0,
   pollSeconds: 1,
+  gateSliceSeconds: 1,
   verifierLivenessSeconds: 60,
   allowSoftwareCustodian: true,
   batchSize: 200,

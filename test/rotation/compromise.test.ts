@@ -8,6 +8,7 @@ import { trustedKeysFromAnchor } from '../../src/manifest';
 import { requireKey } from '../../src/store/keys';
 import { countManifests } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
+import { plannedSteps } from '../../src/workflows/policy';
 import { type RotationStatus, rollbackUpdate } from '../../src/workflows/rotation-api';
 import { acceptedRevocations, expectActiveManifestsValid, expectReplays } from '../helpers/rotation-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
@@ -54,6 +55,9 @@ describe('a key compromise (Temporal + Postgres, software custody)', () => {
       're-sign',
       'decommission',
     ]);
+    expect(result.timeline.map((e) => e.step)).toEqual(
+      plannedSteps('compromise', result.policy).map((p) => p.step),
+    );
     const ends = result.timeline.map((e) => Date.parse(e.actualEnd!));
     expect([...ends].sort((a, b) => a - b)).toEqual(ends);
     expect(result.policy.decommissionAtSeconds).toBe(0);

@@ -16,6 +16,7 @@ import { activeKey, requireKey } from '../../src/store/keys';
 import { countManifests, getManifest, importManifests, successorOf } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
 import { recordCheckIn } from '../../src/store/verifiers';
+import { plannedSteps } from '../../src/workflows/policy';
 import {
   pauseUpdate,
   type RotationStatus,
@@ -46,8 +47,12 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
 
   it('pause holds the rotation past its deadline; resume carries on and completes', async () => {
     const oldKeyId = await identityWithManifests('pause-resume');
+    // Re-sign far enough out that the pause lands while waiting, even on a loaded machine.
     const handle = await env.start('pause-resume', 'personnel', {
-      resignAtSeconds: 2,
+      resignAtSeconds: 12,
+      adoptBySeconds: 13,
+      revokeAtSeconds: 13,
+      decommissionAtSeconds: 14,
       minKeyAgeDays: 0,
       keepOldKeyInAnchor: true,
     });
@@ -60,8 +65,12 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     await expect(handle.executeUpdate(pauseUpdate, { args: [{}] })).rejects.toThrow(
       WorkflowUpdateFailedError,
     );
-    // Well past t=5m (2 s here): nothing was re-signed while paused.
-    await new Promise((r) => setTimeout(r, 4000));
+    // Past t=5m (12 s here): nothing was re-signed while paused.
+    await env.waitForStatus(
+      handle,
+      'the re-sign time',
+      () => Date.now() > Date.parse(paused.timeline[2]!.plannedAt) + 1500,
+    );
     const held = await handle.query<RotationStatus>('status');
     expect(held.paused).toBe(true);
     expect(held.pauseReason).toBe('on-call looking at dashboards');
@@ -71,6 +80,12 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     expect(resumed.paused).toBe(false);
     const result = await env.finish(handle);
     expect(result.phase).toBe('completed');
+    // The code ran the steps in the policy's order, the one place that order is written.
+    expect(result.timeline.map((e) => e.step)).toEqual(
+      plannedSteps('personnel', result.policy).map((p) => p.step),
+    );
+    const starts = result.timeline.map((e) => Date.parse(e.actualStart!));
+    expect([...starts].sort((a, b) => a - b)).toEqual(starts);
     // The deadline did not move: the re-sign step's plan stayed at t=2 s and it ran late.
     const resign = result.timeline.find((e) => e.step === 're-sign')!;
     expect(Date.parse(resign.actualStart!) - Date.parse(resign.plannedAt)).toBeGreaterThan(1500);
@@ -234,7 +249,11 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     handles.push(handle);
     const held = await env.waitForStatus(handle, 'a paused rotation', (s) => s.paused);
     expect(held.phase).toBe('re-sign');
-    expect(held.blockers).toEqual(['1 manifest(s) could not be re-issued; they are listed in the status']);
+    expect(held.blockers).toEqual([
+      '1 manifest(s) could not be re-issued; the status lists 1, rotor rotate unresignable lists all',
+    ]);
+    expect(held.pause?.kind).toBe('unresignable');
+    expect(held.unresignableCount).toBe(1);
     expect(held.unresignable).toHaveLength(1);
     expect(held.unresignable[0]!.manifestId).toBe(badId);
     expect(held.unresignable[0]!.reason).toMatch(/post-quantum/);

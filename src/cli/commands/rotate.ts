@@ -12,11 +12,13 @@ import { type Pool, withPool } from '../../store/db';
 import { activeKey } from '../../store/keys';
 import { countManifests } from '../../store/manifests';
 import { lastCompletedRotation, listRotations, type RotationRecord } from '../../store/rotations';
+import { pageUnresignable } from '../../store/unresignable';
 import { type CustodianKind, plannedSteps, type RotationPolicy, type Trigger } from '../../workflows/policy';
 import type { rotationWorkflow } from '../../workflows/rotation';
 import {
   abortUpdate,
   type ControlRequest,
+  escalateUpdate,
   pauseUpdate,
   type RotationInput,
   type RotationStatus,
@@ -109,7 +111,7 @@ export function registerRotateCommands(program: Command): void {
           process.stderr.write(
             `started ${trigger} rotation of ${identity} (run ${started.runId}) on task queue ${t.config.taskQueue}\n` +
               `watch it:    rotor rotate status ${identity} --watch\n` +
-              `steer it:    rotor rotate pause|resume|rollback|abort ${identity} --reason '…'\n`,
+              `steer it:    rotor rotate pause|resume|rollback|abort|escalate ${identity} --reason '…'\n`,
           );
         });
       },
@@ -155,7 +157,10 @@ export function registerRotateCommands(program: Command): void {
     .command('resume')
     .description('let a paused rotation go on')
     .argument('[identity]', 'the signing identity (default: the one running rotation)')
-    .option('--force', 'go past verifiers that have not adopted the new anchor (revocation may hit them)')
+    .option(
+      '--force',
+      "only for a verifier gate's own pause (adoption or acceptance bound): go past the verifiers behind",
+    )
     .option('--reason <text>', 'why (recorded in the audit log)')
     .option('--by <who>', 'who asks (default: $USER)')
     .option('--json', 'the RotationStatus after the update, as JSON')
@@ -177,8 +182,23 @@ export function registerRotateCommands(program: Command): void {
     });
 
   rotate
+    .command('escalate')
+    .description(
+      'turn the running rotation into a key compromise from where it stands: the old key leaves the anchor and its manifests are revoked now',
+    )
+    .argument('[identity]', 'the signing identity (default: the one running rotation)')
+    .requiredOption('--reason <text>', 'why (recorded in the audit log and the on-call notice)')
+    .option('--by <who>', 'who asks (default: $USER)')
+    .option('--json', 'the RotationStatus after the update, as JSON')
+    .action(async (identity: string | undefined, opts: ControlOptions) => {
+      await control('escalate', identity, opts, { reason: opts.reason });
+    });
+
+  rotate
     .command('abort')
-    .description('stop the rotation and undo what it did so far (only before revocation)')
+    .description(
+      'stop the rotation: before revocation, undo what it did so far; on the compromise path, stop where it stands with the old key kept distrusted',
+    )
     .argument('[identity]', 'the signing identity (default: the one running rotation)')
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .option('--by <who>', 'who asks (default: $USER)')
@@ -186,6 +206,38 @@ export function registerRotateCommands(program: Command): void {
     .action(async (identity: string | undefined, opts: ControlOptions) => {
       await control('abort', identity, opts, { reason: opts.reason });
     });
+
+  rotate
+    .command('unresignable')
+    .description(
+      'every manifest a rotation could not re-issue, paged from Postgres (the status shows a sample)',
+    )
+    .argument('<identity>', 'the signing identity')
+    .option('--run <runId>', "that run's list (default: the latest run that had any)")
+    .option('--after <manifestId>', 'start after this manifest id (the last one of the previous page)')
+    .option('--limit <n>', 'at most this many', '1000')
+    .option('--json', 'JSON lines instead of text')
+    .action(
+      async (identity: string, opts: { run?: string; after?: string; limit: string; json?: boolean }) => {
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit <= 0)
+          throw new UsageError(`--limit must be a positive integer, got '${opts.limit}'`);
+        const rows = await withPool((pool) =>
+          pageUnresignable(pool, {
+            workflowId: rotationWorkflowId(checkIdentity(identity)),
+            runId: opts.run,
+            afterManifestId: opts.after ?? null,
+            limit,
+          }),
+        );
+        for (const r of rows)
+          process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${r.manifestId}\t${r.reason}\n`);
+        if (rows.length === limit)
+          process.stderr.write(
+            `more: rotor rotate unresignable ${identity} --after ${rows[rows.length - 1]!.manifestId}\n`,
+          );
+      },
+    );
 
   rotate
     .command('list')
@@ -476,13 +528,14 @@ interface ControlOptions {
   json?: boolean;
 }
 
-type ControlKind = 'pause' | 'resume' | 'rollback' | 'abort';
+type ControlKind = 'pause' | 'resume' | 'rollback' | 'abort' | 'escalate';
 
 const CONTROL_UPDATES = {
   pause: pauseUpdate,
   resume: resumeUpdate,
   rollback: rollbackUpdate,
   abort: abortUpdate,
+  escalate: escalateUpdate,
 } as const;
 
 async function control(
@@ -545,11 +598,15 @@ function describeOutcome(
     case 'pause':
       return `paused ${where}: ${s.pauseReason}; resume with rotor rotate resume ${s.identity}`;
     case 'resume':
-      return `resumed ${where}${req.force ? ', past verifiers that have not adopted the new anchor' : ''}`;
+      return `resumed ${where}${req.force ? ', past the verifiers behind at the gate that paused it' : ''}`;
     case 'rollback':
       return `rollback of ${where} accepted: the old key stays active, manifests re-signed with it, the new key leaves the anchor; watch with rotor rotate status ${s.identity} --watch`;
     case 'abort':
-      return `abort of ${where} accepted: what was done so far is undone; watch with rotor rotate status ${s.identity} --watch`;
+      return s.path === 'compromise'
+        ? `abort of ${where} accepted: the rotation stops where it stands and the old key stays distrusted (out of the anchor, never active again); watch with rotor rotate status ${s.identity} --watch`
+        : `abort of ${where} accepted: what was done so far is undone; watch with rotor rotate status ${s.identity} --watch`;
+    case 'escalate':
+      return `escalated ${where} to a key compromise: the old key leaves the trust anchor and its manifests are revoked now, then re-issued; watch with rotor rotate status ${s.identity} --watch`;
   }
 }
 
