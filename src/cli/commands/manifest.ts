@@ -359,7 +359,7 @@ export type ManifestInput = { kind: 'json'; text: string } | { kind: 'cose'; byt
  * `hex` or not.
  */
 export async function readManifestInput(where: string, hex: boolean): Promise<ManifestInput> {
-  const bytes = await readBytes(where, 'manifest');
+  const bytes = await readBytes(where, 'input');
   if (looksLikeCose(bytes)) return { kind: 'cose', bytes };
   // With --hex, envelopes are hex text; a JSON document (to be signed) is still read as JSON.
   if (hex && !/^\s*\{/.test(Buffer.from(bytes.subarray(0, 64)).toString('latin1'))) {
@@ -369,7 +369,7 @@ export async function readManifestInput(where: string, hex: boolean): Promise<Ma
     return { kind: 'json', text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
   } catch {
     throw new UsageError(
-      `${sourceName(where)} is neither UTF-8 JSON nor a tagged COSE envelope (hex text needs --hex)`,
+      `${sourceName(where)} is not valid UTF-8 text, nor a tagged COSE envelope (hex text needs --hex)`,
     );
   }
 }
