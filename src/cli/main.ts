@@ -8,6 +8,7 @@ import { RotorError } from '../errors';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
+import { registerDeliveryCommands } from './commands/delivery';
 import { registerDemoCommands } from './commands/demo';
 import { registerKeyCommands } from './commands/key';
 import { registerManifestCommands } from './commands/manifest';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerRevocationCommands(program);
   registerCrlCommands(program);
   registerServeCommands(program);
+  registerDeliveryCommands(program);
   registerTemporalCommands(program);
   registerVerifierCommands(program);
   registerDemoCommands(program);
