@@ -26,7 +26,7 @@ import {
 } from '../../src/store/delivery';
 import { registerKey } from '../../src/store/keys';
 import { importManifests, pageManifests } from '../../src/store/manifests';
-import { syntheticManifests } from '../../src/store/synthetic-manifests';
+import { syntheticManifests } from '../../src/synthetic/manifests';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 const MAX_AGE = 7;
