@@ -13,6 +13,7 @@ import { PolicyError } from '../workflows/policy';
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
+import { deliveryActivities } from './delivery';
 import type { ActivityDeps } from './deps';
 import { keygenActivities } from './keygen';
 import { notifyActivities } from './notify';
@@ -50,6 +51,7 @@ export function createActivities(deps: ActivityDeps) {
     ...adoptionActivities(deps),
     ...revokeActivities(deps),
     ...decommissionActivities(deps),
+    ...deliveryActivities(deps),
     ...auditActivities(deps),
     ...notifyActivities(deps),
   };

@@ -32,7 +32,12 @@ async function overlapPath(r: RotationRun): Promise<RotationStatus> {
   // t=5m: in one transaction, the old key retiring, the new one active, the anchor listing both.
   await r.runStep('publish-anchor', () => r.switchAnchor('dual'));
   // Until t=30m (or later): every live verifier holds the new anchor.
-  await r.runStep('await-adoption', () => r.gate('adoption'));
+  // Agents switch to the twins only then; until now `rotor serve` handed out the originals.
+  await r.runStep('await-adoption', async () => {
+    const adopted = await r.gate('adoption');
+    await r.releaseDelivery(r.newKey, r.status.anchorVersion!, 'verifier adoption gate passed');
+    return adopted;
+  });
   // t=35m: one signed revocation record per superseded manifest of the old key. No way back.
   await r.waitFor('revoke');
   await r.runStep('revoke', () => r.revoke(['superseded']));
@@ -50,7 +55,12 @@ async function overlapPath(r: RotationRun): Promise<RotationStatus> {
 async function compromisePath(r: RotationRun): Promise<RotationStatus> {
   if (!r.status.newKeyId) await r.keygen();
   // At once: the old key retired and out of the anchor; verifiers see INVALID until re-issued.
-  await r.runStep('publish-anchor', () => r.switchAnchor('distrust'));
+  // The old key is distrusted from here: each twin is handed out as soon as it exists.
+  await r.runStep('publish-anchor', async () => {
+    const switched = await r.switchAnchor('distrust');
+    await r.releaseDelivery(r.newKey, null, 'compromise: the old key is no longer trusted');
+    return switched;
+  });
   await r.notify(
     'critical',
     `rotor: key compromise on ${r.input.identity}: key ${r.oldKey.slice(0, 12)}… removed from the trust anchor and its manifests revoked; expect INVALID and REVOKED results until re-issued manifests are deployed`,

@@ -590,6 +590,32 @@ export class RotationRun {
     return this.acts.short.decommissionKey({ keyId: this.oldKey, retentionDays: this.policy.retentionDays });
   }
 
+  /**
+   * Lets `rotor serve` hand agents the manifests `keyId` signed (src/activities/delivery.ts): the
+   * runbook's "deploy new manifests before updating verifiers" in the safe order.
+   */
+  async releaseDelivery(
+    keyId: string,
+    anchorVersion: number | null,
+    reason: string,
+    withdrawKeyIds: string[] = [],
+  ): Promise<void> {
+    const released = await this.acts.long.releaseDelivery({
+      identity: this.input.identity,
+      keyId,
+      anchorVersion,
+      workflowId: this.workflowId,
+      reason,
+      withdrawKeyIds,
+    });
+    await this.audit('delivery-released', {
+      keyId,
+      anchorVersion,
+      twins: released.twins,
+      webhook: released.webhook,
+    });
+  }
+
   // ---- escalation, rollback, abort -------------------------------------------------------------------
 
   /** From here on the rotation is a compromise rotation: what is left of the timeline is its steps. */
@@ -643,6 +669,11 @@ export class RotationRun {
         // Always looked for, not only when progress says so: a batch can be committed by a step
         // attempt that then failed, and a twin signed by the new key must not outlive it.
         await this.resign('active', this.status.progress.rollback, this.newKey, this.oldKey);
+        // Every verifier trusts the old key throughout: its successors go out at once, the new
+        // key's twins no longer do.
+        await this.releaseDelivery(this.oldKey, null, `${this.controls.undoing}: the old key stays`, [
+          this.newKey,
+        ]);
       }
       if (this.anchorSwitched) await this.switchAnchor('restore');
       else await this.acts.short.setKeyState({ keyId: this.newKey, to: 'quarantined' });
