@@ -89,5 +89,5 @@ describe('a worker killed mid re-sign (real worker process, Temporal, Postgres)'
     }
     await expectActiveManifestsValid(env, 'killed-worker', newKeyId, COUNT, [oldKeyId]);
     await expectReplays([handle]);
-  });
+  }, 300_000);
 });
