@@ -53,8 +53,8 @@ export function hasEnded(status: Pick<RotationStatus, 'phase'>): boolean {
 
 export function renderStatus(s: RotationStatus, now: Date = new Date()): string {
   const lines: string[] = [];
-  const pauseKind = s.pause?.kind ? `${s.pause.kind}: ` : '';
-  const state = s.paused ? `${s.phase} (PAUSED ${pauseKind}${s.pauseReason ?? 'no reason given'})` : s.phase;
+  const pauseKind = s.pause?.kind ? ` [${s.pause.kind}]` : '';
+  const state = s.paused ? `${s.phase} (PAUSED: ${s.pauseReason ?? 'no reason given'})${pauseKind}` : s.phase;
   lines.push(`rotation ${s.workflowId}: ${s.trigger} rotation of ${s.identity}`);
   if (s.escalation) {
     lines.push(

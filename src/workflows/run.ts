@@ -56,8 +56,9 @@ function rotationActivities(policy: RotationPolicy) {
     }),
     /** One transaction or one custodian call each: a start-to-close of two minutes fits them. */
     short: proxyActivities<RotationActivities>({
-      startToCloseTimeout: Math.min(120_000, alertMs),
-      scheduleToCloseTimeout: alertMs,
+      startToCloseTimeout: '2 minutes',
+      // Never shorter than one reasonable attempt: a slow preflight is not a failing one.
+      scheduleToCloseTimeout: Math.max(alertMs, 10_000),
       retry: RETRY,
     }),
     /** A verifier gate, polled inside the activity for up to one slice, heartbeating each poll. */

@@ -14,7 +14,7 @@ const FAST = JSON.stringify({
   resignAtSeconds: 1,
   adoptBySeconds: 2,
   revokeAtSeconds: 2,
-  decommissionAtSeconds: 15,
+  decommissionAtSeconds: 45,
   anchorMaxAgeSeconds: 1,
   adoptionMarginSeconds: 0,
   pollSeconds: 1,
@@ -229,7 +229,7 @@ describe('rotor rotate start, status, pause, resume, abort', () => {
     // The validators' reasons come back, with exit 1.
     const again = await env.rotor('rotate', 'pause', STEERED);
     expect(again.code).toBe(1);
-    expect(again.stderr.trim()).toBe('rotor: pause refused: the rotation is already paused');
+    expect(again.stderr.trim()).toBe('rotor: pause refused: the rotation is already paused: change freeze');
 
     const text = await env.rotor('rotate', 'status', STEERED);
     expect(text.code).toBe(0);
@@ -278,7 +278,7 @@ describe('rotor rotate start, status, pause, resume, abort', () => {
       status: 'COMPLETED',
       phase: 'aborted',
     });
-  });
+  }, 300_000);
 
   it('refuses a rollback once the old key’s manifests are revoked, and the rotation completes', async () => {
     const { keyId } = await env.initIdentity(REVOKED, 3);
@@ -335,7 +335,7 @@ describe('rotor rotate start, status, pause, resume, abort', () => {
     const watched = await env.rotor('rotate', 'status', REVOKED, '--watch', '--json');
     expect(watched.code).toBe(0);
     expect(JSON.parse(watched.stdout.trim().split('\n').at(-1)!).phase).toBe('completed');
-  });
+  }, 300_000);
 
   it('rolls back while verifiers adopt the new anchor: the old key signs again', async () => {
     const { keyId } = await env.initIdentity(ROLLED, 2);
