@@ -9,6 +9,7 @@ import { registerAnchorCommands } from './commands/anchor';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
+import { registerDeliveryCommands } from './commands/delivery';
 import { registerDemoCommands } from './commands/demo';
 import { registerKeyCommands } from './commands/key';
 import { registerManifestCommands } from './commands/manifest';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerRevocationCommands(program);
   registerCrlCommands(program);
   registerServeCommands(program);
+  registerDeliveryCommands(program);
   registerTemporalCommands(program);
   registerVerifierCommands(program);
   registerDemoCommands(program);

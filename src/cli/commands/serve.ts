@@ -11,6 +11,8 @@
  *                         and the wait a rotation sits out after publishing (default 300)
  *   ROTOR_CHECKIN_TOKEN   bearer token verifiers present at check-in; without it check-in answers 503
  *   ROTOR_IDENTITY        signing identity whose trust anchor is served (default 'default')
+ *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
+ *                         (default 60); the pickup gate waits at least this long for agents
  */
 import type { Command } from 'commander';
 import { databaseUrl, positiveInt } from '../../config';
@@ -27,6 +29,7 @@ export interface ServeConfig {
   anchorMaxAgeSeconds: number;
   checkInToken: string | undefined;
   identity: string;
+  manifestMaxAgeSeconds: number;
 }
 
 export function serveConfig(env: Env = process.env): ServeConfig {
@@ -47,6 +50,7 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     anchorMaxAgeSeconds: positiveInt(env.ROTOR_ANCHOR_MAX_AGE, 'ROTOR_ANCHOR_MAX_AGE', 300),
     checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
     identity,
+    manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
   };
 }
 
@@ -88,6 +92,7 @@ export function registerServeCommands(program: Command): void {
         anchorMaxAgeSeconds: config.anchorMaxAgeSeconds,
         checkInToken: config.checkInToken,
         identity: config.identity,
+        manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
         log: (line) => process.stderr.write(`rotor serve: ${line}\n`),
       });
       let port: number;
