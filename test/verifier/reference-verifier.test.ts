@@ -23,7 +23,7 @@ import {
 import { pinnedRootOf, testAnchorSigning } from '../helpers/anchor-signing';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const TOKEN = 'check-in-token-for-tests';
 const ANCHOR_MAX_AGE = 300;
 const CRL_MAX_AGE = 30;
