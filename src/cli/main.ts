@@ -74,7 +74,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] !== undefined && /rotor(\.mjs)?$|cli[/\\]main\.ts$/.test(process.argv[1]);
+// `node dist/cli/main.js` or `tsx src/cli/main.ts`; bin/rotor.mjs and bin/rotor-dev.mjs call runCli.
+const isMain = process.argv[1] !== undefined && /cli[/\\]main\.[jt]s$/.test(process.argv[1]);
 if (isMain) {
   const code = await runCli(process.argv.slice(2));
   // Let pending stdout drain before exiting.

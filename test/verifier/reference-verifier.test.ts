@@ -18,7 +18,7 @@ import { getVerifier } from '../../src/store/verifiers';
 import { CRL_PATH, ReferenceVerifier, TRUST_ANCHOR_PATH } from '../../src/verifier/reference-verifier';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const TOKEN = 'check-in-token-for-tests';
 const ANCHOR_MAX_AGE = 300;
 const CRL_MAX_AGE = 30;
