@@ -125,7 +125,8 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     };
 
     // Before any rotation.
-    await page.goto(`${base}/rotations/default`);
+    const first = await page.goto(`${base}/rotations/default`);
+    expect(first?.status(), await first?.text()).toBe(200);
     expect(await text('no-rotation')).toContain('no rotation of default');
     await shot('0-no-rotation');
 
