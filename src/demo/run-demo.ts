@@ -198,7 +198,7 @@ async function demo(
   say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
   reached('http');
 
-  const { key } = await initIdentity(
+  const { key, rootKeys } = await initIdentity(
     pool,
     custodian,
     DEMO_IDENTITY,
@@ -217,10 +217,12 @@ async function demo(
   say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
   reached('seed');
 
+  // The verifiers pin the anchor root, as a sidecar configured out of band would (issue 12).
   const verifiers = startDemoVerifiers({
     pool,
     baseUrl,
     identity: DEMO_IDENTITY,
+    root: { threshold: 1, keys: rootKeys.map((k) => ({ kid: k.keyId, publicKey: k.publicKey })) },
     checkInToken,
     ids: VERIFIER_IDS,
     intervalMs: VERIFIER_INTERVAL_MS,
