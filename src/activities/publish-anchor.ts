@@ -13,8 +13,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { inTransaction } from '../store/db';
 import { requireKey, transitionKey } from '../store/keys';
 import { currentTrustAnchor, publishTrustAnchor } from '../store/trust-anchors';
+import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
 import type { ActivityDeps } from './deps';
-import type { SwitchKeysInput, SwitchKeysResult } from './types';
+import type { PublishAnchorInput, PublishAnchorResult, SwitchKeysInput, SwitchKeysResult } from './types';
 
 export function publishAnchorActivities(deps: ActivityDeps) {
   async function switchKeys(input: SwitchKeysInput): Promise<SwitchKeysResult> {
@@ -59,10 +60,18 @@ export function publishAnchorActivities(deps: ActivityDeps) {
         const record = await requireKey(client, k.keyId);
         keys[i] = { ...k, validFrom: record.activatedAt ?? record.createdAt };
       }
-      const published = await publishTrustAnchor(client, input.identity, {
-        activeKeyId: input.activeKeyId,
-        keys,
+      // A routine rotation's anchor is co-signed by the outgoing key (listed `retiring`); a
+      // compromise's anchor does not list the old key, so it never co-signs.
+      const signing = await anchorSigningFor(client, deps.custodian, input.identity, {
+        lifetimeSeconds: deps.settings.anchorLifetimeSeconds ?? DEFAULT_ANCHOR_LIFETIME_SECONDS,
+        coSignKeyIds: input.anchorKeys.filter((k) => k.status === 'retiring').map((k) => k.keyId),
       });
+      const published = await publishTrustAnchor(
+        client,
+        input.identity,
+        { activeKeyId: input.activeKeyId, keys },
+        signing,
+      );
       return {
         version: published.version,
         publishedAt: published.publishedAt.toISOString(),
@@ -70,5 +79,31 @@ export function publishAnchorActivities(deps: ActivityDeps) {
       };
     });
   }
-  return { switchKeys };
+  /** One anchor version without key-state changes or compare-and-set (kept for callers outside the rotation). */
+  async function publishAnchor(input: PublishAnchorInput): Promise<PublishAnchorResult> {
+    const keys = [];
+    for (const k of input.keys) {
+      const record = await requireKey(deps.pool, k.keyId);
+      keys.push({
+        keyId: record.keyId,
+        publicKey: record.publicKey,
+        validFrom: record.activatedAt ?? record.createdAt,
+        status: k.status,
+        validUntil: k.validUntil ?? null,
+      });
+    }
+    const signing = await anchorSigningFor(deps.pool, deps.custodian, input.identity, {
+      lifetimeSeconds: deps.settings.anchorLifetimeSeconds ?? DEFAULT_ANCHOR_LIFETIME_SECONDS,
+      coSignKeyIds: input.keys.filter((k) => k.status === 'retiring').map((k) => k.keyId),
+    });
+    const published = await publishTrustAnchor(
+      deps.pool,
+      input.identity,
+      { activeKeyId: input.activeKeyId, keys },
+      signing,
+    );
+    return { version: published.version, publishedAt: published.publishedAt.toISOString() };
+  }
+
+  return { switchKeys, publishAnchor };
 }

@@ -87,6 +87,17 @@ export interface AnchorKeyInput {
   validUntil?: string | null;
 }
 
+export interface PublishAnchorInput {
+  identity: string;
+  activeKeyId: string;
+  keys: AnchorKeyInput[];
+}
+
+export interface PublishAnchorResult {
+  version: number;
+  publishedAt: string;
+}
+
 /**
  * One key switch: registry moves and the new anchor in one Postgres transaction, compare-and-set
  * on the anchor version. Key ids and states only; public keys come from the registry.
