@@ -160,6 +160,11 @@ export interface DecommissionInput {
 export interface DecommissionResult {
   destroyedAt: string;
   retentionUntil: string;
+  /**
+   * The latest expires_at of the key's manifests this run declined as too close to expiry (left
+   * active, unrevoked): the anchor keeps the key verify-only until then. Absent when none.
+   */
+  holdUntil?: string;
 }
 
 export interface AuditInput {

@@ -484,7 +484,7 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     });
     if ((status.unresignableCount ?? 0) > 0 && policy.blockOnUnresignable) {
       status.blockers = [
-        `${status.unresignableCount} manifest(s) could not be re-issued; see rotor rotate declined ${input.identity}`,
+        `${status.unresignableCount} manifest(s) could not be re-issued; each is in the audit log (rotation.declined) with its reason`,
       ];
       pause({ reason: 'manifests that cannot be re-issued block the rotation (policy blockOnUnresignable)' });
       await notify(
@@ -557,12 +557,23 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       const published = await steps.publishAnchor({
         identity: input.identity,
         activeKeyId: newKey,
-        keys: policy.keepOldKeyInAnchor
-          ? [
-              { keyId: newKey, status: 'active' },
-              { keyId: oldKey, status: 'verify-only', validUntil: result.retentionUntil },
-            ]
-          : [{ keyId: newKey, status: 'active' }],
+        // The old key stays verify-only while a manifest too close to expiry to re-issue is
+        // still in force (result.holdUntil), or until its retention date by policy.
+        keys:
+          policy.keepOldKeyInAnchor || result.holdUntil
+            ? [
+                { keyId: newKey, status: 'active' },
+                {
+                  keyId: oldKey,
+                  status: 'verify-only',
+                  validUntil:
+                    policy.keepOldKeyInAnchor &&
+                    (!result.holdUntil || Date.parse(result.retentionUntil) > Date.parse(result.holdUntil))
+                      ? result.retentionUntil
+                      : result.holdUntil,
+                },
+              ]
+            : [{ keyId: newKey, status: 'active' }],
       });
       status.anchorVersion = published.version;
       return result;
