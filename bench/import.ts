@@ -11,7 +11,7 @@ import { softwareSigner } from '../src/manifest';
 import { connect } from '../src/store/db';
 import { importManifests } from '../src/store/manifests';
 import { migrate } from '../src/store/migrate';
-import { syntheticManifests } from '../src/store/synthetic-manifests';
+import { syntheticManifests } from '../src/synthetic/manifests';
 import { databaseUrlFor } from '../test/helpers/db-admin';
 
 function arg(name: string, fallback: number): number {

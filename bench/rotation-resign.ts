@@ -24,7 +24,7 @@ import { createHttpService } from '../src/http/service';
 import { connect } from '../src/store/db';
 import { importManifests } from '../src/store/manifests';
 import { migrate } from '../src/store/migrate';
-import { syntheticManifests } from '../src/store/synthetic-manifests';
+import { syntheticManifests } from '../src/synthetic/manifests';
 import { startDevServer } from '../src/temporal/dev-server';
 import { WORKFLOWS_PATH } from '../src/worker';
 import type { RotationInput, RotationStatus } from '../src/workflows/rotation-api';

@@ -6,6 +6,7 @@
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
+import { deliveryActivities } from './delivery';
 import type { ActivityDeps } from './deps';
 import { keygenActivities } from './keygen';
 import { notifyActivities } from './notify';
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...adoptionActivities(deps),
     ...revokeActivities(deps),
     ...decommissionActivities(deps),
+    ...deliveryActivities(deps),
     ...auditActivities(deps),
     ...notifyActivities(deps),
   };

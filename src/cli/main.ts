@@ -8,6 +8,7 @@ import { RotorError } from '../errors';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
+import { registerDeliveryCommands } from './commands/delivery';
 import { registerDemoCommands } from './commands/demo';
 import { registerKeyCommands } from './commands/key';
 import { registerManifestCommands } from './commands/manifest';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerRevocationCommands(program);
   registerCrlCommands(program);
   registerServeCommands(program);
+  registerDeliveryCommands(program);
   registerTemporalCommands(program);
   registerVerifierCommands(program);
   registerDemoCommands(program);
@@ -72,7 +74,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] !== undefined && /rotor(\.mjs)?$|cli[/\\]main\.ts$/.test(process.argv[1]);
+// `node dist/cli/main.js` or `tsx src/cli/main.ts`; bin/rotor.mjs and bin/rotor-dev.mjs call runCli.
+const isMain = process.argv[1] !== undefined && /cli[/\\]main\.[jt]s$/.test(process.argv[1]);
 if (isMain) {
   const code = await runCli(process.argv.slice(2));
   // Let pending stdout drain before exiting.

@@ -39,6 +39,13 @@ const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
 
 const VANISHED = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID']);
+/** The session or the login behind it is gone, though the token may still be there (an HSM restart). */
+const SESSION_LOST = new Set([
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_USER_NOT_LOGGED_IN',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+]);
 const TOKEN_GONE = new Set([
   'CKR_TOKEN_NOT_PRESENT',
   'CKR_DEVICE_REMOVED',
@@ -67,7 +74,7 @@ export async function openPkcs11Custodian(config: Pkcs11Config): Promise<Pkcs11C
       }
     }
     const logout = loginOnce(lease, slotKey, opened[0]!, config.pin, token.label);
-    return new Pkcs11Custodian(lease, slot, token, opened, logout);
+    return new Pkcs11Custodian(lease, slot, token, opened, logout, config.pin);
   } catch (err) {
     for (const session of opened) closeQuietly(lease, session);
     lease.release();
@@ -117,14 +124,31 @@ export class Pkcs11Custodian implements KeyCustodian {
   readonly kind = 'pkcs11' as const;
   private readonly pool: SessionPool;
   private closing: Promise<void> | undefined;
+  /** A session opened by the last re-login: it holds the login while dead pool sessions are replaced. */
+  private anchor: Handle | undefined;
+  private relogging: Promise<boolean> | undefined;
+  /**
+   * Kept for logging in again after the token dropped the login. A #private field: util.inspect
+   * and JSON never show it, so no dump of the custodian reveals the PIN.
+   */
+  readonly #pin: string;
+  /**
+   * Bumped whenever the module was initialised again: object handles are numbered afresh then, so
+   * an old handle may name another object, and signers must look their key up again.
+   */
+  private generation = 0;
+  /** Bumped whenever a lost login was restored: an attempt that started before it may retry. */
+  private loginEpoch = 0;
 
   constructor(
     private readonly lease: ModuleLease,
-    private readonly slot: Handle,
+    private slot: Handle,
     readonly token: TokenFacts,
     sessions: Handle[],
     private readonly logout: () => void,
+    pin: string,
   ) {
+    this.#pin = pin;
     this.pool = new SessionPool(
       sessions,
       () => new RotorError(`${this.where}: the custodian is closed`, 'PKCS11_CLOSED'),
@@ -236,12 +260,20 @@ export class Pkcs11Custodian implements KeyCustodian {
       return { privateKey: objects.privateKey, publicKey };
     });
     let object = privateKey;
+    let generation = this.generation;
     return {
       keyId,
       keyType: 'hsm',
       publicKey,
       sign: (message: Uint8Array) =>
         this.run('sign with key', keyId, async (session) => {
+          if (generation !== this.generation) {
+            // The module was initialised again: the old handle may now name a different object.
+            const found = this.findKeyObjects(session, keyId).privateKey;
+            if (!found) throw this.notOnToken(keyId);
+            object = found;
+            generation = this.generation;
+          }
           try {
             this.p11.C_SignInit(session, { mechanism: CKM_EDDSA }, object);
           } catch (err) {
@@ -312,7 +344,11 @@ export class Pkcs11Custodian implements KeyCustodian {
         eddsa: mechanisms.includes(CKM_EDDSA),
         ecEdwardsKeyPairGen: mechanisms.includes(CKM_EC_EDWARDS_KEY_PAIR_GEN),
       };
-      const state = await this.pool.use((session) => this.p11.C_GetSessionInfo(session).state);
+      const state = await this.run(
+        'check a session on',
+        'the token',
+        (session) => this.p11.C_GetSessionInfo(session).state,
+      );
       const loggedIn = state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS;
       const problems = [
         ...(loggedIn ? [] : ['not logged in']),
@@ -344,6 +380,7 @@ export class Pkcs11Custodian implements KeyCustodian {
     this.closing ??= (async () => {
       await this.pool.drain();
       for (const session of this.pool.sessions) closeQuietly(this.lease, session);
+      if (this.anchor) closeQuietly(this.lease, this.anchor);
       this.logout();
       this.lease.release();
     })();
@@ -391,31 +428,116 @@ export class Pkcs11Custodian implements KeyCustodian {
     );
   }
 
-  /** Runs `fn` on a pooled session and turns PKCS#11 failures into one-line errors naming the key. */
+  /**
+   * Runs `fn` on a pooled session and turns PKCS#11 failures into one-line errors naming the key.
+   * When the token dropped the sessions or the login under a live custodian (an HSM restart,
+   * C_CloseAllSessions or C_Finalize by other code in the process), it logs in again and retries,
+   * at most once per pooled session plus one: each dead session is replaced as it fails.
+   */
   private async run<T>(action: string, subject: string, fn: (session: Handle) => T | Promise<T>): Promise<T> {
+    const attempts = this.pool.size + 2;
+    for (let attempt = 1; ; attempt++) {
+      const epoch = this.loginEpoch;
+      try {
+        return await this.pool.use(fn);
+      } catch (err) {
+        if (attempt < attempts && !this.closing && (await this.recoverable(err, epoch))) continue;
+        throw this.translate(err, action, subject);
+      }
+    }
+  }
+
+  /** Whether `err` came from a lost session or login that is now restored, so a retry may work. */
+  private async recoverable(err: unknown, epoch: number): Promise<boolean> {
+    const name = ckrName(err);
+    const lost = name !== undefined && SESSION_LOST.has(name);
+    // Logged out, private objects are invisible: a key "not on the token" may only be out of sight.
+    const unseen =
+      (name !== undefined && VANISHED.has(name)) ||
+      (err instanceof RotorError && err.code === 'KEY_NOT_IN_CUSTODY');
+    if (!lost && !unseen) return false;
+    await this.relogin().catch(() => false);
+    // Restored by this call or by a concurrent one since the attempt began.
+    return lost || this.loginEpoch !== epoch;
+  }
+
+  /** One re-login at a time; resolves true when the login had been lost and was restored. */
+  private relogin(): Promise<boolean> {
+    this.relogging ??= Promise.resolve()
+      .then(() => this.reloginNow())
+      .finally(() => {
+        this.relogging = undefined;
+      });
+    return this.relogging;
+  }
+
+  private reloginNow(): boolean {
+    let session: Handle;
+    let reinitialised = false;
     try {
-      return await this.pool.use(fn);
+      session = this.openSession();
     } catch (err) {
-      if (err instanceof RotorError) throw err;
-      const name = ckrName(err);
-      if (name && VANISHED.has(name)) throw this.notOnToken(subject);
-      if (name && TOKEN_GONE.has(name)) {
-        throw new EnvironmentError(
-          `${this.where}: cannot ${action} ${subject}: the token or its session is gone (${name})`,
-          'ENV_PKCS11_TOKEN_GONE',
-        );
+      if (ckrName(err) !== 'CKR_CRYPTOKI_NOT_INITIALIZED') throw err;
+      // The module was finalised under us: initialise it again and find the token's slot anew.
+      try {
+        this.p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      } catch (e) {
+        if (ckrName(e) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw e;
       }
-      if (name === 'CKR_MECHANISM_INVALID' || name === 'CKR_DOMAIN_PARAMS_INVALID') {
-        throw new EnvironmentError(
-          `${this.where}: cannot ${action} ${subject}: the token does not support Ed25519 (${name})`,
-          'ENV_PKCS11_NO_ED25519',
-        );
+      this.slot = findSlot(this.lease, this.token.label);
+      session = this.openSession();
+      reinitialised = true;
+    }
+    let restored = reinitialised;
+    const state = this.p11.C_GetSessionInfo(session).state;
+    if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) {
+      try {
+        this.p11.C_Login(session, pkcs11js.CKU_USER, this.#pin);
+      } catch (err) {
+        if (ckrName(err) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+          closeQuietly(this.lease, session);
+          throw err;
+        }
       }
-      throw new RotorError(
-        `${this.where}: cannot ${action} ${subject} (${nativeReason(err)})`,
-        'PKCS11_FAILED',
+      restored = true;
+    }
+    // The new session becomes the anchor before the old one closes: closing a process's last
+    // session on a token would log it out again.
+    const old = this.anchor;
+    this.anchor = session;
+    if (old !== undefined) closeQuietly(this.lease, old);
+    if (restored) this.loginEpoch++;
+    if (reinitialised) {
+      this.generation++;
+      this.pool.reset(() => this.openSession());
+    }
+    return restored;
+  }
+
+  private openSession(): Handle {
+    return this.p11.C_OpenSession(this.slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+  }
+
+  private translate(err: unknown, action: string, subject: string): Error {
+    if (err instanceof RotorError) return err;
+    const name = ckrName(err);
+    if (name && VANISHED.has(name)) return this.notOnToken(subject);
+    if (name && TOKEN_GONE.has(name)) {
+      return new EnvironmentError(
+        `${this.where}: cannot ${action} ${subject}: the token or its session is gone (${name})`,
+        'ENV_PKCS11_TOKEN_GONE',
       );
     }
+    if (name === 'CKR_MECHANISM_INVALID' || name === 'CKR_DOMAIN_PARAMS_INVALID') {
+      return new EnvironmentError(
+        `${this.where}: cannot ${action} ${subject}: the token does not support Ed25519 (${name})`,
+        'ENV_PKCS11_NO_ED25519',
+      );
+    }
+    return new RotorError(
+      `${this.where}: cannot ${action} ${subject} (${nativeReason(err)})`,
+      'PKCS11_FAILED',
+    );
   }
 
   private findObjects(session: Handle, template: pkcs11js.Template): Handle[] {
@@ -440,6 +562,14 @@ export class Pkcs11Custodian implements KeyCustodian {
     return { privateKey, publicKey };
   }
 
+  /**
+   * The key pair labelled `label`, completing or removing one that a crashed generate() left
+   * half-made: generate() gives both halves a provisional 16-byte CKA_ID, then sets the key_id on
+   * the public half and then on the private half. Dying in between leaves a pair found by label
+   * but not by id; this finishes it (the public key is there, so the key_id is known), and
+   * destroys a private half whose public half is missing (it can never be used: nothing knows its
+   * key_id, and no manifest was ever signed by it).
+   */
   private findByLabel(session: Handle, label: string): GeneratedKey | undefined {
     const found = this.findObjects(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
@@ -452,10 +582,36 @@ export class Pkcs11Custodian implements KeyCustodian {
         'PKCS11_LABEL_AMBIGUOUS',
       );
     }
-    if (!found[0]) return undefined;
+    const privates = this.findObjects(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+    const halfMade = privates.filter((object) => this.objectId(session, object).length !== 32);
+    if (!found[0]) {
+      for (const object of halfMade) this.p11.C_DestroyObject(session, object);
+      return undefined;
+    }
     const publicKey = this.readPublicKey(session, found[0]);
     const keyId = keyIdOf(publicKey);
+    const id = Buffer.from(keyId, 'hex');
+    const publicId = this.objectId(session, found[0]);
+    if (!publicId.equals(id)) {
+      this.p11.C_SetAttributeValue(session, found[0], [{ type: pkcs11js.CKA_ID, value: id }]);
+    }
+    for (const object of halfMade) {
+      const privateId = this.objectId(session, object);
+      // Only the private half of this pair: it still carries the pair's provisional id.
+      if (privateId.equals(publicId) || publicId.equals(id)) {
+        this.p11.C_SetAttributeValue(session, object, [{ type: pkcs11js.CKA_ID, value: id }]);
+      }
+    }
     return { handle: this.handleFor(keyId), publicKey, keyId, label };
+  }
+
+  private objectId(session: Handle, object: Handle): Buffer {
+    const [attr] = this.p11.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_ID }]);
+    return attr?.value ?? Buffer.alloc(0);
   }
 
   /** CKA_EC_POINT, which tokens return DER-wrapped (04 20 ‖ key) or, some of them, raw. */

@@ -21,6 +21,9 @@ export class SessionPool {
   peakInUse = 0;
 
   private readonly all: Handle[];
+  /** Sessions from before the module was initialised again: their numbers may be reused, never close them. */
+  private readonly stale = new Set<Handle>();
+  private openFresh: (() => Handle) | undefined;
 
   constructor(
     sessions: readonly Handle[],
@@ -45,7 +48,7 @@ export class SessionPool {
   }
 
   async use<T>(fn: (session: Handle) => T | Promise<T>): Promise<T> {
-    let session = await this.acquire();
+    let session = this.replaceStale(await this.acquire());
     try {
       return await fn(session);
     } catch (err) {
@@ -56,7 +59,31 @@ export class SessionPool {
     }
   }
 
+  /**
+   * After the module was finalised and initialised again every old session handle is dead and its
+   * number may already name a new session: each is replaced by a fresh one without being closed,
+   * the idle ones now and the busy ones as they come back.
+   */
+  reset(open: () => Handle): void {
+    this.openFresh = open;
+    for (const session of this.all) this.stale.add(session);
+    for (let i = 0; i < this.idle.length; i++) this.idle[i] = this.replaceStale(this.idle[i]!);
+  }
+
+  private replaceStale(session: Handle): Handle {
+    if (!this.stale.has(session) || !this.openFresh) return session;
+    try {
+      const fresh = this.openFresh();
+      this.all[this.all.indexOf(session)] = fresh;
+      this.stale.delete(session);
+      return fresh;
+    } catch {
+      return session;
+    }
+  }
+
   private renew(session: Handle): Handle {
+    if (this.stale.has(session)) return this.replaceStale(session);
     try {
       const fresh = this.reopen(session);
       this.all[this.all.indexOf(session)] = fresh;
@@ -84,7 +111,8 @@ export class SessionPool {
     return Promise.resolve(session);
   }
 
-  private release(session: Handle): void {
+  private release(returned: Handle): void {
+    const session = this.replaceStale(returned);
     const next = this.waiters.shift();
     if (next) {
       // Straight to the next waiter: the session stays busy.

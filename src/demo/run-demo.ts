@@ -25,7 +25,7 @@ import { createHttpService } from '../http/service';
 import { connect, type Pool } from '../store/db';
 import { importManifests, pageManifests } from '../store/manifests';
 import { migrate } from '../store/migrate';
-import { syntheticManifests } from '../store/synthetic-manifests';
+import { syntheticManifests } from '../synthetic/manifests';
 import { startDevServer } from '../temporal/dev-server';
 import { createRotorWorker } from '../worker';
 import type { CustodianKind } from '../workflows/policy';

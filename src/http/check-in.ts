@@ -5,15 +5,23 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isRejectionReason, REJECTION_REASONS } from '../manifest/rejection';
+import { NO_KEY, type RejectionCounts } from '../store/verification-results';
 import type { CheckIn } from '../store/verifiers';
 import { isIdentityName, keyIdFrom } from './ids';
 import { badRequest, HttpError } from './respond';
 
 export const CHECK_IN_BODY_LIMIT = 64 * 1024;
 const MAX_KEYS = 256;
-const FIELDS = new Set(['anchor_version', 'identity', 'trusted_key_ids', 'valid_counts']);
+const FIELDS = new Set(['anchor_version', 'identity', 'trusted_key_ids', 'valid_counts', 'rejection_counts']);
 
-export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity: string): CheckIn {
+export interface ParsedCheckIn extends CheckIn {
+  identity: string;
+  /** key_id (or 'none') → reason → count since the verifier started. */
+  rejectionCounts: RejectionCounts;
+}
+
+export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity: string): ParsedCheckIn {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw badRequest('the body must be a JSON object');
   }
@@ -51,7 +59,43 @@ export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity:
     if (keyId in validCounts) throw badRequest(`valid_counts names key_id ${keyId} twice`);
     validCounts[keyId] = n;
   }
-  return { verifierId, anchorVersion: version, identity, trustedKeyIds, validCounts };
+  const rejectionCounts = parseRejections(fields.rejection_counts);
+  return { verifierId, anchorVersion: version, identity, trustedKeyIds, validCounts, rejectionCounts };
+}
+
+/** `rejection_counts`: `{ key_id or "none": { reason: count } }`, reasons from REJECTION_REASONS. */
+function parseRejections(value: unknown): RejectionCounts {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest('rejection_counts must be an object of key_id to {reason: count}');
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_KEYS) throw badRequest(`rejection_counts names more than ${MAX_KEYS} key_ids`);
+  const out: RejectionCounts = {};
+  for (const [key, reasons] of entries) {
+    const keyId =
+      key === NO_KEY ? NO_KEY : keyIdFrom(key, `rejection_counts key ${JSON.stringify(key.slice(0, 80))}`);
+    if (keyId in out) throw badRequest(`rejection_counts names key_id ${keyId} twice`);
+    if (typeof reasons !== 'object' || reasons === null || Array.isArray(reasons)) {
+      throw badRequest(`rejection_counts[${JSON.stringify(keyId)}] must be an object of reason to count`);
+    }
+    const counts: Record<string, number> = {};
+    for (const [reason, n] of Object.entries(reasons as Record<string, unknown>)) {
+      if (!isRejectionReason(reason)) {
+        throw badRequest(
+          `rejection_counts[${JSON.stringify(keyId)}] has unknown reason ${JSON.stringify(reason.slice(0, 40))}: expected one of ${REJECTION_REASONS.join(', ')}`,
+        );
+      }
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+        throw badRequest(
+          `rejection_counts[${JSON.stringify(keyId)}].${reason} must be a non-negative integer`,
+        );
+      }
+      counts[reason] = n;
+    }
+    out[keyId] = counts;
+  }
+  return out;
 }
 
 /**

@@ -11,6 +11,8 @@ const MANIFEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const VERIFIER_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/~+-]{0,254}$/;
 const KEY_ID = /^(?:sha256:)?([0-9a-f]{64})$/;
 const IDENTITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+// agent_id is a URI in practice (SPIFFE ids, URNs), sent percent-encoded as one path segment.
+const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/~+=%-]{0,511}$/;
 
 function decode(raw: string, what: string): string {
   try {
@@ -34,6 +36,12 @@ export function checkManifestId(id: string): string {
 export function verifierIdFromPath(raw: string): string {
   const id = decode(raw, 'verifier id');
   if (!VERIFIER_ID.test(id)) throw badRequest(`verifier id ${JSON.stringify(id.slice(0, 260))} is malformed`);
+  return id;
+}
+
+export function agentIdFromPath(raw: string): string {
+  const id = decode(raw, 'agent_id');
+  if (!AGENT_ID.test(id)) throw badRequest(`agent_id ${JSON.stringify(id.slice(0, 140))} is malformed`);
   return id;
 }
 

@@ -12,6 +12,8 @@ export interface ServiceMetrics {
 export interface MetricSources {
   crlRecords(): Promise<number>;
   anchorVersion(): Promise<number | null>;
+  /** Verification results verifiers reported at check-in, summed over all check-ins. */
+  verificationTotals?(): Promise<{ identity: string; keyId: string; outcome: string; count: number }[]>;
 }
 
 export function createMetrics(sources: MetricSources, identity: string): ServiceMetrics {
@@ -47,6 +49,22 @@ export function createMetrics(sources: MetricSources, identity: string): Service
     async collect() {
       const version = await sources.anchorVersion().catch(() => Number.NaN);
       this.set({ identity }, version ?? 0);
+    },
+  });
+  new Counter({
+    name: 'rotor_verifier_results_total',
+    help:
+      'Verification results reported by verifiers at check-in, by identity, key_id and outcome ' +
+      '(VALID, or the rejection reason: unknown_key, bad_signature, revoked, expired, malformed, no_anchor, other)',
+    labelNames: ['identity', 'key_id', 'outcome'] as const,
+    registers: [registry],
+    async collect() {
+      if (!sources.verificationTotals) return;
+      // The totals live in Postgres (every rotor serve replica adds to them); each scrape reads them.
+      const rows = await sources.verificationTotals().catch(() => null);
+      if (rows === null) return;
+      this.reset();
+      for (const r of rows) this.inc({ identity: r.identity, key_id: r.keyId, outcome: r.outcome }, r.count);
     },
   });
   return {

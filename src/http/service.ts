@@ -5,14 +5,18 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Pool } from '../store/db';
+import { inTransaction, type Pool } from '../store/db';
 import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
+import { recordResults, verificationTotals } from '../store/verification-results';
 import { recordCheckIn } from '../store/verifiers';
+import type { RotationStatus } from '../workflows/rotation-api';
 import { authorizeCheckIn, CHECK_IN_BODY_LIMIT, parseCheckIn } from './check-in';
+import { AGENT_MANIFEST, serveAgentManifest } from './delivery';
 import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
 import { createMetrics } from './metrics';
 import { badRequest, HttpError, matchesIfNoneMatch, readJsonBody, sendError, sendJson } from './respond';
+import { authorizePage, PAGE_PREFIX, servePage } from './rotation-page';
 
 export interface HttpServiceOptions {
   pool: Pool;
@@ -24,6 +28,14 @@ export interface HttpServiceOptions {
   identity: string;
   /** Cache-Control max-age of the CRL and of single revocation records (the runbook uses 30). */
   crlCacheSeconds?: number;
+  /** Cache-Control max-age of an agent's manifest at `/v1/agents/{agent_id}/manifest` (default 60). */
+  manifestMaxAgeSeconds?: number;
+  /** Width of the time buckets check-in results are counted in (the page's chart, the analysis gate). */
+  resultsBucketSeconds?: number;
+  /** Token for the live rotation page at /rotations/{identity}; without one the page answers 503. */
+  pageToken?: string;
+  /** The identity's rotation status (a Temporal query); the page shows the rest without it. */
+  rotationStatus?: (identity: string) => Promise<RotationStatus | null>;
   /** Called with one line per unexpected failure (no request bodies, no secrets). */
   log?: (line: string) => void;
 }
@@ -53,11 +65,14 @@ const READ = ['GET', 'HEAD'] as const;
 export function createHttpService(options: HttpServiceOptions): HttpService {
   const { pool, identity } = options;
   const crlCacheSeconds = options.crlCacheSeconds ?? 30;
+  const manifestMaxAgeSeconds = options.manifestMaxAgeSeconds ?? 60;
+  const resultsBucketSeconds = options.resultsBucketSeconds ?? 5;
   const log = options.log ?? (() => {});
   const metrics = createMetrics(
     {
       crlRecords: () => countRevocations(pool),
       anchorVersion: async () => (await currentTrustAnchorServed(pool, identity))?.version ?? null,
+      verificationTotals: () => verificationTotals(pool),
     },
     identity,
   );
@@ -138,7 +153,17 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       authorizeCheckIn(req, options.checkInToken);
       const body = await readJsonBody(req, CHECK_IN_BODY_LIMIT);
       const input = parseCheckIn(verifierId, body, identity);
-      await recordCheckIn(pool, input);
+      await inTransaction(pool, async (client) => {
+        // The increase over the last report is computed before the check-in overwrites it.
+        await recordResults(client, {
+          verifierId,
+          identity: input.identity,
+          validCounts: input.validCounts,
+          rejectionCounts: input.rejectionCounts,
+          bucketSeconds: resultsBucketSeconds,
+        });
+        await recordCheckIn(client, input);
+      });
       sendJson(res, 200, { verifier_id: verifierId, recorded: true });
     };
   };
@@ -172,6 +197,36 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     if (path === '/revocation-status') return { name: path, methods: READ, handler: revocationStatus };
     const m = CHECK_IN.exec(path);
     if (m) return { name: '/v1/verifiers/{id}/check-in', methods: ['POST'], handler: checkIn(m[1]!) };
+    const agent = AGENT_MANIFEST.exec(path);
+    if (agent) {
+      return {
+        name: '/v1/agents/{agent_id}/manifest',
+        methods: READ,
+        handler: (req, res) => serveAgentManifest(pool, req, res, agent[1]!, manifestMaxAgeSeconds),
+      };
+    }
+    if (path.startsWith(PAGE_PREFIX)) {
+      const rest = path.slice(PAGE_PREFIX.length);
+      return {
+        name: rest.startsWith('assets/') ? `${PAGE_PREFIX}assets` : `${PAGE_PREFIX}{identity}`,
+        methods: READ,
+        handler: async (req, res, query) => {
+          authorizePage(req, options.pageToken);
+          await servePage(
+            {
+              pool,
+              rotationStatus: options.rotationStatus,
+              bucketSeconds: resultsBucketSeconds,
+              manifestMaxAgeSeconds,
+            },
+            req,
+            res,
+            rest,
+            query,
+          );
+        },
+      };
+    }
     if (path === '/healthz') return { name: path, methods: READ, handler: healthz };
     if (path === '/metrics') return { name: path, methods: READ, handler: metricsRoute };
     return null;

@@ -14,7 +14,7 @@ import { ManifestError } from './errors';
 import { getString, isJsonObject, type JsonObject, type ParsedDocument, parseDocument } from './json';
 import { describeSchemaProblems, MAX_VALIDITY_MS, MIN_VALIDITY_MS, manifestSchemaProblems } from './schema';
 import { parseTimestamp } from './timestamps';
-import { checkManifestSignature, SUPPORTED_MANIFEST_VERSIONS } from './verify';
+import { checkManifestSignature } from './verify';
 
 /** A stored manifest, parsed once, tagged with its format. */
 export type ParsedStoredManifest = { format: 'json-v0.1'; doc: ParsedDocument; root: JsonObject };
@@ -105,7 +105,8 @@ function decideJsonV01({ doc, root }: ParsedStoredManifest, facts: ReissueFacts)
   if (doc.duplicates.length > 0)
     return decline('duplicate-member', `duplicate member name ${doc.duplicates[0]} (I-JSON refuses it)`);
   const version = root.get('version');
-  if (typeof version !== 'string' || !SUPPORTED_MANIFEST_VERSIONS.has(version))
+  // A JSON document with a detached signature block is a v0.1 manifest; v0.2 is a COSE envelope.
+  if (version !== '0.1')
     return decline('unsupported-version', `manifest version ${JSON.stringify(version ?? null)} is not 0.1`);
 
   // The key: one the registry holds, of the identity being rotated (and the key being rotated).

@@ -13,6 +13,7 @@ import {
   validateTrustAnchor,
   verifyManifest,
 } from '../manifest';
+import { rejectionReason } from '../manifest/rejection';
 import { type CachedBody, causeOf, detailOf, fetchCached, isFresh } from './http-cache';
 
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
@@ -58,6 +59,8 @@ export class ReferenceVerifier {
   #revoked = new Set<string>();
   #crlRejected = 0;
   readonly #validCounts = new Map<string, number>();
+  /** key_id (or 'none') → rejection reason → count, reported at check-in. */
+  readonly #rejections = new Map<string, Map<string, number>>();
   #loop: Promise<void> | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
@@ -94,6 +97,12 @@ export class ReferenceVerifier {
 
   get validCounts(): Record<string, number> {
     return Object.fromEntries([...this.#validCounts].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  get rejectionCounts(): Record<string, Record<string, number>> {
+    return Object.fromEntries(
+      [...this.#rejections].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, m]) => [k, Object.fromEntries(m)]),
+    );
   }
 
   get revokedCount(): number {
@@ -146,16 +155,26 @@ export class ReferenceVerifier {
 
   /** Verifies one manifest against the held anchor and CRL; a VALID result counts for its key_id. */
   verify(manifestText: string): Verdict {
-    if (!this.#anchor) {
-      return { result: 'INVALID', keyId: null, reason: 'no trust anchor held yet: refresh() first' };
-    }
-    const verdict = verifyManifest(manifestText, {
-      trustedKeys: this.#trustedKeys(),
-      revokedIds: this.#revoked,
-      now: this.#now(),
-    });
+    const verdict: Verdict = this.#anchor
+      ? verifyManifest(manifestText, {
+          trustedKeys: this.#trustedKeys(),
+          revokedIds: this.#revoked,
+          now: this.#now(),
+        })
+      : { result: 'INVALID', keyId: null, reason: 'no trust anchor held yet: refresh() first' };
     if (verdict.result === 'VALID' && verdict.keyId !== null) {
       this.#validCounts.set(verdict.keyId, (this.#validCounts.get(verdict.keyId) ?? 0) + 1);
+    }
+    const reason = rejectionReason(verdict);
+    if (reason !== null) {
+      // Only a well-formed key_id is reported by name; anything else counts under 'none'.
+      // Past 128 distinct key_ids (manifests naming made-up keys) the rest count under 'none' too,
+      // so a check-in stays within the service's limit of 256 key_ids.
+      const named = verdict.keyId !== null && /^[0-9a-f]{64}$/.test(verdict.keyId) ? verdict.keyId : 'none';
+      const key = this.#rejections.has(named) || this.#rejections.size < 128 ? named : 'none';
+      const byReason = this.#rejections.get(key) ?? new Map<string, number>();
+      this.#rejections.set(key, byReason);
+      byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
     }
     return verdict;
   }
@@ -167,6 +186,7 @@ export class ReferenceVerifier {
       anchor_version: this.anchorVersion,
       trusted_key_ids: this.trustedKeyIds,
       valid_counts: this.validCounts,
+      rejection_counts: this.rejectionCounts,
     };
     if (this.#identity !== undefined) body.identity = this.#identity;
     let res: Response;

@@ -11,6 +11,7 @@ import {
   ApplicationFailure,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -64,6 +65,9 @@ const notifier = proxyActivities<RotationActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
 });
+
+/** patched() id of manifest delivery's release steps (issue 14). */
+const DELIVERY_PATCH = 'i14-manifest-delivery';
 
 /** Thrown inside the workflow when an operator asked to roll back or abort. */
 class Interrupted extends Error {
@@ -389,6 +393,33 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     }
   };
 
+  /**
+   * Lets `rotor serve` hand agents the manifests `keyId` signed (store/delivery.ts). Behind a
+   * patch: histories recorded before manifest delivery existed replay without this step.
+   */
+  const releaseDelivery = async (
+    keyId: string,
+    anchorVersion: number | null,
+    reason: string,
+    withdrawKeyIds: string[] = [],
+  ) => {
+    if (!patched(DELIVERY_PATCH)) return;
+    const released = await steps.releaseDelivery({
+      identity: input.identity,
+      keyId,
+      anchorVersion,
+      workflowId,
+      reason,
+      withdrawKeyIds,
+    });
+    await audit('delivery-released', {
+      keyId,
+      anchorVersion,
+      twins: released.twins,
+      webhook: released.webhook,
+    });
+  };
+
   const finish = async (phase: Phase, outcome?: string) => {
     status.phase = phase;
     status.outcome = outcome;
@@ -451,6 +482,8 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
           keys: [{ keyId: newKey, status: 'active' }],
         });
         status.anchorVersion = published.version;
+        // The old key is distrusted already: each twin is handed out as soon as it exists.
+        await releaseDelivery(newKey, null, 'compromise: the old key is no longer trusted');
       });
       await audit('publish-anchor', { version: status.anchorVersion, keys: [newKey], outage: 'expected' });
       await notify(
@@ -514,8 +547,8 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     await audit('publish-anchor', { version: status.anchorVersion, keys: [newKey, oldKey] });
 
     // Until t=30m (or later): every live verifier holds the new anchor.
-    await runStep('await-adoption', 'await-adoption', () =>
-      awaitGate(
+    await runStep('await-adoption', 'await-adoption', async () => {
+      const adopted = await awaitGate(
         'adoption',
         () =>
           steps.checkAdoption({
@@ -527,8 +560,12 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
             marginSeconds: policy.adoptionMarginSeconds,
           }),
         at(policy.adoptBySeconds),
-      ),
-    );
+      );
+      // Runbook "Zero-downtime overlap": agents switch to the twins only once verifiers trust
+      // the new key; until now `rotor serve` kept handing out the originals.
+      await releaseDelivery(newKey, status.anchorVersion!, 'verifier adoption gate passed');
+      return adopted;
+    });
     await audit('await-adoption', {
       mode: status.adoption.mode,
       verifiers: status.adoption.verifiers.length,
@@ -602,6 +639,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       // Always looked for, not only when progress says so: a batch can be committed by a step
       // attempt that then failed, and a twin signed by the new key must not outlive it.
       await resignAll(newKey, oldKey, 'active', status.progress.rollback);
+      // Every verifier trusts the old key throughout: its successors go out at once, the new
+      // key's twins no longer do.
+      await releaseDelivery(oldKey, null, `${err.kind}: the old key stays`, [newKey]);
       await steps.setKeyState({ keyId: newKey, to: 'quarantined' });
       await steps.setKeyState({ keyId: oldKey, to: 'active' });
       if (status.anchorVersion !== undefined) {

@@ -19,7 +19,7 @@ import { openSoftwareCustodian } from '../../src/custody/software';
 import { createHttpService, type HttpService } from '../../src/http/service';
 import type { Signer } from '../../src/manifest';
 import { importManifests } from '../../src/store/manifests';
-import { syntheticManifests } from '../../src/store/synthetic-manifests';
+import { syntheticManifests } from '../../src/synthetic/manifests';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
 import {
   type RotationInput,

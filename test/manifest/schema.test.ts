@@ -11,7 +11,7 @@ import {
   softwareSigner,
   verifyManifest,
 } from '../../src/manifest/index';
-import { syntheticManifests } from '../../src/store/synthetic-manifests';
+import { syntheticManifests } from '../../src/synthetic/manifests';
 import { type Loose, validUnsigned } from './vectors';
 
 const problemsOf = (m: Loose) => manifestSchemaProblems(parseJson(JSON.stringify(m)));

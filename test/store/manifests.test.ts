@@ -19,7 +19,7 @@ import {
   successorOf,
 } from '../../src/store/manifests';
 import { appendRevocations } from '../../src/store/revocations';
-import { syntheticManifests } from '../../src/store/synthetic-manifests';
+import { syntheticManifests } from '../../src/synthetic/manifests';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { sdkVectors, syntheticRevocation } from './fixtures';
 

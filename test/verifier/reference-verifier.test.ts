@@ -19,7 +19,7 @@ import { CRL_PATH, ReferenceVerifier, TRUST_ANCHOR_PATH } from '../../src/verifi
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { validUnsigned } from '../manifest/vectors';
 
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const TOKEN = 'check-in-token-for-tests';
 const ANCHOR_MAX_AGE = 300;
 const CRL_MAX_AGE = 30;

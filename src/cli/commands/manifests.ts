@@ -22,7 +22,7 @@ import {
   pageManifests,
   statsByKey,
 } from '../../store/manifests';
-import { syntheticManifests } from '../../store/synthetic-manifests';
+import { syntheticManifests } from '../../synthetic/manifests';
 
 const BATCH = 500;
 const LINE_FILES = new Set(['.jsonl', '.ndjson']);
