@@ -75,6 +75,7 @@ export async function startEmbeddedPostgres(
     await server.initialise();
     await server.start();
   } catch (err) {
+    // Best-effort stop of a server that failed to start; the start error is what is reported.
     await server.stop().catch(() => {});
     cleanup();
     const detail = errorMessage(err ?? '') || lines.at(-1) || 'the server exited at start';

@@ -14,10 +14,12 @@
  *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
  *                         (default 60); the pickup gate waits at least this long for agents
  */
+
 import type { Command } from 'commander';
-import { databaseUrl, positiveInt } from '../../config';
+import { databaseUrl, logLevel, positiveInt } from '../../config';
 import { UsageError } from '../../errors';
 import { createHttpService } from '../../http/service';
+import { cliLogger } from '../../log';
 import { connect, type Pool } from '../../store/db';
 import { publishCrlToFile } from '../../store/revocations';
 
@@ -93,7 +95,8 @@ export function registerServeCommands(program: Command): void {
         checkInToken: config.checkInToken,
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
-        log: (line) => process.stderr.write(`rotor serve: ${line}\n`),
+        // Failures go to the access logger (with their request id); no second line for them.
+        logger: cliLogger(logLevel(), { component: 'serve' }),
       });
       let port: number;
       try {
