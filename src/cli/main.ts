@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { RotorError } from '../errors';
 import { cliLogger, isCliLogJson, setCliLogJson } from '../log';
+import { registerAnchorCommands } from './commands/anchor';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     .hook('preAction', (root) => setCliLogJson(Boolean(root.opts().logJson)));
   registerDbCommands(program);
   registerKeyCommands(program);
+  registerAnchorCommands(program);
   registerRotateCommands(program);
   registerScheduleCommands(program);
   registerManifestCommands(program);
