@@ -3,10 +3,12 @@
  * The worker builds this from the environment; tests build it over their own database and token.
  */
 import { Context } from '@temporalio/activity';
+import type { Logger } from '@temporalio/common';
 import type { CustodianKind, KeyCustodian } from '../custody/custodian';
 import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
 import { requireKey } from '../store/keys';
+import { anchorLifetimeFromEnv } from './anchor-signing';
 
 export interface ActivitySettings {
   /** `revoked_by` of every revocation record rotor signs (a URI naming the security team). */
@@ -17,6 +19,8 @@ export interface ActivitySettings {
   onCallWebhook?: string;
   /** Where the CRL is also written, atomically, for static hosting; unset: served from Postgres only. */
   crlFile?: string;
+  /** How long a signed trust anchor stays valid after it is issued (default 7 days). */
+  anchorLifetimeSeconds?: number;
 }
 
 export interface ActivityDeps {
@@ -34,6 +38,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivityS
     publicUrl: env.ROTOR_PUBLIC_URL || undefined,
     onCallWebhook: env.ROTOR_ONCALL_WEBHOOK || undefined,
     crlFile: env.ROTOR_CRL_FILE || undefined,
+    anchorLifetimeSeconds: anchorLifetimeFromEnv(env),
   };
 }
 
@@ -49,6 +54,17 @@ export function activityContext(): Context | undefined {
   try {
     return Context.current();
   } catch {
+    // Context.current() throws outside an activity: a direct call (benchmarks) has no context.
     return undefined;
   }
+}
+
+const SILENT: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The activity's logger: the worker's Runtime logger with the activity's workflow id, activity
+ * id, type and attempt attached by the SDK. Outside a worker (a direct call) lines are dropped.
+ */
+export function stepLog(): Logger {
+  return activityContext()?.log ?? SILENT;
 }

@@ -1,7 +1,8 @@
 /**
- * Runbook step 2 (t=5m): every active manifest of the old key gets its re-issued twin (spec 3.8:
- * new manifest_id, previous_manifest_id, new issued_at, attestation dropped; spec 2.2: the
- * original's log entry carried as prior_transparency_log_entry), signed by the new key.
+ * docs/runbook-key-rotation.txt Step 2 (t=5m): every active manifest of the old key gets its
+ * re-issued twin (docs/upstream/agent-manifest-spec-v0.2.md §3.8: new manifest_id,
+ * previous_manifest_id, new issued_at, attestation dropped; §2.2: the original's log entry
+ * carried as prior_transparency_log_entry), signed by the new key.
  *
  * Verify before trust: nothing is signed until `decideReissue` (src/manifest/reissue-policy.ts)
  * says so: the manifest's signature verifies under the public key the registry holds for its

@@ -1,10 +1,12 @@
 /**
  * The HTTP service behind `rotor serve`: the trust anchor and the CRL at their `.well-known`
- * paths, spec 3.7's revocation status, verifier check-in, `/healthz` and `/metrics`.
+ * paths, the revocation status of docs/upstream/agent-manifest-spec-v0.2.md §3.7, verifier check-in, `/healthz` and `/metrics`.
  * Tests, the demo and the CLI all run this same function.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RotorLogger } from '../log';
 import { inTransaction, type Pool } from '../store/db';
 import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
@@ -38,6 +40,18 @@ export interface HttpServiceOptions {
   rotationStatus?: (identity: string) => Promise<RotationStatus | null>;
   /** Called with one line per unexpected failure (no request bodies, no secrets). */
   log?: (line: string) => void;
+  /**
+   * The access log: one line per request (method, route template, status, duration, request id),
+   * and unexpected failures with their request id. Never a body, a query or a header value.
+   */
+  logger?: RotorLogger;
+}
+
+/** A caller's X-Request-Id when it is a plain token, else a fresh one: it goes into log lines. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 export interface HttpService {
@@ -47,6 +61,7 @@ export interface HttpService {
 }
 
 const ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
+const ANCHOR_JWS_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
 const CRL_PATH = '/.well-known/agent-manifest/revocation';
 const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
 const CHECK_IN = /^\/v1\/verifiers\/([^/]+)\/check-in$/;
@@ -101,6 +116,31 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       'Content-Length': Buffer.byteLength(current.text),
     });
     res.end(req.method === 'HEAD' ? undefined : current.text);
+  };
+
+  // The same version, signed (issue 12): a JWS in the JSON General Serialization.
+  const anchorJws: Handler = async (req, res) => {
+    const current = await currentTrustAnchorServed(pool, identity);
+    if (!current?.jws || !current.jwsSha256) {
+      throw new HttpError(
+        404,
+        'SIGNED_TRUST_ANCHOR_NOT_FOUND',
+        `no signed trust anchor is published for identity ${identity} (rotor anchor root init)`,
+      );
+    }
+    const etag = `"jws-${current.jwsSha256.slice(0, 32)}"`;
+    const headers = { ETag: etag, 'Cache-Control': `public, max-age=${options.anchorMaxAgeSeconds}` };
+    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/jose+json',
+      'Content-Length': Buffer.byteLength(current.jws),
+    });
+    res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
 
   const crl: Handler = async (req, res) => {
@@ -185,6 +225,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
   function route(path: string): Route | null {
     if (path === ANCHOR_PATH) return { name: ANCHOR_PATH, methods: READ, handler: anchor };
+    if (path === ANCHOR_JWS_PATH) return { name: ANCHOR_JWS_PATH, methods: READ, handler: anchorJws };
     if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
     if (path.startsWith(CRL_ENTRY_PREFIX)) {
       const raw = path.slice(CRL_ENTRY_PREFIX.length);
@@ -248,14 +289,32 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const found = route(path);
+    const requestId = requestIdOf(req);
+    res.setHeader('X-Request-Id', requestId);
     // 'close' rather than 'finish': a stream cut short still counts.
     res.on('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe(found?.name ?? 'unmatched', req.method ?? '', res.statusCode, seconds);
+      options.logger?.info(
+        {
+          requestId,
+          method: req.method,
+          route: found?.name ?? 'unmatched',
+          status: res.statusCode,
+          durationMs: Math.round(seconds * 1e4) / 10,
+          ...(res.writableFinished ? {} : { aborted: true }),
+        },
+        'request',
+      );
     });
     run(found, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
       if (!(err instanceof HttpError)) {
-        log(`${req.method} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+        const message = err instanceof Error ? err.message : String(err);
+        options.logger?.error(
+          { requestId, method: req.method, route: found?.name, error: message },
+          'request failed',
+        );
+        log(`${req.method} ${path}: ${message}`);
         err = new HttpError(500, 'INTERNAL_ERROR', 'the request failed inside the service');
       }
       sendError(res, err as HttpError);

@@ -131,7 +131,12 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     await shot('0-no-rotation');
 
     // A live verifier on anchor v1 holds the adoption gate.
-    verifier = new ReferenceVerifier({ id: 'sidecar-page', baseUrl: base, checkInToken: CHECKIN_TOKEN });
+    verifier = new ReferenceVerifier({
+      id: 'sidecar-page',
+      baseUrl: base,
+      checkInToken: CHECKIN_TOKEN,
+      root: await env.rootOf('default'),
+    });
     await verifier.refresh();
     await verifier.checkIn();
     const handle = await env.start('default', 'personnel', {
