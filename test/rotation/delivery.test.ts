@@ -20,8 +20,8 @@ afterAll(async () => {
 
 describe('manifest delivery in the safe order', () => {
   it('hands out a twin only after the adoption gate passed for the anchor that trusts its key', async () => {
-    const signer = await env.initIdentity('delivered');
-    await env.seed('delivered', signer, 8);
+    const signer = await env.initIdentity('default');
+    await env.seed('default', signer, 8);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
     const agentOf = (text: string) => (JSON.parse(text) as { agent_id: string }).agent_id;
     const { token } = await createCredential(env.db.pool, {
@@ -40,12 +40,12 @@ describe('manifest delivery in the safe order', () => {
       id: 'sidecar-1',
       baseUrl: env.baseUrl,
       checkInToken: CHECKIN_TOKEN,
-      root: await env.rootOf('delivered'),
+      root: await env.rootOf('default'),
     });
     await verifier.refresh();
     await verifier.checkIn();
 
-    const handle = await env.start('delivered', 'personnel', {
+    const handle = await env.start('default', 'personnel', {
       adoptBySeconds: 15,
       revokeAtSeconds: 15,
       decommissionAtSeconds: 16,
