@@ -15,10 +15,23 @@ import { requireKey, transitionKey } from '../store/keys';
 import { currentTrustAnchor, publishTrustAnchor } from '../store/trust-anchors';
 import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
 import type { ActivityDeps } from './deps';
+import { reissueStragglers } from './resign';
 import type { PublishAnchorInput, PublishAnchorResult, SwitchKeysInput, SwitchKeysResult } from './types';
 
 export function publishAnchorActivities(deps: ActivityDeps) {
   async function switchKeys(input: SwitchKeysInput): Promise<SwitchKeysResult> {
+    // No orphans: an anchor that makes a new key active while the old one retires is published
+    // only once every manifest of the old key imported since the re-sign pass has its twin too
+    // (or is declined, with its reason). Each twin commits in its own batch transaction before
+    // the switch; a retried switch finds nothing left to do.
+    const stragglers = { resigned: 0, declined: 0 };
+    for (const k of input.anchorKeys) {
+      if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
+      const r = await reissueStragglers(deps, { fromKeyId: k.keyId, toKeyId: input.activeKeyId });
+      stragglers.resigned += r.resigned;
+      stragglers.declined += r.declined;
+    }
+    const counted = stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {};
     return inTransaction(deps.pool, async (client) => {
       // The same lock publishTrustAnchor takes: the version read here is the one it builds on.
       await client.query("SELECT pg_advisory_xact_lock(hashtextextended('rotor.trust_anchor:' || $1, 0))", [
@@ -46,7 +59,7 @@ export function publishAnchorActivities(deps: ActivityDeps) {
             JSON.stringify(input.anchorKeys.map((k) => [`sha256:${k.keyId}`, k.status]));
         const sameStates = states.every((s, i) => s.state === input.transitions[i]!.to);
         if (sameKeys && sameStates && at === input.expectedAnchorVersion + 1) {
-          return { version: at, publishedAt: current!.publishedAt.toISOString(), changed: false };
+          return { version: at, publishedAt: current!.publishedAt.toISOString(), changed: false, ...counted };
         }
         throw ApplicationFailure.nonRetryable(
           `trust anchor of ${input.identity} is at version ${at}, this switch expected ${input.expectedAnchorVersion}: another publisher moved it; nothing was changed`,
@@ -76,11 +89,22 @@ export function publishAnchorActivities(deps: ActivityDeps) {
         version: published.version,
         publishedAt: published.publishedAt.toISOString(),
         changed: published.published,
+        ...counted,
       };
     });
   }
   /** One anchor version without key-state changes or compare-and-set (kept for callers outside the rotation). */
   async function publishAnchor(input: PublishAnchorInput): Promise<PublishAnchorResult> {
+    // No orphans: an anchor that makes a new key active while the old one retires is published
+    // only once every manifest of the old key imported since the re-sign pass has its twin too
+    // (or is declined, with its reason).
+    const stragglers = { resigned: 0, declined: 0 };
+    for (const k of input.keys) {
+      if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
+      const r = await reissueStragglers(deps, { fromKeyId: k.keyId, toKeyId: input.activeKeyId });
+      stragglers.resigned += r.resigned;
+      stragglers.declined += r.declined;
+    }
     const keys = [];
     for (const k of input.keys) {
       const record = await requireKey(deps.pool, k.keyId);
@@ -102,7 +126,11 @@ export function publishAnchorActivities(deps: ActivityDeps) {
       { activeKeyId: input.activeKeyId, keys },
       signing,
     );
-    return { version: published.version, publishedAt: published.publishedAt.toISOString() };
+    return {
+      version: published.version,
+      publishedAt: published.publishedAt.toISOString(),
+      ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
+    };
   }
 
   return { switchKeys, publishAnchor };

@@ -10,12 +10,20 @@ import { inTransaction } from '../store/db';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
+import { reissueStragglers } from './resign';
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
 export function revokeActivities(deps: ActivityDeps) {
   async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
     const ctx = activityContext();
     const signer = await signerForKey(deps, input.signingKeyId);
+    // No orphans: before revoking the superseded, a manifest of the old key imported after the
+    // re-sign pass gets its twin (or is declined with its reason) and so is revoked with the rest.
+    // A manifest with no twin is never revoked here; in a compromise every active one is.
+    const stragglers =
+      input.status === 'superseded'
+        ? await reissueStragglers(deps, { fromKeyId: input.oldKeyId, toKeyId: input.signingKeyId })
+        : { resigned: 0, declined: 0 };
     let revoked = 0;
     // Revoked manifests leave the selection anyway; the cursor keeps each page from walking the
     // index entries of rows revoked earlier (dead until vacuumed), which made paging quadratic.
@@ -57,7 +65,12 @@ export function revokeActivities(deps: ActivityDeps) {
     }
     const remaining = await countManifests(deps.pool, { keyId: input.oldKeyId, status: input.status });
     if (remaining === 0 && deps.settings.crlFile) await publishCrlToFile(deps.pool, deps.settings.crlFile);
-    return { revoked, remaining, crlSize: await countRevocations(deps.pool) };
+    return {
+      revoked,
+      remaining,
+      crlSize: await countRevocations(deps.pool),
+      ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
+    };
   }
 
   return { revokeChunk };

@@ -51,8 +51,6 @@ export interface GeneratedKeyInfo {
 
 export interface ResignChunkInput {
   workflowId: string;
-  /** With the workflow id, names the rotation the unresignable list in Postgres belongs to. */
-  runId?: string;
   fromKeyId: string;
   toKeyId: string;
   /** Which manifests of `fromKeyId` to re-issue: `active` normally, `revoked` after a compromise. */
@@ -61,15 +59,25 @@ export interface ResignChunkInput {
   /** Manifests to look at in this call; the workflow calls again while `remaining` > 0. */
   limit: number;
   batchSize: number;
+  /** Compromise: only manifests stored before this instant (ISO) are re-issued (`--trusted-before`). */
+  trustedBefore?: string;
+  /** Compromise: when the rotation started; a manifest revoked before it stays revoked. */
+  rotationStartedAt?: string;
 }
 
 export interface ResignChunkResult {
   /** Twins written by this call. */
   resigned: number;
-  /** How many manifests could not be re-issued (left untouched; listed in Postgres). */
-  failedCount: number;
-  /** The first few of them: a result stays small however many there are. */
+  /**
+   * A sample (at most SAMPLE_SIZE, src/workflows/rotation-api.ts) of the manifests this call
+   * declined to re-issue, with reasons; every one of them is in the `rotation_declined` table.
+   * Left untouched, never signed.
+   */
   failed: { manifestId: string; reason: string }[];
+  /** How many manifests this call declined (the sample's full count). */
+  declinedCount: number;
+  /** Twins that carry their original's log entry as prior_transparency_log_entry (spec 2.2). */
+  withPriorLogEntry: number;
   cursor: string | null;
   /** Candidates after the cursor still to do. */
   remaining: number;
@@ -96,6 +104,8 @@ export interface PublishAnchorInput {
 export interface PublishAnchorResult {
   version: number;
   publishedAt: string;
+  /** Old-key manifests that arrived after the re-sign pass and were handled before publishing. */
+  stragglers?: { resigned: number; declined: number };
 }
 
 /**
@@ -118,6 +128,8 @@ export interface SwitchKeysResult {
   publishedAt: string;
   /** False when an earlier attempt of this switch had already committed it. */
   changed: boolean;
+  /** Old-key manifests that arrived after the re-sign pass and were handled before the switch. */
+  stragglers?: { resigned: number; declined: number };
 }
 
 export interface SetKeyStateInput {
@@ -176,6 +188,8 @@ export interface RevokeChunkInput {
 }
 
 export interface RevokeChunkResult {
+  /** Old-key manifests that arrived after the re-sign pass, re-issued (or declined) before revoking. */
+  stragglers?: { resigned: number; declined: number };
   revoked: number;
   remaining: number;
   crlSize: number;
@@ -189,6 +203,11 @@ export interface DecommissionInput {
 export interface DecommissionResult {
   destroyedAt: string;
   retentionUntil: string;
+  /**
+   * The latest expires_at of the key's manifests this run declined as too close to expiry (left
+   * active, unrevoked): the anchor keeps the key verify-only until then. Absent when none.
+   */
+  holdUntil?: string;
 }
 
 export interface AuditInput {

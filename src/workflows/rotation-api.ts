@@ -23,6 +23,11 @@ export interface RotationInput {
   custodian: CustodianKind;
   requestedBy: string;
   reason: string;
+  /**
+   * Compromise only: re-issue only manifests stored before this instant (ISO 8601); every later
+   * one is declined and named. Default: the time the rotation starts.
+   */
+  trustedBefore?: string;
 }
 
 export type Phase =
@@ -116,9 +121,15 @@ export interface RotationStatus {
     checkedAt?: string;
     verifiers: VerifierAdoption[];
   };
-  /** Manifests that could not be re-issued: how many, and a sample. The full list is in Postgres. */
-  unresignableCount: number;
+  /**
+   * A sample (at most SAMPLE_SIZE) of the manifests declined for re-issue, with reasons. The full
+   * list is in Postgres (`rotation_declined`, `rotor rotate unresignable`): never an unbounded list.
+   */
   unresignable: { manifestId: string; reason: string }[];
+  /** How many manifests were declined for re-issue in all. */
+  unresignableCount: number;
+  /** Twins that carry their original's log entry as prior_transparency_log_entry (spec 2.2). */
+  withPriorLogEntry?: number;
   /** Why it ended, for rolled-back, aborted, failed and skipped rotations. */
   outcome?: string;
   policy: RotationPolicy;

@@ -46,7 +46,7 @@ async function overlapPath(r: RotationRun): Promise<RotationStatus> {
   await r.runStep('decommission', async () => {
     await r.gate('acceptance');
     const destroyed = await r.destroyOldKey();
-    return { destroyed: r.oldKey, ...(await r.switchAnchor('final', destroyed.retentionUntil)) };
+    return { destroyed: r.oldKey, ...(await r.switchAnchor('final', destroyed)) };
   });
   return r.finish('completed', `rotated ${r.oldKey.slice(0, 12)}… → ${r.newKey.slice(0, 12)}…`);
 }

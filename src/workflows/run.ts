@@ -14,6 +14,7 @@ import {
   allHandlersFinished,
   condition,
   isCancellation,
+  log,
   proxyActivities,
   setHandler,
   TimeoutFailure,
@@ -164,7 +165,11 @@ export class RotationRun {
     } catch (err) {
       if (!(err instanceof Interrupted)) {
         if (isCancellation(err)) throw err;
-        await this.finish('failed', failureMessage(err)).catch(() => {});
+        await this.finish('failed', failureMessage(err)).catch((bookkeepingErr: unknown) => {
+          // The step's own failure is what the workflow reports; a failed bookkeeping write after
+          // it is only logged, so it cannot mask the cause.
+          log.error('recording the failed rotation failed', { error: failureMessage(bookkeepingErr) });
+        });
         throw err;
       }
       const { kind, request } = this.controls.take();
@@ -335,16 +340,25 @@ export class RotationRun {
     for (;;) {
       const chunk: ResignChunkResult = await this.acts.long.resignChunk({
         workflowId: this.workflowId,
-        runId: this.runId,
         fromKeyId: from,
         toKeyId: to,
         status: manifestStatus,
         afterManifestId: cursor,
         limit: this.policy.chunkSize,
         batchSize: this.policy.batchSize,
+        // Compromise: only manifests stored before the operator's cut-off (default: the start)
+        // are trusted; one revoked before the rotation began stays revoked.
+        ...(manifestStatus === 'revoked'
+          ? {
+              trustedBefore: this.input.trustedBefore ?? this.status.startedAt,
+              rotationStartedAt: this.status.startedAt,
+            }
+          : {}),
       });
-      failed += chunk.failedCount;
-      this.status.unresignableCount += chunk.failedCount;
+      failed += chunk.declinedCount;
+      this.status.unresignableCount += chunk.declinedCount;
+      if (forward)
+        this.status.withPriorLogEntry = (this.status.withPriorLogEntry ?? 0) + chunk.withPriorLogEntry;
       const room = SAMPLE_SIZE - this.status.unresignable.length;
       if (room > 0) this.status.unresignable.push(...chunk.failed.slice(0, room));
       // Derived from what is left rather than summed: a batch committed just before a worker died
@@ -354,7 +368,12 @@ export class RotationRun {
       if (chunk.remaining === 0 || cursor === null) break;
       await this.controls.holdIfPaused();
     }
-    return { resigned: progress.done, unresignable: this.status.unresignableCount };
+    return {
+      resigned: progress.done,
+      unresignable: this.status.unresignableCount,
+      declinedSample: this.status.unresignable,
+      withPriorLogEntry: this.status.withPriorLogEntry ?? 0,
+    };
   }
 
   /** Overlap path: manifests that could not be re-issued hold the rotation before the anchor changes. */
@@ -384,7 +403,10 @@ export class RotationRun {
    * - final: the anchor after the old key's destruction (verify-only until retention, if kept);
    * - restore: the old key active again, the new one quarantined (rollback; overlap path only).
    */
-  async switchAnchor(kind: Switch, retentionUntil?: string): Promise<Record<string, unknown>> {
+  async switchAnchor(
+    kind: Switch,
+    destroyed?: { retentionUntil: string; holdUntil?: string },
+  ): Promise<Record<string, unknown>> {
     const [oldKey, newKey] = [this.oldKey, this.newKey];
     if (kind === 'restore' && (this.status.path === 'compromise' || this.distrusted)) {
       // Point 1 of the runbook's compromise rules: a distrusted key never comes back.
@@ -393,7 +415,18 @@ export class RotationRun {
         'CompromiseRestore',
       );
     }
-    const keepOld = kind === 'final' && this.policy.keepOldKeyInAnchor && this.status.path === 'overlap';
+    // After destruction the old key stays in the anchor, verify-only: until its retention date by
+    // policy, and at least until the last manifest too close to expiry to re-issue has expired
+    // (`holdUntil`, README "Manifests near expiry"; those manifests were left active, unrevoked).
+    const holdUntil = destroyed?.holdUntil;
+    const keepOld =
+      kind === 'final' && this.status.path === 'overlap' && (this.policy.keepOldKeyInAnchor || !!holdUntil);
+    const oldValidUntil =
+      this.policy.keepOldKeyInAnchor &&
+      destroyed &&
+      (!holdUntil || Date.parse(destroyed.retentionUntil) > Date.parse(holdUntil))
+        ? destroyed.retentionUntil
+        : holdUntil;
     const plans: Record<Switch, Omit<SwitchKeysInput, 'identity' | 'expectedAnchorVersion'>> = {
       dual: {
         activeKeyId: newKey,
@@ -420,7 +453,7 @@ export class RotationRun {
         anchorKeys: [
           { keyId: newKey, status: 'active' },
           ...(keepOld
-            ? [{ keyId: oldKey, status: 'verify-only', validUntil: retentionUntil } as AnchorKeyInput]
+            ? [{ keyId: oldKey, status: 'verify-only', validUntil: oldValidUntil } as AnchorKeyInput]
             : []),
         ],
       },
@@ -772,8 +805,9 @@ export class RotationRun {
   async notify(severity: 'info' | 'warning' | 'critical', text: string): Promise<void> {
     try {
       await this.acts.notifier.notifyOnCall({ severity, text });
-    } catch {
+    } catch (err) {
       // An unreachable webhook must not stop a rotation; the audit log still has the record.
+      log.warn('on-call notice not delivered', { severity, error: failureMessage(err) });
     }
   }
 

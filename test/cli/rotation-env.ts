@@ -14,11 +14,10 @@ import { createActivities } from '../../src/activities';
 import { initIdentity } from '../../src/activities/identity';
 import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody/software';
 import { createHttpService, type HttpService } from '../../src/http/service';
-import { signManifest, uuidv7 } from '../../src/manifest';
 import { insertManifest } from '../../src/store/manifests';
+import { syntheticManifests } from '../../src/synthetic/manifests';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
-import { sdkVectors } from '../store/fixtures';
 
 const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -94,10 +93,8 @@ export async function createRotationEnv(): Promise<RotationEnv> {
     async initIdentity(identity, manifests = 0) {
       const { key } = await initIdentity(db.pool, custodian, identity, `test-${identity}`);
       const signer = await custodian.signer(key.handle);
-      for (let i = 0; i < manifests; i++) {
-        const template = sdkVectors.manifests[i % sdkVectors.manifests.length]!.unsigned_json;
-        const unsigned = template.replace(/"manifest_id": "[^"]+"/, `"manifest_id": "${uuidv7(new Date())}"`);
-        const { text } = await signManifest(unsigned, signer, { signedAt: new Date() });
+      // Schema-valid manifests: the re-issue decision declines the SDK vectors' deliberately invalid ones.
+      for await (const text of syntheticManifests(manifests, signer, { seed: manifests })) {
         await insertManifest(db.pool, { text });
       }
       return { keyId: key.keyId };

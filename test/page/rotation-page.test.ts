@@ -40,7 +40,7 @@ beforeAll(async () => {
     pool: env.db.pool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,
-    identity: 'default',
+    identity: 'pageview',
     manifestMaxAgeSeconds: 1,
     resultsBucketSeconds: 1,
     pageToken: PAGE_TOKEN,
@@ -88,19 +88,19 @@ async function shot(name: string) {
 
 describe('rotation page: access', () => {
   it('answers 401 with a Basic challenge without the token or with a wrong one, 503 where no token is configured', async () => {
-    const none = await fetch(`${base}/rotations/default`);
+    const none = await fetch(`${base}/rotations/pageview`);
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
-    const wrong = await fetch(`${base}/rotations/default`, {
+    const wrong = await fetch(`${base}/rotations/pageview`, {
       headers: { Authorization: `Basic ${Buffer.from('oncall:nope').toString('base64')}` },
     });
     expect(wrong.status).toBe(401);
-    const bearer = await fetch(`${base}/rotations/default`, {
+    const bearer = await fetch(`${base}/rotations/pageview`, {
       headers: { Authorization: `Bearer ${PAGE_TOKEN}` },
     });
     expect(bearer.status).toBe(200);
     expect(bearer.headers.get('content-security-policy')).toContain("script-src 'self'");
-    const disabled = await fetch(`${env.baseUrl}/rotations/default`, {
+    const disabled = await fetch(`${env.baseUrl}/rotations/pageview`, {
       headers: { Authorization: `Bearer ${PAGE_TOKEN}` },
     });
     expect(disabled.status).toBe(503);
@@ -109,8 +109,8 @@ describe('rotation page: access', () => {
 
 describe('rotation page: a personnel rotation watched in Chromium', () => {
   it('shows each phase as it happens, with adoption, pickup, the results chart, blockers and the commands', async () => {
-    const signer = await env.initIdentity('default');
-    await env.seed('default', signer, 40);
+    const signer = await env.initIdentity('pageview');
+    await env.seed('pageview', signer, 40);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
     const agents = originals.slice(0, 6).map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id);
     const { token } = await createCredential(env.db.pool, {
@@ -125,9 +125,9 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     };
 
     // Before any rotation.
-    const first = await page.goto(`${base}/rotations/default`);
+    const first = await page.goto(`${base}/rotations/pageview`);
     expect(first?.status(), await first?.text()).toBe(200);
-    expect(await text('no-rotation')).toContain('no rotation of default');
+    expect(await text('no-rotation')).toContain('no rotation of pageview');
     await shot('0-no-rotation');
 
     // A live verifier on anchor v1 holds the adoption gate.
@@ -135,11 +135,11 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
       id: 'sidecar-page',
       baseUrl: base,
       checkInToken: CHECKIN_TOKEN,
-      root: await env.rootOf('default'),
+      root: await env.rootOf('pageview'),
     });
     await verifier.refresh();
     await verifier.checkIn();
-    const handle = await env.start('default', 'personnel', {
+    const handle = await env.start('pageview', 'personnel', {
       adoptBySeconds: 40,
       revokeAtSeconds: 40,
       decommissionAtSeconds: 42,
@@ -153,7 +153,7 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     expect(await text('adoption-summary')).toMatch(/^0 of 1 live verifier\(s\) hold anchor version 2$/);
     expect(await text('pickup-summary')).toMatch(/^held: agents keep their original manifests/);
     expect(await text('progress-resign')).toContain('40/40 (100%)');
-    expect(await text('controls')).toContain("rotor rotate rollback default --reason '…'");
+    expect(await text('controls')).toContain("rotor rotate rollback pageview --reason '…'");
     expect(
       await page.locator('[data-testid=timeline] tr[data-step=re-sign]').getAttribute('data-state'),
     ).toBe('done');
@@ -199,7 +199,7 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     expect(await text('progress-revoke')).toContain('40/40 (100%)');
     expect(await text('outcome')).toMatch(/^outcome: rotated /);
     expect(await text('controls')).not.toContain('rollback');
-    expect(await text('controls')).toContain('rotor rotate start --identity default');
+    expect(await text('controls')).toContain('rotor rotate start --identity pageview');
     expect(await text('blockers')).toBe('nothing');
     expect(
       await page.locator('[data-testid=timeline] tr[data-step=decommission]').getAttribute('data-state'),

@@ -10,9 +10,9 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listDeclined } from '../../src/store/declined';
 import { getKey } from '../../src/store/keys';
 import { importManifests } from '../../src/store/manifests';
-import { pageUnresignable } from '../../src/store/unresignable';
 import { recordCheckIn } from '../../src/store/verifiers';
 import { defaultPolicy, type RotationPolicy } from '../../src/workflows/policy';
 import { resumeUpdate, SAMPLE_SIZE } from '../../src/workflows/rotation-api';
@@ -181,8 +181,7 @@ describe('bounded history (Temporal + Postgres, software custody)', () => {
     let listed = 0;
     let after: string | null = null;
     for (;;) {
-      const page = await pageUnresignable(env.db.pool, {
-        workflowId: handle.workflowId,
+      const page = await listDeclined(env.db.pool, (await handle.describe()).runId, {
         afterManifestId: after,
         limit: 5000,
       });

@@ -8,11 +8,12 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Command } from 'commander';
 import { errorMessage, RotorError, UsageError } from '../../errors';
+import { parseTimestamp } from '../../manifest';
 import { type Pool, withPool } from '../../store/db';
+import { latestRunOf, listDeclined } from '../../store/declined';
 import { activeKey } from '../../store/keys';
 import { countManifests } from '../../store/manifests';
 import { lastCompletedRotation, listRotations, type RotationRecord } from '../../store/rotations';
-import { pageUnresignable } from '../../store/unresignable';
 import { type CustodianKind, plannedSteps, type RotationPolicy, type Trigger } from '../../workflows/policy';
 import type { rotationWorkflow } from '../../workflows/rotation';
 import {
@@ -78,6 +79,10 @@ export function registerRotateCommands(program: Command): void {
     .option('--requested-by <who>', 'who asks (default: $USER)')
     .option('--custodian <kind>', 'where the new key is made: pkcs11 or software (default: ROTOR_CUSTODIAN)')
     .option('--policy-json <json>', "overrides of the trigger's default policy")
+    .option(
+      '--trusted-before <iso8601>',
+      'compromise only: re-issue only manifests stored before this instant (default: when the rotation starts)',
+    )
     .option('--json', 'print {workflowId, runId, taskQueue} as JSON')
     .action(
       async (opts: {
@@ -87,12 +92,23 @@ export function registerRotateCommands(program: Command): void {
         requestedBy?: string;
         custodian?: string;
         policyJson?: string;
+        trustedBefore?: string;
         json?: boolean;
       }) => {
         const identity = checkIdentity(opts.identity);
         const trigger = parseTrigger(opts.trigger);
         const { overrides } = parsePolicyJson(opts.policyJson, trigger);
         if (!opts.reason.trim()) throw new UsageError('--reason must not be empty', 'ROTATION_REASON');
+        let trustedBefore: string | undefined;
+        if (opts.trustedBefore !== undefined) {
+          if (trigger !== 'compromise')
+            throw new UsageError('--trusted-before applies to compromise rotations only', 'ROTATION_CUTOFF');
+          const at = parseTimestamp(opts.trustedBefore);
+          if (typeof at === 'string') throw new UsageError(`--trusted-before: ${at}`, 'ROTATION_CUTOFF');
+          if (at.epochMs > Date.now())
+            throw new UsageError('--trusted-before must not be in the future', 'ROTATION_CUTOFF');
+          trustedBefore = new Date(at.epochMs).toISOString();
+        }
         const input: RotationInput = {
           identity,
           trigger,
@@ -100,6 +116,7 @@ export function registerRotateCommands(program: Command): void {
           custodian: parseCustodian(opts.custodian),
           requestedBy: opts.requestedBy || whoAmI(),
           reason: opts.reason,
+          ...(trustedBefore === undefined ? {} : { trustedBefore }),
         };
         await withTemporal(async (t) => {
           const started = await startRotation(t, input);
@@ -222,16 +239,19 @@ export function registerRotateCommands(program: Command): void {
         const limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit <= 0)
           throw new UsageError(`--limit must be a positive integer, got '${opts.limit}'`);
-        const rows = await withPool((pool) =>
-          pageUnresignable(pool, {
-            workflowId: rotationWorkflowId(checkIdentity(identity)),
-            runId: opts.run,
-            afterManifestId: opts.after ?? null,
-            limit,
-          }),
-        );
+        const workflowId = rotationWorkflowId(checkIdentity(identity));
+        const rows = await withPool(async (pool) => {
+          const runId = opts.run ?? (await latestRunOf(pool, workflowId));
+          return runId === null
+            ? []
+            : listDeclined(pool, runId, { afterManifestId: opts.after ?? null, limit });
+        });
         for (const r of rows)
-          process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${r.manifestId}\t${r.reason}\n`);
+          process.stdout.write(
+            opts.json
+              ? `${JSON.stringify({ manifestId: r.manifestId, keyId: r.keyId, code: r.code, reason: r.reason })}\n`
+              : `${r.manifestId}\t${r.code}\t${r.reason}\n`,
+          );
         if (rows.length === limit)
           process.stderr.write(
             `more: rotor rotate unresignable ${identity} --after ${rows[rows.length - 1]!.manifestId}\n`,

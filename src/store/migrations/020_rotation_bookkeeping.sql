@@ -4,15 +4,3 @@
 -- it names the writer's attempt, not a fact.
 ALTER TABLE audit_log ADD COLUMN idempotency_key text;
 CREATE UNIQUE INDEX audit_log_idempotency_key ON audit_log (idempotency_key) WHERE idempotency_key IS NOT NULL;
-
--- Manifests a rotation could not re-issue, all of them: the workflow's status and history carry
--- only a count and a sample, `rotor rotate unresignable` pages this table.
-CREATE TABLE rotation_unresignable (
-  workflow_id text NOT NULL,
-  run_id text NOT NULL,
-  manifest_id text NOT NULL,
-  reason text NOT NULL,
-  recorded_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (run_id, manifest_id)
-);
-CREATE INDEX rotation_unresignable_workflow ON rotation_unresignable (workflow_id, recorded_at);
