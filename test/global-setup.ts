@@ -9,6 +9,7 @@ import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-toke
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { startDevServer } from '../src/temporal/dev-server';
+import { cloneTemporalDatabases, createTemporalSchema, startTemporalServer } from '../src/temporal/server';
 import { databaseUrlFor, dropRunDatabases } from './helpers/db-admin';
 
 export interface SoftHsmContext {
@@ -27,6 +28,13 @@ declare module 'vitest' {
     templateDatabase: string;
     runId: string;
     softhsm: SoftHsmContext;
+    /** 'dev-server' (the CLI's, SQLite) or 'postgres' (the Temporal server on Postgres persistence). */
+    temporalKind: 'dev-server' | 'postgres';
+    /**
+     * Under the production-shape project: Temporal's two databases with their schema made once per
+     * run, for test files that clone them to run a Temporal server of their own (to kill it).
+     */
+    temporalSchemaTemplate: { database: string; visibilityDatabase: string } | null;
   }
 }
 
@@ -73,8 +81,29 @@ export default async function setup(project: TestProject): Promise<() => Promise
       );
     }
 
-    // Temporal: one dev server for the run.
-    const server = await startDevServer({ log: (line) => process.stderr.write(`[rotor tests] ${line}\n`) });
+    // Temporal: one server for the run. The `temporal-postgres` project (vitest.config.ts) runs
+    // its files against the Temporal server itself on Postgres persistence, as compose does.
+    const log = (line: string) => process.stderr.write(`[rotor tests] ${line}\n`);
+    let server: { address: string; stop(): Promise<void> };
+    let temporalSchemaTemplate: { database: string; visibilityDatabase: string } | null = null;
+    if (project.name === 'temporal-postgres') {
+      // The schema once, with Temporal's own SQL tool; the run's server and each test file's own
+      // server get copies (CREATE DATABASE … TEMPLATE), which takes a moment, not the tool's seconds.
+      temporalSchemaTemplate = {
+        database: `rotor_test_${runId}_tmpl_temporal`,
+        visibilityDatabase: `rotor_test_${runId}_tmpl_temporal_vis`,
+      };
+      await createTemporalSchema({ serverUrl: adminUrl, ...temporalSchemaTemplate }, { log });
+      const databases = {
+        serverUrl: adminUrl,
+        database: `rotor_test_${runId}_temporal`,
+        visibilityDatabase: `rotor_test_${runId}_temporal_vis`,
+      };
+      await cloneTemporalDatabases(temporalSchemaTemplate, databases);
+      server = await startTemporalServer({ databases, createSchema: false, log });
+    } else {
+      server = await startDevServer({ log });
+    }
     cleanups.push(() => server.stop());
 
     project.provide('temporalAddress', server.address);
@@ -82,6 +111,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('templateDatabase', template);
     project.provide('runId', runId);
     project.provide('softhsm', softhsm);
+    project.provide('temporalKind', project.name === 'temporal-postgres' ? 'postgres' : 'dev-server');
+    project.provide('temporalSchemaTemplate', temporalSchemaTemplate);
   } catch (err) {
     await teardown();
     throw err;
