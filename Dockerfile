@@ -1,14 +1,19 @@
 # rotor: one image for the worker, the HTTP service and the CLI (migrations, rotations, schedules).
-# The sources run through tsx, as on a developer machine, so there is no build step to drift from.
+# The image runs the compiled dist/ (`npm run build`: tsc, plus the workflow bundle built ahead of
+# time) with plain node; TypeScript, tsx and the other devDependencies stay in the build stage.
 
 # pkcs11js compiles a native addon at install time; the compilers stay in this stage.
-FROM node:20-bookworm-slim AS deps
+FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 # softhsm2 gives the image a PKCS#11 module to run the pkcs11 custodian against; a real HSM's
@@ -30,10 +35,10 @@ RUN mkdir -p /etc/rotor /var/lib/rotor/keys /var/lib/rotor/softhsm/tokens \
  && chown -R node:node /var/lib/rotor \
  && chmod 0700 /var/lib/rotor/keys /var/lib/rotor/softhsm/tokens
 WORKDIR /app
-COPY --from=deps --chown=node:node /app/node_modules ./node_modules
-COPY --chown=node:node package.json package-lock.json tsconfig.json ./
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+COPY --chown=node:node package.json package-lock.json ./
 COPY --chown=node:node bin ./bin
-COPY --chown=node:node src ./src
 USER node
 EXPOSE 8080
 # tini forwards SIGTERM so a worker drains its activities instead of being killed mid-batch.

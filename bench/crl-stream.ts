@@ -53,7 +53,7 @@ try {
     const flags = heap === 'default' ? [] : ['--max-old-space-size=32'];
     const child = spawn(
       process.execPath,
-      [...flags, fileURLToPath(new URL('../bin/rotor.mjs', import.meta.url)), 'serve'],
+      [...flags, fileURLToPath(new URL('../bin/rotor-dev.mjs', import.meta.url)), 'serve'],
       {
         env: { ...process.env, DATABASE_URL: url, ROTOR_HTTP_PORT: '0' },
         stdio: ['ignore', 'pipe', 'ignore'],

@@ -56,7 +56,7 @@ try {
 
   const child = spawn(
     process.execPath,
-    [fileURLToPath(new URL('../bin/rotor.mjs', import.meta.url)), 'serve'],
+    [fileURLToPath(new URL('../bin/rotor-dev.mjs', import.meta.url)), 'serve'],
     {
       env: { ...process.env, DATABASE_URL: url, ROTOR_HTTP_PORT: '0' },
       stdio: ['ignore', 'pipe', 'ignore'],

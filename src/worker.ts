@@ -2,6 +2,7 @@
  * The rotor worker: runs the rotation workflows and their activities on task queue `rotor`
  * (ROTOR_TASK_QUEUE), configured from the environment. SIGINT/SIGTERM drain it gracefully.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
@@ -12,7 +13,21 @@ import { openCustodian } from './custody/index';
 import { errorMessage, RotorError } from './errors';
 import { connect, type Pool } from './store/db';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+/** This module runs from src/ (tsx, tests) or from dist/ (`npm run build`): `.ts` or `.js` siblings. */
+const OWN_EXTENSION = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`./workflows/index.${OWN_EXTENSION}`, import.meta.url));
+/** Written by `npm run build` beside dist/worker.js; never present in src/. */
+export const PREBUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('./workflow-bundle.js', import.meta.url));
+
+/**
+ * Where the worker takes its workflow code: the bundle built ahead of time when there is one (a
+ * production start then skips webpack), else src/workflows or dist/workflows bundled at start.
+ */
+export function defaultWorkflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (OWN_EXTENSION === 'js' && existsSync(PREBUILT_WORKFLOW_BUNDLE))
+    return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
+  return { workflowsPath: WORKFLOWS_PATH };
+}
 
 /** Opens each custodian kind once, on first use, and closes them all at the end. */
 export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
@@ -42,7 +57,7 @@ export interface RotorWorkerOptions {
   pool: Pool;
   env?: NodeJS.ProcessEnv;
   log?: (line: string) => void;
-  /** A prebuilt workflow bundle (tests, the demo); default: bundle from src/workflows. */
+  /** A prebuilt workflow bundle (tests, the demo); default: `defaultWorkflowSource()`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
@@ -60,9 +75,7 @@ export async function createRotorWorker(
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : defaultWorkflowSource()),
     activities: createActivities(deps),
   });
   return { worker, close: () => custodians.closeAll() };

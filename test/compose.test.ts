@@ -91,6 +91,11 @@ function hostPort(address: string): { host: string; port: string } {
   return { host: address.slice(0, i), port: address.slice(i + 1) };
 }
 
+/** `dist/x.js` is built from `src/x.ts` (`npm run build`), which a checkout has; other paths as they are. */
+function sourceOf(path: string): string {
+  return path.startsWith('dist/') ? path.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts') : path;
+}
+
 /** JSON-array (exec form) instructions of the Dockerfile, e.g. CMD and ENTRYPOINT. */
 function execForm(instruction: string): string[][] {
   const re = new RegExp(`^${instruction}\\s+(\\[.*\\])\\s*$`, 'gm');
@@ -251,14 +256,14 @@ describe('docker-compose.yml', () => {
         (cmd, name) => cmd?.commands.find((c) => c.name() === name),
         program,
       );
-    expect(argv(services['rotor-worker']!.command)).toEqual(['node', '--import', 'tsx', 'src/worker.ts']);
+    expect(argv(services['rotor-worker']!.command)).toEqual(['node', 'dist/worker.js']);
     expect(argv(services['rotor-serve']!.command)).toEqual(['node', 'bin/rotor.mjs', 'serve']);
     expect(argv(services['rotor-migrate']!.command)).toEqual(['node', 'bin/rotor.mjs', 'db', 'migrate']);
     for (const [name, s] of Object.entries(services)) {
       if (!s.build) continue;
       const args = [...argv(s.entrypoint), ...argv(s.command)];
       for (const arg of args.filter((a) => /\.(ts|mjs|js)$/.test(a))) {
-        expect(existsSync(join(ROOT, arg)), `${name} runs ${arg}`).toBe(true);
+        expect(existsSync(join(ROOT, sourceOf(arg))), `${name} runs ${arg}`).toBe(true);
       }
       const rotorAt = args.indexOf('bin/rotor.mjs');
       const sub = rotorAt >= 0 ? args.slice(rotorAt + 1).filter((a) => !a.startsWith('-')) : [];
@@ -291,11 +296,14 @@ describe('Dockerfile', () => {
     }
     for (const cmd of [...execForm('CMD'), ...execForm('ENTRYPOINT')]) {
       for (const arg of cmd.filter((a) => /\.(ts|mjs|js)$/.test(a))) {
-        expect(existsSync(join(ROOT, arg)), arg).toBe(true);
+        expect(existsSync(join(ROOT, sourceOf(arg))), arg).toBe(true);
       }
     }
-    // What the compose services run must be inside the image.
+    // What the compose services run must be inside the image: the build stage compiles src/ and
+    // the runtime stage takes dist/ from it, never the sources or tsx.
     expect(dockerfile).toMatch(/^COPY\s+.*\bsrc\b/m);
+    expect(dockerfile).toMatch(/^RUN\s+npm run build\b/m);
+    expect(dockerfile).toMatch(/^COPY\s+--from=build\s+.*\/app\/dist\b/m);
     expect(dockerfile).toMatch(/^COPY\s+.*\bbin\b/m);
   });
 

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { RotorError } from '../errors';
+import { registerAnchorCommands } from './commands/anchor';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDbCommands(program);
   registerKeyCommands(program);
+  registerAnchorCommands(program);
   registerRotateCommands(program);
   registerScheduleCommands(program);
   registerManifestCommands(program);
@@ -74,7 +76,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] !== undefined && /rotor(\.mjs)?$|cli[/\\]main\.ts$/.test(process.argv[1]);
+// `node dist/cli/main.js` or `tsx src/cli/main.ts`; bin/rotor.mjs and bin/rotor-dev.mjs call runCli.
+const isMain = process.argv[1] !== undefined && /cli[/\\]main\.[jt]s$/.test(process.argv[1]);
 if (isMain) {
   const code = await runCli(process.argv.slice(2));
   // Let pending stdout drain before exiting.

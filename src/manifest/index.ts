@@ -1,4 +1,21 @@
 /** The interop core: pure functions over manifest text, keys and records; no I/O. */
+
+export {
+  ANCHOR_JWS_TYP,
+  MAX_SIGNED_ANCHOR_BYTES,
+  type RootKeyEntry,
+  type RootSet,
+  rootSetFromPublicKeys,
+  rootSetJson,
+  type SignedAnchorPayload,
+  sha256Hex,
+  signAnchorJws,
+  type TrustedAnchor,
+  unverifiedAnchorPayload,
+  type VerifyAnchorOptions,
+  validateSignedAnchorPayload,
+  verifySignedAnchor,
+} from './anchor-jws';
 export {
   Canonicalizer,
   canonicalBytes,
@@ -7,6 +24,40 @@ export {
   MAX_CANONICAL_DEPTH,
   pythonFloatRepr,
 } from './canonical';
+export {
+  CborError,
+  CborFloat,
+  CborMap,
+  CborSimple,
+  CborTag,
+  type CborValue,
+  cborToJson,
+  decodeCbor,
+  encodeCbor,
+} from './cbor';
+export {
+  ALG_ED25519,
+  ALG_EDDSA,
+  ALG_ML_DSA_65,
+  COSE_SIGN_TAG,
+  COSE_SIGN1_TAG,
+  type CoseEnvelope,
+  CoseRefusal,
+  type CoseRefusalKind,
+  cosePayload,
+  decodeEnvelope,
+  type ExaminedEnvelope,
+  encodeSign1,
+  examineEnvelope,
+  LABEL,
+  looksLikeCose,
+  MANIFEST_CONTENT_TYPE,
+  MANIFEST_COSE_TYP,
+  PAYLOAD_EXCLUDED_MEMBERS,
+  protectedHeaderBytes,
+  sigStructure1,
+} from './cose';
+export { type CoseSignResult, parseManifestForCose, signCoseManifest, signCoseRoot } from './cose-sign';
 export { publicKeyProblem, signatureProblem, verifyStrict } from './ed25519';
 export { formatPath, ManifestError } from './errors';
 export {
@@ -29,6 +80,7 @@ export {
   MAX_DOCUMENT_CHARS,
   type MemberSpan,
   type ParsedDocument,
+  type ParseOptions,
   parseDocument,
   parseJson,
   setMember,
@@ -96,3 +148,9 @@ export {
   verifyManifest,
   verifyParsedManifest,
 } from './verify';
+export {
+  type CoseVerdict,
+  type CoseVerifyContext,
+  type UpstreamResult,
+  verifyCoseEnvelope,
+} from './verify-cose';

@@ -72,18 +72,33 @@ const MAX_INT_DIGITS = 4300;
 /** Guard against stack exhaustion; the SDK's own canonical-form limit (64) is enforced by canonicalize. */
 const MAX_PARSE_DEPTH = 512;
 
-export function parseJson(text: string, source?: string): JsonValue {
-  return parseDocument(text, source).root;
+/**
+ * Stricter reading for a COSE payload (docs/upstream/agent-manifest-cose-envelope-v0.2.md §4, §6
+ * and AM-VEC-COSE-010/013): a duplicate member name is refused rather than resolved, and nesting
+ * is limited to what the canonical form accepts.
+ */
+export interface ParseOptions {
+  rejectDuplicateKeys?: boolean;
+  maxDepth?: number;
 }
 
-export function parseDocument(text: string, source?: string): ParsedDocument {
+export function parseJson(text: string, source?: string, options?: ParseOptions): JsonValue {
+  return parseDocument(text, source, options).root;
+}
+
+export function parseDocument(text: string, source?: string, options: ParseOptions = {}): ParsedDocument {
   if (text.length > MAX_DOCUMENT_CHARS) {
     throw new ManifestError(
       `document is ${text.length} characters, over the ${MAX_DOCUMENT_CHARS}-character limit`,
       withSource(source),
     );
   }
-  return new Parser(text, source).document();
+  return new Parser(
+    text,
+    source,
+    options.rejectDuplicateKeys ?? false,
+    options.maxDepth ?? MAX_PARSE_DEPTH,
+  ).document();
 }
 
 function withSource(source: string | undefined): { source?: string } {
@@ -100,6 +115,8 @@ class Parser {
   constructor(
     private readonly text: string,
     private readonly source: string | undefined,
+    private readonly rejectDuplicates = false,
+    private readonly maxDepth = MAX_PARSE_DEPTH,
   ) {}
 
   document(): ParsedDocument {
@@ -320,7 +337,7 @@ class Parser {
   }
 
   private array(depth: number): JsonArray {
-    if (depth > MAX_PARSE_DEPTH) this.fail(`nesting deeper than ${MAX_PARSE_DEPTH}`);
+    if (depth > this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     const t = this.text;
     this.pos++;
     const out: JsonValue[] = [];
@@ -353,7 +370,7 @@ class Parser {
   }
 
   private object(depth: number): JsonObject {
-    if (depth > MAX_PARSE_DEPTH) this.fail(`nesting deeper than ${MAX_PARSE_DEPTH}`);
+    if (depth > this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     const t = this.text;
     const top = depth === 1 ? this.members : null;
     this.pos++;
@@ -379,6 +396,9 @@ class Parser {
       if (t.charCodeAt(this.pos) !== 58) this.fail(`expected ':' after the member name`);
       this.pos++;
       this.skipWs();
+      if (this.rejectDuplicates && out.has(key)) {
+        this.fail(`member name ${JSON.stringify(key)} appears twice (refused, not resolved)`, keyStart);
+      }
       const valueStart = this.pos;
       const value = this.value(depth);
       if (top !== null) top.push({ key, keyStart, valueStart, valueEnd: this.pos });

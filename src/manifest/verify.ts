@@ -28,8 +28,12 @@ export interface VerifyContext {
   now: Date;
 }
 
-/** Manifest versions the SDK's verifier processes (it answers INCOMPATIBLE_VERSION to others). */
-export const SUPPORTED_MANIFEST_VERSIONS: ReadonlySet<string> = new Set(['0.1']);
+/**
+ * Manifest versions the SDK's verifier processes (it answers INCOMPATIBLE_VERSION to others):
+ * 0.1 as a JSON document with a detached signature block (here), 0.2 as a COSE envelope
+ * (`verifyCoseEnvelope`).
+ */
+export const SUPPORTED_MANIFEST_VERSIONS: ReadonlySet<string> = new Set(['0.1', '0.2']);
 
 export function verifyManifest(manifestText: string, ctx: VerifyContext): Verdict {
   let root: JsonValue;
@@ -48,7 +52,17 @@ export function verifyParsedManifest(root: JsonValue, ctx: VerifyContext): Verdi
 
   const version = root.get('version');
   if (typeof version !== 'string' || !SUPPORTED_MANIFEST_VERSIONS.has(version)) {
-    return invalid(keyId, `unsupported manifest version ${describe(version)} (this verifier reads 0.1)`);
+    return invalid(
+      keyId,
+      `unsupported manifest version ${describe(version)} (this verifier reads 0.1 and 0.2)`,
+    );
+  }
+  if (version === '0.2') {
+    // AM-VEC-COSE-014: the version is supported, the envelope is the defect.
+    return invalid(
+      keyId,
+      'a version 0.2 manifest is signed as a COSE_Sign1 envelope; a JSON document with a v0.1 signature block is refused (cose-envelope-v0.2 §6)',
+    );
   }
   const manifestId = root.get('manifest_id');
   if (typeof manifestId !== 'string' || manifestId === '')

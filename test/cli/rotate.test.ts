@@ -397,7 +397,7 @@ describe('rotor rotate without Temporal', () => {
       import('node:child_process').then(({ execFile }) =>
         execFile(
           process.execPath,
-          ['bin/rotor.mjs', 'rotate', 'status', 'x'],
+          ['bin/rotor-dev.mjs', 'rotate', 'status', 'x'],
           {
             env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
             cwd: new URL('../..', import.meta.url).pathname,

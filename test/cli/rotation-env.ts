@@ -20,7 +20,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
 import { sdkVectors } from '../store/fixtures';
 
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface CliResult {

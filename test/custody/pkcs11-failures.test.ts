@@ -126,7 +126,7 @@ describe.skipIf(!inject('softhsm').available)('SoftHSM: PKCS#11 custodian failur
     const db = await createTestDatabase();
     const result = await execFileAsync(
       process.execPath,
-      ['bin/rotor.mjs', 'key', 'init', '--identity', uniqueLabel('cli'), '--custodian', 'pkcs11'],
+      ['bin/rotor-dev.mjs', 'key', 'init', '--identity', uniqueLabel('cli'), '--custodian', 'pkcs11'],
       {
         env: { ...process.env, ...tokenEnv(), ROTOR_PKCS11_PIN: WRONG_PIN, DATABASE_URL: db.url },
       },

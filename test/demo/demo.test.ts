@@ -35,14 +35,14 @@ interface Run {
   stderr: string;
 }
 
-/** `node bin/rotor.mjs demo …` with exactly `env` (plus PATH and HOME), killed after `timeoutMs`. */
+/** `node bin/rotor-dev.mjs demo …` with exactly `env` (plus PATH and HOME), killed after `timeoutMs`. */
 function runDemo(
   args: string[],
   env: NodeJS.ProcessEnv,
   onStart?: (child: ChildProcess) => void,
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/rotor.mjs', 'demo', ...args], {
+    const child = spawn(process.execPath, ['bin/rotor-dev.mjs', 'demo', ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

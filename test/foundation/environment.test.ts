@@ -9,7 +9,7 @@ import { createSoftHsmToken, softHsmAvailability } from '../../src/hsm/softhsm-t
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 
 const run = promisify(execFile);
-const ROTOR = join(import.meta.dirname, '../../bin/rotor.mjs');
+const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
 
 async function rotor(args: string[], env: Record<string, string> = {}) {
   try {

@@ -18,7 +18,7 @@ const PAD = 600;
 // V8 collects lazily: uncapped, garbage from finished batches alone lifts RSS by ~100 MB. The cap
 // leaves room for the CLI's module graph but not for a buffered 90 MB body.
 const HEAP_CAP_MB = 64;
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 
 let db: TestDatabase;
 let server: ChildProcess | undefined;

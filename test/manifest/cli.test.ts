@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { shared, testPublicKey, upstream } from './vectors';
 
-const ROTOR = join(import.meta.dirname, '../../bin/rotor.mjs');
+const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'rotor-manifest-cli-'));
 const file = (name: string, content: string | Buffer) => {
   const path = join(dir, name);

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { sdkVectors } from './fixtures';
 
 const run = promisify(execFile);
-const ROTOR = fileURLToPath(new URL('../../bin/rotor.mjs', import.meta.url));
+const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 
 let db: TestDatabase;
 let dir: string;

@@ -3,7 +3,6 @@
  * Progress and the summary go to stderr; the evidence goes to --out.
  */
 import type { Command } from 'commander';
-import { DemoInterrupted, runDemo } from '../../demo/run-demo';
 import { DEFAULT_TIMELINE_SECONDS, MAX_TIMELINE_SECONDS, MIN_TIMELINE_SECONDS } from '../../demo/timeline';
 import { UsageError } from '../../errors';
 
@@ -50,6 +49,9 @@ export function registerDemoCommands(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // Loaded on use: the demo pulls in the Temporal worker (its native bridge and webpack), which
+      // would otherwise slow every other command's start, `rotor --help` included.
+      const { DemoInterrupted, runDemo } = await import('../../demo/run-demo');
       try {
         await runDemo({
           count,

@@ -9,11 +9,18 @@ import { errorMessage, UsageError } from '../../errors';
 import {
   b64urlDecode,
   b64urlEncode,
+  CoseRefusal,
   type CrlReport,
   canonicalBytes,
+  cborToJson,
   crlLines,
+  decodeEnvelope,
+  examineEnvelope,
+  isJsonObject,
   KeyFormatError,
   keyIdOf,
+  LABEL,
+  looksLikeCose,
   MAX_DOCUMENT_CHARS,
   parseJson,
   parseTimestamp,
@@ -21,11 +28,15 @@ import {
   publicKeyProblem,
   readCrl,
   type Signer,
+  signCoseManifest,
+  signCoseRoot,
   signingPreImage,
   signManifest,
+  sigStructure1,
   softwareSigner,
   trustedKeysFromAnchor,
   validateTrustAnchor,
+  verifyCoseEnvelope,
   verifyParsedManifest,
 } from '../../manifest/index';
 
@@ -64,36 +75,95 @@ export function registerManifestCommands(program: Command): void {
 
   manifest
     .command('canonicalize')
-    .description("print the canonical bytes of the whole document (the reference SDK's canonical JSON)")
-    .argument('[file]', 'manifest file, or - for stdin', '-')
-    .action(async (file: string) => {
-      const value = parseJson(await readText(file), sourceName(file));
-      process.stdout.write(canonicalBytes(value, sourceName(file)));
+    .description(
+      "print the canonical bytes of the whole document (the reference SDK's canonical JSON); for a COSE envelope, of its payload",
+    )
+    .argument('[file]', 'manifest file or COSE envelope, or - for stdin', '-')
+    .option('--hex', 'the input is a hex-encoded COSE envelope; print hex')
+    .action(async (file: string, opts: { hex?: boolean }) => {
+      const input = await readManifestInput(file, opts.hex === true);
+      const source = sourceName(file);
+      const value =
+        input.kind === 'cose'
+          ? parseJson(payloadText(input.bytes, source), `${source} payload`)
+          : parseJson(input.text, source);
+      writeBytes(canonicalBytes(value, source), opts.hex === true);
     });
 
   manifest
     .command('pre-image')
-    .description('print the signing pre-image bytes')
-    .argument('[file]', 'manifest file, or - for stdin', '-')
-    .action(async (file: string) => {
-      process.stdout.write(
-        signingPreImage(parseJson(await readText(file), sourceName(file)), sourceName(file)),
-      );
+    .description('print the signing pre-image bytes (for a COSE envelope: its Sig_structure)')
+    .argument('[file]', 'manifest file or COSE envelope, or - for stdin', '-')
+    .option('--hex', 'the input is a hex-encoded COSE envelope; print hex')
+    .action(async (file: string, opts: { hex?: boolean }) => {
+      const input = await readManifestInput(file, opts.hex === true);
+      const source = sourceName(file);
+      if (input.kind === 'cose') {
+        const env = decodeEnvelope(input.bytes, source);
+        if (env.payload === null || env.tag !== 18)
+          throw new UsageError(`${source}: not a COSE_Sign1 with an inline payload`);
+        writeBytes(sigStructure1(env.protectedBytes, env.payload), opts.hex === true);
+        return;
+      }
+      writeBytes(signingPreImage(parseJson(input.text, source), source), opts.hex === true);
+    });
+
+  manifest
+    .command('inspect')
+    .description("print a COSE envelope's headers and payload as JSON (nothing is verified)")
+    .argument('[file]', 'COSE envelope (binary), or - for stdin', '-')
+    .option('--hex', 'the input is hex text')
+    .action(async (file: string, opts: { hex?: boolean }) => {
+      const input = await readManifestInput(file, opts.hex === true);
+      const source = sourceName(file);
+      if (input.kind !== 'cose') {
+        throw new UsageError(
+          `${source} is a JSON document (manifest v0.1 or unsigned), not a COSE envelope; inspect reads v0.2 envelopes`,
+        );
+      }
+      process.stdout.write(`${inspectEnvelope(input.bytes, source)}\n`);
     });
 
   manifest
     .command('sign')
-    .description('print (or write) the manifest with a new signature block; all other members unchanged')
-    .argument('<file>', 'manifest file, or - for stdin')
+    .description(
+      'sign a manifest: version 0.1 gets a new signature block (all other members unchanged); ' +
+        'version 0.2 (a JSON document, or a COSE envelope whose payload is re-signed) becomes a COSE_Sign1 envelope',
+    )
+    .argument('<file>', 'manifest file or COSE envelope, or - for stdin')
     .requiredOption('--key <keyfile>', 'file holding the base64url Ed25519 seed')
     .option('-o, --out <file>', 'write the signed manifest here instead of stdout')
-    .option('--signed-at <iso8601>', 'signed_at to write (default: now)')
-    .action(async (file: string, opts: { key: string; out?: string; signedAt?: string }) => {
+    .option('--signed-at <iso8601>', 'signed_at to write (default: now; v0.1 only)')
+    .option('--hex', 'COSE in and out as hex text (one line) rather than binary')
+    .action(async (file: string, opts: { key: string; out?: string; signedAt?: string; hex?: boolean }) => {
       const signer = await readSeedSigner(opts.key);
+      const source = sourceName(file);
+      const input = await readManifestInput(file, opts.hex === true);
+      const cose =
+        input.kind === 'cose'
+          ? await signCoseRoot(examineForResign(input.bytes, source), signer, source)
+          : isVersion02(input.text, source)
+            ? await signCoseManifest(input.text, signer, { source })
+            : null;
+      if (cose !== null) {
+        for (const member of cose.left) {
+          process.stderr.write(
+            `rotor: ${source}: ${member} is not part of the v0.2 payload and was left out (it attaches after signing)\n`,
+          );
+        }
+        const out = opts.hex === true ? `${Buffer.from(cose.envelope).toString('hex')}\n` : cose.envelope;
+        if (opts.out === undefined) process.stdout.write(out);
+        else {
+          await fs.writeFile(opts.out, out);
+          process.stderr.write(`rotor: signed COSE_Sign1 with kid ${cose.keyId}, written to ${opts.out}\n`);
+        }
+        return;
+      }
+      if (input.kind !== 'json') throw new UsageError(`${source}: not a manifest`);
       const signedAt = opts.signedAt === undefined ? new Date() : parseInstant(opts.signedAt, '--signed-at');
-      const { text, signature } = await signManifest(await readText(file), signer, {
+      const { text, signature } = await signManifest(input.text, signer, {
         signedAt,
-        source: sourceName(file),
+        source,
       });
       if (opts.out === undefined) process.stdout.write(text);
       else {
@@ -105,7 +175,8 @@ export function registerManifestCommands(program: Command): void {
   manifest
     .command('verify')
     .description('verify a manifest; prints {"result","key_id","reason"}; exit 0 only for VALID, 1 otherwise')
-    .argument('<file>', 'manifest file, or - for stdin')
+    .argument('<file>', 'manifest file or COSE envelope, or - for stdin')
+    .option('--hex', 'the input is a hex-encoded COSE envelope')
     .option('--public-key <b64url...>', 'trusted Ed25519 public key(s), base64url')
     .option('--trust-anchor <file|url>', 'trust anchor document (runbook step 5 shape)')
     .option('--crl <file|url>', 'FileCRL JSON-lines revocation list')
@@ -113,11 +184,11 @@ export function registerManifestCommands(program: Command): void {
     .action(
       async (
         file: string,
-        opts: { publicKey?: string[]; trustAnchor?: string; crl?: string; now?: string },
+        opts: { publicKey?: string[]; trustAnchor?: string; crl?: string; now?: string; hex?: boolean },
       ) => {
         const now = opts.now === undefined ? new Date() : parseInstant(opts.now, '--now');
         const trustedKeys = await trustedKeysFromOptions(opts, now);
-        const root = parseJson(await readText(file), sourceName(file));
+        const input = await readManifestInput(file, opts.hex === true);
         let revokedIds: Set<string> | undefined;
         if (opts.crl !== undefined) {
           const report = await readCrlFrom(opts.crl, trustedKeys);
@@ -126,11 +197,21 @@ export function registerManifestCommands(program: Command): void {
           }
           revokedIds = new Set(report.accepted.map((r) => r.manifestId));
         }
-        const verdict = verifyParsedManifest(root, {
-          trustedKeys,
-          now,
-          ...(revokedIds ? { revokedIds } : {}),
-        });
+        const ctx = { trustedKeys, now, ...(revokedIds ? { revokedIds } : {}) };
+        if (input.kind === 'cose') {
+          const verdict = verifyCoseEnvelope(input.bytes, ctx);
+          writeJson({
+            result: verdict.result,
+            key_id: verdict.keyId,
+            reason: verdict.reason,
+            version: '0.2',
+            upstream_result: verdict.upstream,
+          });
+          if (verdict.result !== 'VALID') process.exitCode = 1;
+          return;
+        }
+        const root = parseJson(input.text, sourceName(file));
+        const verdict = verifyParsedManifest(root, ctx);
         writeJson({ result: verdict.result, key_id: verdict.keyId, reason: verdict.reason });
         if (verdict.result !== 'VALID') process.exitCode = 1;
       },
@@ -268,6 +349,113 @@ async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
   const body = new Uint8Array(await res.arrayBuffer());
   if (body.length > MAX_INPUT_BYTES) throw new UsageError(`${url} is over the ${MAX_INPUT_BYTES}-byte limit`);
   return body;
+}
+
+export type ManifestInput = { kind: 'json'; text: string } | { kind: 'cose'; bytes: Uint8Array };
+
+/**
+ * A manifest from a file or stdin: a COSE envelope (binary, or hex text with `hex`), else JSON
+ * text (strict UTF-8). Binary CBOR is read as such and a document that starts with `{` as JSON,
+ * `hex` or not.
+ */
+export async function readManifestInput(where: string, hex: boolean): Promise<ManifestInput> {
+  const bytes = await readBytes(where, 'input');
+  if (looksLikeCose(bytes)) return { kind: 'cose', bytes };
+  // With --hex, envelopes are hex text; a JSON document (to be signed) is still read as JSON.
+  if (hex && !/^\s*\{/.test(Buffer.from(bytes.subarray(0, 64)).toString('latin1'))) {
+    return { kind: 'cose', bytes: parseHex(Buffer.from(bytes).toString('latin1'), sourceName(where)) };
+  }
+  try {
+    return { kind: 'json', text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    throw new UsageError(
+      `${sourceName(where)} is not valid UTF-8 text, nor a tagged COSE envelope (hex text needs --hex)`,
+    );
+  }
+}
+
+/** Hex text of an envelope: whitespace around it ignored, anything else but hex digits refused. */
+export function parseHex(text: string, source: string): Uint8Array {
+  const t = text.trim();
+  if (t.length === 0) throw new UsageError(`${source}: no hex text`);
+  const bad = /[^0-9a-fA-F]/.exec(t);
+  if (bad !== null) {
+    throw new UsageError(
+      `${source}: not hex: character ${JSON.stringify(bad[0])} at offset ${bad.index} (--hex takes one envelope as hex digits)`,
+    );
+  }
+  if (t.length % 2 !== 0) throw new UsageError(`${source}: odd number of hex digits (${t.length})`);
+  return Uint8Array.from(Buffer.from(t, 'hex'));
+}
+
+function writeBytes(bytes: Uint8Array, hex: boolean): void {
+  process.stdout.write(hex ? `${Buffer.from(bytes).toString('hex')}\n` : bytes);
+}
+
+function payloadText(envelope: Uint8Array, source: string): string {
+  const env = decodeEnvelope(envelope, source);
+  if (env.payload === null) throw new UsageError(`${source}: the COSE payload is detached (nil)`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(env.payload);
+  } catch {
+    throw new UsageError(`${source}: the COSE payload is not UTF-8 text`);
+  }
+}
+
+function isVersion02(text: string, source: string): boolean {
+  const root = parseJson(text, source);
+  return isJsonObject(root) && root.get('version') === '0.2';
+}
+
+/** An envelope whose payload is signed again: it must pass the v0.2 checks first. */
+function examineForResign(bytes: Uint8Array, source: string) {
+  return examineEnvelope(bytes, source).manifest;
+}
+
+/** The envelope as JSON: headers decoded, the payload as its own JSON text, problems named. */
+export function inspectEnvelope(bytes: Uint8Array, source: string): string {
+  const env = decodeEnvelope(bytes, source);
+  const kid = env.protectedHeader.get(LABEL.kid);
+  const head: Record<string, unknown> = {
+    type: env.tag === 18 ? 'COSE_Sign1' : 'COSE_Sign',
+    tag: env.tag,
+    key_id: kid instanceof Uint8Array ? Buffer.from(kid).toString('hex') : null,
+    protected: cborToJson(env.protectedHeader),
+    protected_hex: Buffer.from(env.protectedBytes).toString('hex'),
+    unprotected: cborToJson(env.unprotected),
+  };
+  if (env.signature !== null) head.signature_hex = Buffer.from(env.signature).toString('hex');
+  if (env.signatures.length > 0) {
+    head.signatures = env.signatures.map((s) => ({
+      protected: cborToJson(s.protectedHeader),
+      unprotected: cborToJson(s.unprotected),
+      signature_hex: Buffer.from(s.signature).toString('hex'),
+    }));
+    const ed = env.signatures.find((s) => [-8, -19].includes(s.protectedHeader.get(LABEL.alg) as number));
+    const k = (ed ?? env.signatures[0]!).protectedHeader.get(LABEL.kid);
+    head.key_id = k instanceof Uint8Array ? Buffer.from(k).toString('hex') : null;
+  }
+  let problem: string | null = null;
+  try {
+    examineEnvelope(bytes, source);
+  } catch (err) {
+    if (!(err instanceof CoseRefusal)) throw err;
+    problem = `${err.kind}: ${err.message}`;
+  }
+  head.problem = problem;
+  const headJson = JSON.stringify(head);
+  if (env.payload === null) return `${headJson.slice(0, -1)},"payload":null}`;
+  let payloadJson: string | null = null;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(env.payload);
+    parseJson(text); // valid JSON rotor can read: printed as it is, numbers and order kept
+    payloadJson = text;
+  } catch {
+    payloadJson = null;
+  }
+  return payloadJson === null
+    ? `${headJson.slice(0, -1)},"payload_hex":${JSON.stringify(Buffer.from(env.payload).toString('hex'))}}`
+    : `${headJson.slice(0, -1)},"payload":${payloadJson}}`;
 }
 
 function sourceName(file: string): string {
