@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { databaseUrl } from '../src/config';
-import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
+import { createSoftHsmToken, type SoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { startDevServer } from '../src/temporal/dev-server';
@@ -62,8 +62,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const availability = await softHsmAvailability();
     let softhsm: SoftHsmContext;
     if (availability.available) {
-      const token = await createSoftHsmToken({ label: `rotor-test-${runId}` });
-      cleanups.push(() => token.remove());
+      // One token for every project of the run: test processes inherit one SOFTHSM2_CONF (the
+      // last one set here), so a second token would be invisible to the other project's files.
+      const shared = globalThis as { rotorTestToken?: { token: Promise<SoftHsmToken>; users: number } };
+      shared.rotorTestToken ??= { token: createSoftHsmToken({ label: `rotor-test-${runId}` }), users: 0 };
+      const holder = shared.rotorTestToken;
+      holder.users++;
+      const token = await holder.token;
+      cleanups.push(async () => {
+        if (--holder.users === 0) {
+          shared.rotorTestToken = undefined;
+          await token.remove();
+        }
+      });
       process.env.SOFTHSM2_CONF = token.confPath;
       softhsm = {
         available: true,
