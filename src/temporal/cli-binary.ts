@@ -22,7 +22,7 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'rotor');
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;
@@ -65,7 +65,7 @@ export function findTemporalCli(
 }
 
 /** $GO_BINARY names the toolchain explicitly; otherwise PATH, then Go's default install folder. */
-function goBinary(env: NodeJS.ProcessEnv): string | undefined {
+export function goBinary(env: NodeJS.ProcessEnv): string | undefined {
   if (env.GO_BINARY) return isExecutable(env.GO_BINARY) ? env.GO_BINARY : undefined;
   const fromPath = onPath('go', env);
   if (fromPath) return fromPath;

@@ -48,7 +48,8 @@ export interface TestTemporal {
 
 let runtimeInstalled = false;
 
-export async function connectTestTemporal(): Promise<TestTemporal> {
+/** `address`: another Temporal server than the run's (a test file's own, to kill and restart). */
+export async function connectTestTemporal(address = inject('temporalAddress')): Promise<TestTemporal> {
   // Workers log state changes at INFO; tests want warnings and errors only.
   if (!runtimeInstalled) {
     runtimeInstalled = true;
@@ -58,7 +59,6 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
       // Already installed in this process.
     }
   }
-  const address = inject('temporalAddress');
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
