@@ -7,15 +7,30 @@
  */
 import { signRevocation } from '../manifest';
 import { inTransaction } from '../store/db';
+import { activeKey, requireKey } from '../store/keys';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
+
+/**
+ * Records are signed by the identity's revocation key (ADR-0007: the revoking authority, not the
+ * manifest issuer), which outlives signing keys and is listed in every signed anchor: a verifier
+ * still holding the pre-compromise anchor trusts a compromise's revocations, and one SDK
+ * `FileCRL(trusted_signer_key=…)` checks the CRL across rotations. An identity set up before
+ * revocation keys existed falls back to the new signing key, as before.
+ */
+async function revocationSigner(deps: ActivityDeps, oldKeyId: string, fallbackKeyId: string) {
+  const { identity } = await requireKey(deps.pool, oldKeyId);
+  const authority = await activeKey(deps.pool, identity, 'revocation');
+  return signerForKey(deps, authority?.keyId ?? fallbackKeyId);
+}
+
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
 export function revokeActivities(deps: ActivityDeps) {
   async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
     const ctx = activityContext();
-    const signer = await signerForKey(deps, input.signingKeyId);
+    const signer = await revocationSigner(deps, input.oldKeyId, input.signingKeyId);
     let revoked = 0;
     // Revoked manifests leave the selection anyway; the cursor keeps each page from walking the
     // index entries of rows revoked earlier (dead until vacuumed), which made paging quadratic.
