@@ -20,12 +20,12 @@ import {
   openCustodian,
   openSoftwareCustodian,
 } from '../custody/index';
-import { errorMessage, RotorError } from '../errors';
+import { errorMessage, RotorError, UsageError } from '../errors';
 import { createHttpService } from '../http/service';
+import { seedManifests } from '../rotation/import';
 import { connect, type Pool } from '../store/db';
-import { importManifests, pageManifests } from '../store/manifests';
+import { pageManifests } from '../store/manifests';
 import { migrate } from '../store/migrate';
-import { syntheticManifests } from '../synthetic/manifests';
 import { startDevServer } from '../temporal/dev-server';
 import { createRotorWorker } from '../worker';
 import type { CustodianKind } from '../workflows/policy';
@@ -47,7 +47,6 @@ const TASK_QUEUE = 'rotor';
 const NAMESPACE = 'default';
 const VERIFIER_IDS = ['sidecar-a', 'sidecar-b'];
 const VERIFIER_INTERVAL_MS = 1000;
-const SEED_BATCH = 500;
 /** Environment the worker's custodian reads, passed through when the PKCS#11 custodian is asked for. */
 const PKCS11_ENV = [
   'ROTOR_PKCS11_MODULE',
@@ -68,6 +67,22 @@ export interface DemoOptions {
   /** Aborted on Ctrl-C: the demo stops what it started and throws DemoInterrupted. */
   signal: AbortSignal;
 }
+
+/**
+ * The points at which the demo has started one more thing. `ROTOR_DEMO_FAIL_AT=<stage>` makes the
+ * demo fail right there, so a test can check that every failure stops all it started.
+ */
+export const DEMO_STAGES = [
+  'infrastructure',
+  'migrations',
+  'custodian',
+  'http',
+  'seed',
+  'verifiers',
+  'worker',
+  'rotation',
+] as const;
+export type DemoStage = (typeof DEMO_STAGES)[number];
 
 export class DemoInterrupted extends RotorError {
   constructor() {
@@ -102,6 +117,20 @@ async function demo(
   const check = () => {
     if (signal.aborted) throw new DemoInterrupted();
   };
+  const failAt = env.ROTOR_DEMO_FAIL_AT;
+  if (failAt && !(DEMO_STAGES as readonly string[]).includes(failAt)) {
+    throw new UsageError(`ROTOR_DEMO_FAIL_AT must be one of ${DEMO_STAGES.join(', ')}, got '${failAt}'`);
+  }
+  /** Interrupted, or the stage a test asked to fail at. */
+  const reached = (stage: DemoStage) => {
+    check();
+    if (stage === failAt) {
+      throw new RotorError(
+        `injected failure at stage ${stage} (ROTOR_DEMO_FAIL_AT)`,
+        'DEMO_INJECTED_FAILURE',
+      );
+    }
+  };
   const policy = demoPolicy(options.timelineSeconds);
   const outDir = resolve(options.outDir);
   const started = Date.now();
@@ -125,11 +154,12 @@ async function demo(
   const database = databaseStart.value;
   say(`  [${elapsed()}] Temporal dev server on ${temporal.address}`);
   say(`  [${elapsed()}] Postgres: ${database.where}`);
-  check();
+  reached('infrastructure');
 
   const pool = await connect(database.url, 10);
   cleanups.push({ what: 'the Postgres pool', fn: () => pool.end() });
   await migrate(pool);
+  reached('migrations');
 
   const kind: CustodianKind = custodianKindFromEnv(env);
   const workerEnv: NodeJS.ProcessEnv = { ROTOR_CUSTODIAN: kind };
@@ -150,7 +180,7 @@ async function demo(
   say(
     `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${workerEnv.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
   );
-  check();
+  reached('custodian');
 
   const checkInToken = randomBytes(24).toString('base64url');
   const http = createHttpService({
@@ -166,6 +196,7 @@ async function demo(
   const baseUrl = `http://127.0.0.1:${port}`;
   workerEnv.ROTOR_PUBLIC_URL = baseUrl;
   say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
+  reached('http');
 
   const { key, rootKeys } = await initIdentity(
     pool,
@@ -184,6 +215,7 @@ async function demo(
     check,
   );
   say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
+  reached('seed');
 
   // The verifiers pin the anchor root, as a sidecar configured out of band would (issue 12).
   const verifiers = startDemoVerifiers({
@@ -199,7 +231,7 @@ async function demo(
   say(
     `  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`,
   );
-  check();
+  reached('verifiers');
 
   const view = new LiveView(options.out, options.timelineSeconds);
   const worker = await startWorker(
@@ -210,7 +242,7 @@ async function demo(
     cleanups,
   );
   say(`  [${elapsed()}] worker on task queue ${TASK_QUEUE}`);
-  check();
+  reached('worker');
 
   const connection = await Connection.connect({ address: temporal.address });
   // The result's long poll retries on its own; it is cancelled before its channel closes under it.
@@ -238,6 +270,7 @@ async function demo(
     memo: { identity: input.identity, trigger: input.trigger, requestedBy: input.requestedBy },
   });
   say(`  [${elapsed()}] started rotation ${handle.workflowId}`);
+  reached('rotation');
   say('');
 
   const result = client.withAbortSignal(clientCalls.signal, () => handle.result() as Promise<RotationStatus>);
@@ -366,24 +399,7 @@ async function seed(
   keyId: string,
   check: () => void,
 ): Promise<Set<string>> {
-  let batch: { text: string; source: string }[] = [];
-  let n = 0;
-  const flush = async () => {
-    const r = await importManifests(pool, batch);
-    if (r.rejected.length > 0) {
-      throw new RotorError(
-        `seeding rejected ${r.rejected[0]!.source}: ${r.rejected[0]!.reason}`,
-        'DEMO_SEED',
-      );
-    }
-    batch = [];
-    check();
-  };
-  for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
-    batch.push({ text, source: `seed:${++n}` });
-    if (batch.length === SEED_BATCH) await flush();
-  }
-  if (batch.length > 0) await flush();
+  await seedManifests(pool, signer, count, { seed: 7, afterBatch: check });
   const ids = new Set<string>();
   let after: string | null = null;
   for (;;) {
