@@ -229,9 +229,8 @@ describe('ReferenceVerifier pinned to the anchor root, through a rewriting proxy
     for (const [m, reason] of attempts) {
       mode = m;
       stale();
-      const started = Date.now();
+      // A stalled response is cut off by the fetch timeout (without it this await never settles).
       await expect(v.refresh()).rejects.toThrow(reason);
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect(v.anchorVersion).toBe(1);
       expect(v.anchorSha256).toBe(held);
       expect(v.trustedKeyIds).toEqual([keyA.keyId]);
