@@ -274,6 +274,7 @@ async function demo(
   say('');
 
   const result = client.withAbortSignal(clientCalls.signal, () => handle.result() as Promise<RotationStatus>);
+  // Observed now so an early failure is not an unhandled rejection; it is awaited (and thrown) later.
   result.catch(() => {});
   const adoptedAt = new Map<string, number>();
   const acceptedAt = new Map<string, number>();

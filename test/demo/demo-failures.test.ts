@@ -50,7 +50,7 @@ async function failAt(stage: string): Promise<Run> {
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['bin/rotor.mjs', 'demo', '--count', '20', '--timeline-seconds', '12', '--out', out],
+      ['bin/rotor-dev.mjs', 'demo', '--count', '20', '--timeline-seconds', '12', '--out', out],
       { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let text = '';
