@@ -1,6 +1,6 @@
 /**
- * Runbook step 2 (t=5m): every active manifest of the old key gets its re-issued twin (spec 3.8:
- * new manifest_id, previous_manifest_id, new issued_at, attestation dropped), signed by the new key.
+ * docs/runbook-key-rotation.txt Step 2 (t=5m): every active manifest of the old key gets its
+ * re-issued twin (docs/upstream/agent-manifest-spec-v0.2.md §3.8: new manifest_id, previous_manifest_id, new issued_at, attestation dropped), signed by the new key.
  *
  * Idempotent by construction: a batch's twins and the old manifests' new status commit in one
  * transaction, a UNIQUE index on previous_manifest_id allows one twin per manifest, and the cursor

@@ -1,6 +1,6 @@
 /**
  * The HTTP service behind `rotor serve`: the trust anchor and the CRL at their `.well-known`
- * paths, spec 3.7's revocation status, verifier check-in, `/healthz` and `/metrics`.
+ * paths, the revocation status of docs/upstream/agent-manifest-spec-v0.2.md §3.7, verifier check-in, `/healthz` and `/metrics`.
  * Tests, the demo and the CLI all run this same function.
  */
 import { randomUUID } from 'node:crypto';

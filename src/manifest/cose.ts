@@ -2,7 +2,7 @@
  * Manifest v0.2: the COSE envelope (docs/upstream/agent-manifest-cose-envelope-v0.2.md).
  * A signed manifest is a tagged COSE_Sign1 (18) over the payload, the reference SDK's canonical
  * JSON of the manifest without `signature`, `attestation`, `transparency_log_entry` and
- * `hitl_record.approvals` (§4; DOMAIN fact 14). The protected header is read from the bytes as
+ * `hitl_record.approvals` (§4; docs/DOMAIN.md fact 14). The protected header is read from the bytes as
  * received and never re-encoded (ADR-0013); rotor encodes its own deterministically, so for the
  * same manifest and key its envelope equals the SDK's byte for byte (Ed25519 is deterministic).
  * COSE_Sign (98, hybrid Ed25519 + ML-DSA-65, §2.1) is read, never produced or verified.

@@ -7,7 +7,7 @@ import { Canonicalizer } from './canonical';
 import { ManifestError } from './errors';
 import { isJsonObject, type JsonObject, type JsonValue } from './json';
 
-/** The normative list, in the SDK's order (spec 3.6): written into every signature block. */
+/** The normative list, in the SDK's order (docs/upstream/agent-manifest-spec-v0.2.md §3.6): written into every signature block. */
 export const SIGNED_FIELDS: readonly string[] = Object.freeze([
   '@context',
   '@type',

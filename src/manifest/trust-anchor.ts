@@ -1,6 +1,6 @@
 /**
  * The trust anchor document verifiers fetch from `/.well-known/agent-manifest/trust-anchor`
- * (runbook step 5). It writes key ids as `sha256:<hex>`; signature blocks and CRLs use bare hex.
+ * (docs/runbook-key-rotation.txt, Step 5). It writes key ids as `sha256:<hex>`; signature blocks and CRLs use bare hex.
  */
 import { publicKeyProblem } from './ed25519';
 import { ManifestError } from './errors';

@@ -1,6 +1,6 @@
 /**
  * The manifest store. Each manifest's JSON text is the copy of record, stored exactly as received
- * or as signed (DOMAIN fact 6); the other columns are read out of it by the interop core for
+ * or as signed (docs/DOMAIN.md fact 6); the other columns are read out of it by the interop core for
  * indexing and are never served. A stored text is never overwritten: the same manifest_id with
  * the same text is a no-op, with another text a rejection.
  */

@@ -178,7 +178,7 @@ export function registerManifestCommands(program: Command): void {
     .argument('<file>', 'manifest file or COSE envelope, or - for stdin')
     .option('--hex', 'the input is a hex-encoded COSE envelope')
     .option('--public-key <b64url...>', 'trusted Ed25519 public key(s), base64url')
-    .option('--trust-anchor <file|url>', 'trust anchor document (runbook step 5 shape)')
+    .option('--trust-anchor <file|url>', 'trust anchor document (docs/runbook-key-rotation.txt Step 5 shape)')
     .option('--crl <file|url>', 'FileCRL JSON-lines revocation list')
     .option('--now <iso8601>', 'the clock to verify against (default: now)')
     .action(
