@@ -6,10 +6,21 @@ import { requireKey } from '../store/keys';
 import { publishTrustAnchor } from '../store/trust-anchors';
 import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
 import type { ActivityDeps } from './deps';
+import { reissueStragglers } from './resign';
 import type { PublishAnchorInput, PublishAnchorResult } from './types';
 
 export function publishAnchorActivities(deps: ActivityDeps) {
   async function publishAnchor(input: PublishAnchorInput): Promise<PublishAnchorResult> {
+    // No orphans: an anchor that makes a new key active while the old one retires is published
+    // only once every manifest of the old key imported since the re-sign pass has its twin too
+    // (or is declined, with its reason).
+    const stragglers = { resigned: 0, declined: 0 };
+    for (const k of input.keys) {
+      if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
+      const r = await reissueStragglers(deps, { fromKeyId: k.keyId, toKeyId: input.activeKeyId });
+      stragglers.resigned += r.resigned;
+      stragglers.declined += r.declined;
+    }
     const keys = [];
     for (const k of input.keys) {
       const record = await requireKey(deps.pool, k.keyId);
@@ -33,7 +44,11 @@ export function publishAnchorActivities(deps: ActivityDeps) {
       { activeKeyId: input.activeKeyId, keys },
       signing,
     );
-    return { version: published.version, publishedAt: published.publishedAt.toISOString() };
+    return {
+      version: published.version,
+      publishedAt: published.publishedAt.toISOString(),
+      ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
+    };
   }
   return { publishAnchor };
 }

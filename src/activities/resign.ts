@@ -1,69 +1,318 @@
 /**
  * docs/runbook-key-rotation.txt Step 2 (t=5m): every active manifest of the old key gets its
- * re-issued twin (docs/upstream/agent-manifest-spec-v0.2.md §3.8: new manifest_id, previous_manifest_id, new issued_at, attestation dropped), signed by the new key.
+ * re-issued twin (docs/upstream/agent-manifest-spec-v0.2.md §3.8: new manifest_id,
+ * previous_manifest_id, new issued_at, attestation dropped; §2.2: the original's log entry
+ * carried as prior_transparency_log_entry), signed by the new key.
  *
- * Idempotent by construction: a batch's twins and the old manifests' new status commit in one
- * transaction, a UNIQUE index on previous_manifest_id allows one twin per manifest, and the cursor
- * in the heartbeat only ever names committed work. A retry skips nothing and doubles nothing.
- * Signing the next batch overlaps with writing the previous one.
+ * Verify before trust: nothing is signed until `decideReissue` (src/manifest/reissue-policy.ts)
+ * says so: the manifest's signature verifies under the public key the registry holds for its
+ * key_id, that key is the one being rotated and belongs to the identity, the manifest is
+ * schema-valid, not revoked, not expired, and leaves the twin the SDK's 1-hour window. Whatever
+ * is declined goes to the `rotation_declined` table with its reason, in the same transaction as
+ * the batch's twins; the workflow sees counts and a small sample only (bounded history).
+ *
+ * Idempotent by construction: a batch's twins, the old manifests' new status and the declined
+ * rows commit in one transaction, a UNIQUE index on previous_manifest_id allows one twin per
+ * manifest, and the cursor in the heartbeat only ever names committed work. A retry skips
+ * nothing and doubles nothing. Signing the next batch overlaps with writing the previous one.
  */
 import { errorMessage } from '../errors';
-import { ManifestError, reissueManifest } from '../manifest';
+import {
+  decideReissue,
+  ManifestError,
+  type ParsedStoredManifest,
+  parseStoredManifest,
+  type RegistryKey,
+  reissueDocument,
+} from '../manifest';
 import type { Signer } from '../manifest/signer';
+import { appendAudit } from '../store/audit';
+import type { Pool } from '../store/db';
 import { inTransaction } from '../store/db';
+import { type DeclinedRow, recordDeclined } from '../store/declined';
 import type { TwinRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
+import type { Queryable } from '../store/queryable';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
 /** Postgres writes one batch while this thread signs the next; two in flight keep both cores busy. */
 const WRITES_IN_FLIGHT = 2;
+/** Declined manifests named in the workflow's status; the full list is in `rotation_declined`. */
+export const DECLINED_SAMPLE = 10;
 
 interface Heartbeat {
   cursor: string | null;
   resigned: number;
-  failed: { manifestId: string; reason: string }[];
+  declined: number;
+  sample: { manifestId: string; reason: string }[];
+  withLogEntry: number;
 }
 
 interface SignedBatch {
   twins: TwinRow[];
-  failed: { manifestId: string; reason: string }[];
+  declined: DeclinedRow[];
+  withLogEntry: number;
   lastId: string;
 }
 
+/** Every key the registry holds (a small table): the decision's `lookupKey`. */
+export async function loadRegistry(q: Queryable): Promise<Map<string, RegistryKey>> {
+  const { rows } = await q.query<{ key_id: string; identity: string; public_key: Buffer }>(
+    'SELECT key_id, identity, public_key FROM signing_keys',
+  );
+  return new Map(
+    rows.map((r) => [
+      r.key_id,
+      { keyId: r.key_id, identity: r.identity, publicKey: new Uint8Array(r.public_key) },
+    ]),
+  );
+}
+
+/** When each of `ids` entered the CRL (absent: not revoked). */
+async function revokedAt(q: Queryable, ids: string[]): Promise<Map<string, Date>> {
+  const { rows } = await q.query<{ manifest_id: string; recorded_at: Date }>(
+    'SELECT manifest_id, recorded_at FROM revocations WHERE manifest_id = ANY($1::text[])',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.manifest_id, r.recorded_at]));
+}
+
+export interface ReissuePass {
+  pool: Pool;
+  runId: string;
+  workflowId: string;
+  fromKeyId: string;
+  signer: Signer;
+  /** `active` normally; `revoked` in a compromise (re-issued after revocation). */
+  status: 'active' | 'revoked';
+  /** Compromise: only manifests stored before this are trusted. */
+  trustedBefore?: Date;
+  /** Compromise: a manifest revoked before this instant was revoked for its own reasons. */
+  rotationStartedAt?: Date;
+}
+
 async function signBatch(
-  page: { manifestId: string; text: string }[],
-  signer: Signer,
+  pass: ReissuePass,
+  registry: Map<string, RegistryKey>,
+  page: { manifestId: string; text: string; keyId: string | null; storedAt: Date }[],
   now: Date,
 ): Promise<SignedBatch> {
-  const failed: SignedBatch['failed'] = [];
+  const declined: DeclinedRow[] = [];
+  const identity = registry.get(pass.fromKeyId)?.identity;
+  if (identity === undefined) throw new Error(`key ${pass.fromKeyId} is not in the key registry`);
   // issued_at is written with whole seconds; the column holds the same instant.
   const issuedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  // In a compromise the candidates are revoked (by this rotation): one revoked earlier was
+  // revoked for its own reasons and is not brought back.
+  const crl =
+    pass.status === 'revoked' && pass.rotationStartedAt
+      ? await revokedAt(
+          pass.pool,
+          page.map((m) => m.manifestId),
+        )
+      : undefined;
+  let withLogEntry = 0;
   const results = await Promise.all(
     page.map(async (m) => {
+      const source = `manifest ${m.manifestId}`;
+      let parsed: ParsedStoredManifest;
       try {
-        const twin = await reissueManifest(m.text, signer, { now, source: `manifest ${m.manifestId}` });
+        parsed = parseStoredManifest(m.text, source);
+      } catch (err) {
+        if (!(err instanceof ManifestError)) throw err;
+        declined.push({
+          manifestId: m.manifestId,
+          keyId: m.keyId,
+          code: 'unreadable',
+          reason: errorMessage(err),
+        });
+        return undefined;
+      }
+      const revokedWhen = crl?.get(m.manifestId);
+      const decision = decideReissue(parsed, {
+        lookupKey: (k) => registry.get(k),
+        identity,
+        fromKeyId: pass.fromKeyId,
+        now,
+        revoked:
+          pass.status === 'active'
+            ? false
+            : revokedWhen !== undefined && revokedWhen.getTime() < pass.rotationStartedAt!.getTime(),
+        ...(pass.trustedBefore ? { trustedBefore: pass.trustedBefore, storedAt: m.storedAt } : {}),
+      });
+      if (!decision.ok) {
+        declined.push({
+          manifestId: m.manifestId,
+          keyId: m.keyId,
+          code: decision.code,
+          reason: decision.reason,
+        });
+        return undefined;
+      }
+      try {
+        const twin = await reissueDocument(parsed.doc, pass.signer, { now, source });
+        if (twin.priorTransparencyLogEntry) withLogEntry++;
         return {
           manifestId: twin.manifestId,
           previousManifestId: m.manifestId,
-          keyId: signer.keyId,
-          issuedAt: issuedAt,
+          keyId: pass.signer.keyId,
+          issuedAt,
           text: twin.text,
         };
       } catch (err) {
         // Only the manifest's own content makes it unresignable; a signer or HSM failure is the
         // step's, and fails it so it is retried rather than leaving manifests behind.
         if (!(err instanceof ManifestError)) throw err;
-        failed.push({ manifestId: m.manifestId, reason: errorMessage(err) });
+        declined.push({
+          manifestId: m.manifestId,
+          keyId: m.keyId,
+          code: 'unreadable',
+          reason: errorMessage(err),
+        });
         return undefined;
       }
     }),
   );
   return {
     twins: results.filter((t): t is NonNullable<typeof t> => t !== undefined),
-    failed,
+    declined,
+    withLogEntry,
     lastId: page[page.length - 1]!.manifestId,
   };
+}
+
+/**
+ * One pass over the candidates after `cursor`, at most `limit` of them, batch by batch; reports
+ * progress through `onCommitted` (the heartbeat) as each batch commits.
+ */
+export async function reissuePass(
+  pass: ReissuePass,
+  opts: {
+    cursor: string | null;
+    limit: number;
+    batchSize: number;
+    /** Skip manifests this run already declined (a recount, which starts from the beginning). */
+    skipDeclined?: boolean;
+    onCommitted?: (batch: SignedBatch) => void;
+  },
+): Promise<{ examined: number; cursor: string | null }> {
+  const registry = await loadRegistry(pass.pool);
+  // Twins of revoked manifests (the compromise path) keep the originals' status; otherwise the
+  // originals become `superseded`, the state revocation later picks them up from.
+  const supersede = pass.status === 'active';
+  const withoutSuccessor = pass.status === 'revoked';
+  let examined = 0;
+  let readCursor = opts.cursor;
+  let committed = opts.cursor;
+  // Batches being written, oldest first. The cursor advances only as the oldest commits, so it
+  // always names a committed prefix even with several writes in flight.
+  const inFlight: { batch: SignedBatch; written: Promise<void> }[] = [];
+  const settleOldest = async () => {
+    const { batch, written } = inFlight.shift()!;
+    await written;
+    committed = batch.lastId;
+    opts.onCommitted?.(batch);
+  };
+  try {
+    while (examined < opts.limit) {
+      const page = await pageManifests(pass.pool, {
+        keyId: pass.fromKeyId,
+        status: pass.status,
+        afterManifestId: readCursor,
+        limit: Math.min(opts.batchSize, opts.limit - examined),
+        withoutSuccessor,
+        ...(opts.skipDeclined ? { notDeclinedInRun: pass.runId } : {}),
+      });
+      if (page.length === 0) break;
+      examined += page.length;
+      readCursor = page[page.length - 1]!.manifestId;
+      const batch = await signBatch(pass, registry, page, new Date());
+      if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
+      const written = inTransaction(pass.pool, async (client) => {
+        await insertTwins(client, batch.twins);
+        if (supersede)
+          await setStatus(
+            client,
+            batch.twins.map((t) => t.previousManifestId),
+            'superseded',
+          );
+        const stored = await recordDeclined(
+          client,
+          { runId: pass.runId, workflowId: pass.workflowId },
+          batch.declined,
+        );
+        // The audit log names every declined manifest with its reason, in the same transaction
+        // (a retried batch finds its rows stored and writes no second entry).
+        if (stored > 0)
+          await appendAudit(client, {
+            actor: 'rotor',
+            action: 'rotation.declined',
+            subject: pass.workflowId,
+            details: {
+              runId: pass.runId,
+              fromKeyId: pass.fromKeyId,
+              declined: batch.declined.map((d) => ({
+                manifestId: d.manifestId,
+                code: d.code,
+                reason: d.reason,
+              })),
+            },
+          });
+      });
+      // Observed at once so a failed write is not an unhandled rejection while the next batch
+      // signs; settleOldest still throws it.
+      written.catch(() => {});
+      inFlight.push({ batch, written });
+    }
+    while (inFlight.length > 0) await settleOldest();
+  } finally {
+    // On failure, let the other writes finish before the retry reads the store.
+    await Promise.allSettled(inFlight.map((w) => w.written));
+  }
+  return { examined, cursor: committed };
+}
+
+/** The run this activity belongs to (rotation workflow ids repeat across rotations; run ids do not). */
+export function runOf(workflowId?: string): { runId: string; workflowId: string } {
+  const execution = activityContext()?.info.workflowExecution;
+  const id = workflowId ?? execution?.workflowId ?? 'direct';
+  return { runId: execution?.runId ?? id, workflowId: id };
+}
+
+/**
+ * The recount (no orphans): manifests of `fromKeyId` still active with no twin and not declined
+ * by this run, that is, imported after the re-sign pass went by, get their twins now. Runs
+ * inside publish-anchor and revoke, so the workflow's sequence of commands stays the same.
+ */
+export async function reissueStragglers(
+  deps: ActivityDeps,
+  input: { workflowId?: string; fromKeyId: string; toKeyId: string; batchSize?: number },
+): Promise<{ resigned: number; declined: number }> {
+  const run = runOf(input.workflowId);
+  const pending = await countManifests(deps.pool, {
+    keyId: input.fromKeyId,
+    status: 'active',
+    notDeclinedInRun: run.runId,
+  });
+  if (pending === 0) return { resigned: 0, declined: 0 };
+  const signer = await signerForKey(deps, input.toKeyId);
+  let resigned = 0;
+  let declined = 0;
+  await reissuePass(
+    { pool: deps.pool, ...run, fromKeyId: input.fromKeyId, signer, status: 'active' },
+    {
+      cursor: null,
+      limit: Number.MAX_SAFE_INTEGER,
+      batchSize: input.batchSize ?? 500,
+      skipDeclined: true,
+      onCommitted: (b) => {
+        resigned += b.twins.length;
+        declined += b.declined.length;
+      },
+    },
+  );
+  return { resigned, declined };
 }
 
 export function resignActivities(deps: ActivityDeps) {
@@ -77,63 +326,44 @@ export function resignActivities(deps: ActivityDeps) {
 
   async function resignChunk(input: ResignChunkInput): Promise<ResignChunkResult> {
     const ctx = activityContext();
-    const resumed = ctx?.info.heartbeatDetails as Heartbeat | undefined;
-    const progress: Heartbeat = resumed ?? { cursor: input.afterManifestId, resigned: 0, failed: [] };
+    const resumed = ctx?.info.heartbeatDetails as Partial<Heartbeat> | undefined;
+    const progress: Heartbeat = {
+      cursor: resumed?.cursor ?? input.afterManifestId,
+      resigned: resumed?.resigned ?? 0,
+      declined: resumed?.declined ?? 0,
+      sample: resumed?.sample ?? [],
+      withLogEntry: resumed?.withLogEntry ?? 0,
+    };
     const signer = await signerForKey(deps, input.toKeyId);
     if (signer.keyId !== input.toKeyId) {
       throw new Error(`custodian returned key ${signer.keyId} for ${input.toKeyId}`);
     }
-    // Twins of revoked manifests (the compromise path) keep the originals' status; otherwise the
-    // originals become `superseded`, the state revocation later picks them up from.
-    const supersede = input.status === 'active';
-    const withoutSuccessor = input.status === 'revoked';
-
-    let examined = 0;
-    let readCursor = progress.cursor;
-    // Batches being written, oldest first. The heartbeat's cursor advances only as the oldest
-    // commits, so it always names a committed prefix even with several writes in flight.
-    const inFlight: { batch: SignedBatch; written: Promise<void> }[] = [];
-    const settleOldest = async () => {
-      const { batch, written } = inFlight.shift()!;
-      await written;
-      progress.cursor = batch.lastId;
-      progress.resigned += batch.twins.length;
-      progress.failed.push(...batch.failed);
-      ctx?.heartbeat(progress);
+    const run = runOf(input.workflowId);
+    const pass: ReissuePass = {
+      pool: deps.pool,
+      ...run,
+      fromKeyId: input.fromKeyId,
+      signer,
+      status: input.status,
+      ...(input.trustedBefore ? { trustedBefore: new Date(input.trustedBefore) } : {}),
+      ...(input.rotationStartedAt ? { rotationStartedAt: new Date(input.rotationStartedAt) } : {}),
     };
-    try {
-      while (examined < input.limit) {
-        const page = await pageManifests(deps.pool, {
-          keyId: input.fromKeyId,
-          status: input.status,
-          afterManifestId: readCursor,
-          limit: Math.min(input.batchSize, input.limit - examined),
-          withoutSuccessor,
-        });
-        if (page.length === 0) break;
-        examined += page.length;
-        readCursor = page[page.length - 1]!.manifestId;
-        const batch = await signBatch(page, signer, new Date());
-        if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
-        const written = inTransaction(deps.pool, async (client) => {
-          await insertTwins(client, batch.twins);
-          if (supersede)
-            await setStatus(
-              client,
-              batch.twins.map((t) => t.previousManifestId),
-              'superseded',
-            );
-        });
-        // Observed at once so a failed write is not an unhandled rejection while the next batch
-        // signs; settleOldest still throws it.
-        written.catch(() => {});
-        inFlight.push({ batch, written });
-      }
-      while (inFlight.length > 0) await settleOldest();
-    } finally {
-      // On failure, let the other writes finish before the retry reads the store.
-      await Promise.allSettled(inFlight.map((w) => w.written));
-    }
+    const { examined } = await reissuePass(pass, {
+      cursor: progress.cursor,
+      limit: input.limit,
+      batchSize: input.batchSize,
+      onCommitted: (batch) => {
+        progress.cursor = batch.lastId;
+        progress.resigned += batch.twins.length;
+        progress.declined += batch.declined.length;
+        progress.withLogEntry += batch.withLogEntry;
+        for (const d of batch.declined) {
+          if (progress.sample.length >= DECLINED_SAMPLE) break;
+          progress.sample.push({ manifestId: d.manifestId, reason: d.reason });
+        }
+        ctx?.heartbeat(progress);
+      },
+    });
     const remaining =
       progress.cursor === null && examined === 0
         ? 0
@@ -141,9 +371,16 @@ export function resignActivities(deps: ActivityDeps) {
             keyId: input.fromKeyId,
             status: input.status,
             afterManifestId: progress.cursor,
-            withoutSuccessor,
+            withoutSuccessor: input.status === 'revoked',
           });
-    return { resigned: progress.resigned, failed: progress.failed, cursor: progress.cursor, remaining };
+    return {
+      resigned: progress.resigned,
+      failed: progress.sample,
+      declinedCount: progress.declined,
+      withPriorLogEntry: progress.withLogEntry,
+      cursor: progress.cursor,
+      remaining,
+    };
   }
 
   return { resignChunk, countManifests: countManifestsOf };

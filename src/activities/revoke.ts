@@ -11,6 +11,7 @@ import { activeKey, requireKey } from '../store/keys';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
+import { reissueStragglers } from './resign';
 
 /**
  * Records are signed by the identity's revocation key (ADR-0007: the revoking authority, not the
@@ -31,6 +32,13 @@ export function revokeActivities(deps: ActivityDeps) {
   async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
     const ctx = activityContext();
     const signer = await revocationSigner(deps, input.oldKeyId, input.signingKeyId);
+    // No orphans: before revoking the superseded, a manifest of the old key imported after the
+    // re-sign pass gets its twin (or is declined with its reason) and so is revoked with the rest.
+    // A manifest with no twin is never revoked here; in a compromise every active one is.
+    const stragglers =
+      input.status === 'superseded'
+        ? await reissueStragglers(deps, { fromKeyId: input.oldKeyId, toKeyId: input.signingKeyId })
+        : { resigned: 0, declined: 0 };
     let revoked = 0;
     // Revoked manifests leave the selection anyway; the cursor keeps each page from walking the
     // index entries of rows revoked earlier (dead until vacuumed), which made paging quadratic.
@@ -72,7 +80,12 @@ export function revokeActivities(deps: ActivityDeps) {
     }
     const remaining = await countManifests(deps.pool, { keyId: input.oldKeyId, status: input.status });
     if (remaining === 0 && deps.settings.crlFile) await publishCrlToFile(deps.pool, deps.settings.crlFile);
-    return { revoked, remaining, crlSize: await countRevocations(deps.pool) };
+    return {
+      revoked,
+      remaining,
+      crlSize: await countRevocations(deps.pool),
+      ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
+    };
   }
 
   return { revokeChunk };

@@ -57,13 +57,24 @@ export interface ResignChunkInput {
   /** Manifests to look at in this call; the workflow calls again while `remaining` > 0. */
   limit: number;
   batchSize: number;
+  /** Compromise: only manifests stored before this instant (ISO) are re-issued (`--trusted-before`). */
+  trustedBefore?: string;
+  /** Compromise: when the rotation started; a manifest revoked before it stays revoked. */
+  rotationStartedAt?: string;
 }
 
 export interface ResignChunkResult {
   /** Twins written by this call. */
   resigned: number;
-  /** Manifests that could not be re-issued, left untouched. */
+  /**
+   * A sample (at most 10) of the manifests this call declined to re-issue, with reasons; every
+   * one of them is in the `rotation_declined` table. Left untouched, never signed.
+   */
   failed: { manifestId: string; reason: string }[];
+  /** How many manifests this call declined (the sample's full count). */
+  declinedCount?: number;
+  /** Twins that carry their original's log entry as prior_transparency_log_entry (spec 2.2). */
+  withPriorLogEntry?: number;
   cursor: string | null;
   /** Candidates after the cursor still to do. */
   remaining: number;
@@ -90,6 +101,8 @@ export interface PublishAnchorInput {
 export interface PublishAnchorResult {
   version: number;
   publishedAt: string;
+  /** Old-key manifests that arrived after the re-sign pass and were handled before publishing. */
+  stragglers?: { resigned: number; declined: number };
 }
 
 export interface SetKeyStateInput {
@@ -132,6 +145,8 @@ export interface RevokeChunkInput {
 }
 
 export interface RevokeChunkResult {
+  /** Old-key manifests that arrived after the re-sign pass, re-issued (or declined) before revoking. */
+  stragglers?: { resigned: number; declined: number };
   revoked: number;
   remaining: number;
   crlSize: number;
@@ -145,6 +160,11 @@ export interface DecommissionInput {
 export interface DecommissionResult {
   destroyedAt: string;
   retentionUntil: string;
+  /**
+   * The latest expires_at of the key's manifests this run declined as too close to expiry (left
+   * active, unrevoked): the anchor keeps the key verify-only until then. Absent when none.
+   */
+  holdUntil?: string;
 }
 
 export interface AuditInput {

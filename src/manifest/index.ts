@@ -101,6 +101,16 @@ export {
 } from './keys';
 export { SIGNED_FIELDS, signingPreImage, signingPreImageText } from './preimage';
 export {
+  DECLINE_CODES,
+  type DeclineCode,
+  decideReissue,
+  type ParsedStoredManifest,
+  parseStoredManifest,
+  type RegistryKey,
+  type ReissueDecision,
+  type ReissueFacts,
+} from './reissue-policy';
+export {
   type CrlReport,
   crlLines,
   type LineVerdict,
@@ -114,9 +124,19 @@ export {
   verifyRevocationLine,
 } from './revocation';
 export {
+  describeSchemaProblems,
+  isUuidV7,
+  MAX_VALIDITY_MS,
+  MIN_VALIDITY_MS,
+  manifestSchemaProblems,
+  type SchemaProblem,
+  type SchemaRule,
+} from './schema';
+export {
   NON_ED25519_PROFILES,
   type ReissueOptions,
   type ReissueResult,
+  reissueDocument,
   reissueManifest,
   type SignatureBlock,
   type SignOptions,
@@ -141,6 +161,8 @@ export {
   validateTrustAnchor,
 } from './trust-anchor';
 export {
+  checkManifestSignature,
+  type SignatureCheck,
   SUPPORTED_MANIFEST_VERSIONS,
   type Verdict,
   type VerificationResult,

@@ -63,6 +63,12 @@ export interface ParsedDocument {
   /** Index of the root object's `{` and `}`; -1 when the root is not an object. */
   readonly open: number;
   readonly close: number;
+  /**
+   * Paths of members whose name repeats an earlier one in the same object, at any depth. The
+   * parse keeps Python's reading (the last value wins); strict callers refuse the document,
+   * as I-JSON (RFC 7493 §2.3) says.
+   */
+  readonly duplicates: string[];
 }
 
 /** Larger documents are refused before parsing: no agent manifest comes near this. */
@@ -111,6 +117,7 @@ class Parser {
   private members: MemberSpan[] | null = null;
   private open = -1;
   private close = -1;
+  private readonly duplicates: string[] = [];
 
   constructor(
     private readonly text: string,
@@ -133,7 +140,14 @@ class Parser {
     if (this.members !== null) this.close = this.pos - 1;
     this.skipWs();
     if (this.pos < t.length) this.fail('has extra data after the JSON value');
-    return { text: t, root, members: this.members, open: this.open, close: this.close };
+    return {
+      text: t,
+      root,
+      members: this.members,
+      open: this.open,
+      close: this.close,
+      duplicates: this.duplicates,
+    };
   }
 
   private fail(what: string, at = this.pos): never {
@@ -402,6 +416,7 @@ class Parser {
       const valueStart = this.pos;
       const value = this.value(depth);
       if (top !== null) top.push({ key, keyStart, valueStart, valueEnd: this.pos });
+      if (out.has(key)) this.duplicates.push(formatPath(this.path));
       out.set(key, value);
       this.skipWs();
       const c = t.charCodeAt(this.pos);

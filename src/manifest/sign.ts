@@ -60,20 +60,39 @@ export interface ReissueResult {
   previousManifestId: string;
   /** True when the manifest carried an `attestation` block, which binds the old document and was dropped. */
   attestationDropped: boolean;
+  /**
+   * True when the original had a `transparency_log_entry`: the twin does not keep it (it names
+   * the original's log entry) and carries it, signed, as `prior_transparency_log_entry`.
+   */
+  priorTransparencyLogEntry: boolean;
   signature: SignatureBlock;
 }
 
 /**
  * Spec 3.8 re-issue: a new UUID v7 `manifest_id`, `previous_manifest_id` = the old id, a new
  * `issued_at`, the stale `attestation` dropped (it binds the old canonical hash, AM-VEC-021),
- * and a new signature. Every other member keeps its text.
+ * and a new signature. Spec 2.2 "Key Rotation": the twin references the original's log entry in
+ * the signed `prior_transparency_log_entry` and drops the unsigned `transparency_log_entry`
+ * (it describes the original; the twin gets its own once logged); an original with no entry
+ * gives a twin with neither. Every other member keeps its text.
+ *
+ * This writes the twin; whether a stored manifest may be re-issued at all is decided by
+ * `decideReissue` (reissue-policy.ts), which every caller asks first.
  */
 export async function reissueManifest(
   manifestText: string,
   signer: Signer,
   opts: ReissueOptions,
 ): Promise<ReissueResult> {
-  const doc = parseDocument(manifestText, opts.source);
+  return reissueDocument(parseDocument(manifestText, opts.source), signer, opts);
+}
+
+/** `reissueManifest` over a document already parsed (the re-sign step parses once, to decide and to sign). */
+export async function reissueDocument(
+  doc: ParsedDocument,
+  signer: Signer,
+  opts: ReissueOptions,
+): Promise<ReissueResult> {
   const root = manifestRoot(doc, opts.source);
   const previousManifestId = root.get('manifest_id');
   if (typeof previousManifestId !== 'string' || previousManifestId === '') {
@@ -88,10 +107,17 @@ export async function reissueManifest(
   }
   const issuedAt = formatUtcSeconds(opts.now);
   const attestationDropped = root.has('attestation');
+  const entry = root.get('transparency_log_entry');
+  const priorTransparencyLogEntry = entry !== undefined && entry !== null;
+  // The entry's exact text, so the signed copy says byte for byte what the log returned.
+  const entryText = priorTransparencyLogEntry ? lastMemberText(doc, 'transparency_log_entry') : null;
   root.set('manifest_id', manifestId);
   root.set('previous_manifest_id', previousManifestId);
   root.set('issued_at', issuedAt);
   root.delete('attestation');
+  root.delete('transparency_log_entry');
+  if (priorTransparencyLogEntry) root.set('prior_transparency_log_entry', entry);
+  else root.delete('prior_transparency_log_entry');
   const signature = await signRoot(root, signer, opts.now, opts.source ?? previousManifestId);
   const layout = layoutOf(doc);
   const edits: MemberEdit[] = [
@@ -99,10 +125,22 @@ export async function reissueManifest(
     { key: 'previous_manifest_id', valueText: JSON.stringify(previousManifestId), after: 'manifest_id' },
     { key: 'issued_at', valueText: JSON.stringify(issuedAt) },
     { key: 'attestation', valueText: null },
+    { key: 'prior_transparency_log_entry', valueText: entryText, after: 'transparency_log_entry' },
+    { key: 'transparency_log_entry', valueText: null },
     { key: 'signature', valueText: formatSignatureBlock(signature, layout) },
   ];
   const text = spliceMembers(doc, edits, layout);
-  return { text, manifestId, previousManifestId, attestationDropped, signature };
+  return { text, manifestId, previousManifestId, attestationDropped, priorTransparencyLogEntry, signature };
+}
+
+/** The source text of a top-level member's value (the last one, as Python's dict keeps it). */
+function lastMemberText(doc: ParsedDocument, key: string): string | null {
+  const spans = doc.members ?? [];
+  for (let i = spans.length - 1; i >= 0; i--) {
+    const m = spans[i]!;
+    if (m.key === key) return doc.text.slice(m.valueStart, m.valueEnd);
+  }
+  return null;
 }
 
 function manifestRoot(doc: ParsedDocument, source: string | undefined): JsonObject {

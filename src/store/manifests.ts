@@ -8,8 +8,14 @@ import { RotorError, UsageError } from '../errors';
 import { ManifestError, type ManifestIndexFields, manifestIndexFields, parseTimestamp } from '../manifest';
 import { atomically, type Queryable } from './queryable';
 
-export type ManifestStatus = 'active' | 'superseded' | 'revoked';
-export const MANIFEST_STATUSES: readonly ManifestStatus[] = ['active', 'superseded', 'revoked'];
+/** `quarantined`: imported with `--unverified`; no rotation ever re-issues, revokes or counts it. */
+export type ManifestStatus = 'active' | 'superseded' | 'revoked' | 'quarantined';
+export const MANIFEST_STATUSES: readonly ManifestStatus[] = [
+  'active',
+  'superseded',
+  'revoked',
+  'quarantined',
+];
 
 export interface StoredManifest {
   manifestId: string;
@@ -271,6 +277,8 @@ export interface ManifestFilter {
   withoutSuccessor?: boolean;
   /** Only manifests after this manifest_id (keyset order). */
   afterManifestId?: string | null;
+  /** Only manifests the rotation run with this run id has not declined (the recount). */
+  notDeclinedInRun?: string;
 }
 
 function where(filter: ManifestFilter, params: unknown[]): string[] {
@@ -291,6 +299,12 @@ function where(filter: ManifestFilter, params: unknown[]): string[] {
   if (filter.afterManifestId) {
     params.push(filter.afterManifestId);
     conditions.push(`manifest_id > $${params.length}`);
+  }
+  if (filter.notDeclinedInRun !== undefined) {
+    params.push(filter.notDeclinedInRun);
+    conditions.push(
+      `NOT EXISTS (SELECT 1 FROM rotation_declined d WHERE d.run_id = $${params.length} AND d.manifest_id = manifests.manifest_id)`,
+    );
   }
   return conditions;
 }
@@ -313,6 +327,8 @@ export interface ManifestPageRow {
   manifestId: string;
   text: string;
   keyId: string | null;
+  /** When the manifest entered the store (the compromise cut-off reads it). */
+  storedAt: Date;
 }
 
 /** One page in manifest_id order (keyset pagination: stable while rows are added or change status). */
@@ -320,13 +336,23 @@ export async function pageManifests(q: Queryable, query: PageQuery): Promise<Man
   const params: unknown[] = [];
   const conditions = where(query, params);
   params.push(query.limit);
-  const { rows } = await q.query<{ manifest_id: string; text: string; key_id: string | null }>(
-    `SELECT manifest_id, text, key_id FROM manifests
+  const { rows } = await q.query<{
+    manifest_id: string;
+    text: string;
+    key_id: string | null;
+    stored_at: Date;
+  }>(
+    `SELECT manifest_id, text, key_id, stored_at FROM manifests
       ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
       ORDER BY manifest_id LIMIT $${params.length}`,
     params,
   );
-  return rows.map((r) => ({ manifestId: r.manifest_id, text: r.text, keyId: r.key_id }));
+  return rows.map((r) => ({
+    manifestId: r.manifest_id,
+    text: r.text,
+    keyId: r.key_id,
+    storedAt: r.stored_at,
+  }));
 }
 
 interface ManifestRow {

@@ -20,6 +20,11 @@ export interface RotationInput {
   custodian: CustodianKind;
   requestedBy: string;
   reason: string;
+  /**
+   * Compromise only: re-issue only manifests stored before this instant (ISO 8601); every later
+   * one is declined and named. Default: the time the rotation starts.
+   */
+  trustedBefore?: string;
 }
 
 export type Phase =
@@ -77,7 +82,15 @@ export interface RotationStatus {
   /** What holds the rotation back now, in words. */
   blockers: string[];
   adoption: { mode: 'check-in' | 'cache-lifetime' | 'pending'; verifiers: VerifierAdoption[] };
+  /**
+   * A sample (at most 10) of the manifests declined for re-issue, with reasons. The full list is
+   * in Postgres (`rotation_declined`, `rotor rotate declined`): never an unbounded list here.
+   */
   unresignable: { manifestId: string; reason: string }[];
+  /** How many manifests were declined for re-issue in all (absent on rotations before it existed). */
+  unresignableCount?: number;
+  /** Twins that carry their original's log entry as prior_transparency_log_entry (spec 2.2). */
+  withPriorLogEntry?: number;
   /** Why it ended, for rolled-back, aborted, failed and skipped rotations. */
   outcome?: string;
   policy: RotationPolicy;

@@ -308,9 +308,17 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         afterManifestId: cursor,
         limit: policy.chunkSize,
         batchSize: policy.batchSize,
+        // Compromise: only manifests stored before the operator's cut-off (default: the start).
+        ...(compromise && manifestStatus === 'revoked'
+          ? { trustedBefore: input.trustedBefore ?? status.startedAt, rotationStartedAt: status.startedAt }
+          : {}),
       });
-      status.unresignable.push(...chunk.failed);
-      failed += chunk.failed.length;
+      // Counts and a bounded sample only: the full list is in Postgres (rotation_declined).
+      const declined = chunk.declinedCount ?? chunk.failed.length;
+      status.unresignable.push(...chunk.failed.slice(0, Math.max(0, 10 - status.unresignable.length)));
+      status.unresignableCount = (status.unresignableCount ?? 0) + declined;
+      status.withPriorLogEntry = (status.withPriorLogEntry ?? 0) + (chunk.withPriorLogEntry ?? 0);
+      failed += declined;
       // Derived from what is left rather than summed: a batch committed just before a worker died
       // is in the store but in no heartbeat, and must still count as done.
       progress.done = Math.max(0, progress.total - chunk.remaining - failed);
@@ -489,7 +497,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       await runStep('re-sign', 're-sign', () => resignAll(oldKey, newKey, 'revoked', status.progress.resign));
       await audit('re-sign', {
         resigned: status.progress.resign.done,
-        unresignable: status.unresignable.length,
+        unresignable: status.unresignableCount ?? 0,
+        declinedSample: status.unresignable,
+        withPriorLogEntry: status.withPriorLogEntry ?? 0,
       });
       await runStep('decommission', 'decommission', () =>
         steps.decommissionKey({ keyId: oldKey, retentionDays: policy.retentionDays }),
@@ -503,16 +513,18 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
     await runStep('re-sign', 're-sign', () => resignAll(oldKey, newKey, 'active', status.progress.resign));
     await audit('re-sign', {
       resigned: status.progress.resign.done,
-      unresignable: status.unresignable.length,
+      unresignable: status.unresignableCount ?? 0,
+      declinedSample: status.unresignable,
+      withPriorLogEntry: status.withPriorLogEntry ?? 0,
     });
-    if (status.unresignable.length > 0 && policy.blockOnUnresignable) {
+    if ((status.unresignableCount ?? 0) > 0 && policy.blockOnUnresignable) {
       status.blockers = [
-        `${status.unresignable.length} manifest(s) could not be re-issued; they are listed in the status`,
+        `${status.unresignableCount} manifest(s) could not be re-issued; each is in the audit log (rotation.declined) with its reason`,
       ];
       pause({ reason: 'manifests that cannot be re-issued block the rotation (policy blockOnUnresignable)' });
       await notify(
         'warning',
-        `rotor: rotation ${workflowId} paused: ${status.unresignable.length} manifest(s) could not be re-issued`,
+        `rotor: rotation ${workflowId} paused: ${status.unresignableCount} manifest(s) could not be re-issued`,
       );
       await holdIfPaused();
       status.blockers = [];
@@ -584,12 +596,23 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
       const published = await steps.publishAnchor({
         identity: input.identity,
         activeKeyId: newKey,
-        keys: policy.keepOldKeyInAnchor
-          ? [
-              { keyId: newKey, status: 'active' },
-              { keyId: oldKey, status: 'verify-only', validUntil: result.retentionUntil },
-            ]
-          : [{ keyId: newKey, status: 'active' }],
+        // The old key stays verify-only while a manifest too close to expiry to re-issue is
+        // still in force (result.holdUntil), or until its retention date by policy.
+        keys:
+          policy.keepOldKeyInAnchor || result.holdUntil
+            ? [
+                { keyId: newKey, status: 'active' },
+                {
+                  keyId: oldKey,
+                  status: 'verify-only',
+                  validUntil:
+                    policy.keepOldKeyInAnchor &&
+                    (!result.holdUntil || Date.parse(result.retentionUntil) > Date.parse(result.holdUntil))
+                      ? result.retentionUntil
+                      : result.holdUntil,
+                },
+              ]
+            : [{ keyId: newKey, status: 'active' }],
       });
       status.anchorVersion = published.version;
       return result;

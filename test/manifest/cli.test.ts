@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { shared, testPublicKey, upstream } from './vectors';
+import { shared, testPublicKey, upstream, validSigned } from './vectors';
 
 const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'rotor-manifest-cli-'));
@@ -37,6 +37,9 @@ const seedFile = file('seed.key', `${shared.key.seed_b64url}\n`);
 const pub = shared.key.public_b64url;
 const m0 = file('m0.json', shared.manifests[0]!.unsigned_json);
 const signed0 = file('s0.json', shared.manifests[0]!.signed_json);
+// The SDK vectors test bytes and carry members the schema refuses; a verdict needs a valid manifest
+// (same manifest_id as the vectors' first, which their CRL revokes).
+const valid0 = file('valid0.json', await validSigned({ expires_at: '2027-05-01T00:00:00Z' }));
 
 describe('rotor manifest (CLI)', () => {
   it('keygen writes a 0600 seed file, prints key_id and public key, and never overwrites', () => {
@@ -80,7 +83,7 @@ describe('rotor manifest (CLI)', () => {
   });
 
   it('verify: VALID exits 0 and prints result, key_id, reason', () => {
-    const r = rotor(['manifest', 'verify', signed0, '--public-key', pub, '--now', '2026-06-05T12:00:00Z']);
+    const r = rotor(['manifest', 'verify', valid0, '--public-key', pub, '--now', '2026-06-05T12:00:00Z']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       result: 'VALID',
@@ -118,19 +121,29 @@ describe('rotor manifest (CLI)', () => {
         ],
       }),
     );
-    expect(rotor(['manifest', 'verify', signed0, '--trust-anchor', anchor]).code).toBe(0);
+    expect(rotor(['manifest', 'verify', valid0, '--trust-anchor', anchor]).code).toBe(0);
     const crl = file('crl.jsonl', shared.crl.jsonl);
-    const r = rotor(['manifest', 'verify', signed0, '--trust-anchor', anchor, '--crl', crl]);
+    const r = rotor(['manifest', 'verify', valid0, '--trust-anchor', anchor, '--crl', crl]);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).result).toBe('REVOKED');
     expect(r.stderr).toMatch(/line 4 ignored/);
   });
 
-  it('verify: AM-VEC-003 is EXPIRED (exit 1)', () => {
-    const expired = file('expired.json', JSON.stringify(upstream('AM-VEC-003').manifest));
+  it('verify: an expired manifest is EXPIRED (exit 1); AM-VEC-003, which omits required members, is INVALID', async () => {
+    const expired = file('expired.json', await validSigned());
     const r = rotor(['manifest', 'verify', expired, '--public-key', pub]);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).result).toBe('EXPIRED');
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      result: 'EXPIRED',
+      reason: 'expired at 2026-09-01T00:00:00Z',
+    });
+    const vec = file('am-vec-003.json', JSON.stringify(upstream('AM-VEC-003').manifest));
+    const v = rotor(['manifest', 'verify', vec, '--public-key', pub]);
+    expect(v.code).toBe(1);
+    expect(JSON.parse(v.stdout)).toMatchObject({
+      result: 'INVALID',
+      reason: expect.stringMatching(/^schema: /),
+    });
   });
 
   it.each([

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalize,
+  checkManifestSignature,
   isJsonObject,
   JsonNumber,
   type JsonValue,
@@ -11,7 +12,6 @@ import {
   SIGNED_FIELDS,
   signManifest,
   stringifyJson,
-  verifyManifest,
 } from '../../src/manifest/index';
 import { SIGNED_AT, testSigner, testTrustedKeys } from './vectors';
 
@@ -79,7 +79,14 @@ function hasNonNfcKey(v: JsonValue): boolean {
   return false;
 }
 
-const ctx = { trustedKeys: testTrustedKeys(), now: SIGNED_AT };
+/**
+ * The signature alone: these properties are about canonical bytes and signing over arbitrary
+ * JSON, which is not schema-valid (the verdict's schema rules have their own tests).
+ */
+const signatureVerifies = (text: string): boolean => {
+  const root = parseJson(text);
+  return isJsonObject(root) && checkManifestSignature(root, testTrustedKeys()).ok;
+};
 
 describe('properties', () => {
   it('canonical form is idempotent on its own output (for NFC keys: see the key-order pins)', () => {
@@ -106,7 +113,7 @@ describe('properties', () => {
     await fc.assert(
       fc.asyncProperty(manifest, async (m) => {
         const { text: signed } = await signManifest(m, testSigner, { signedAt: SIGNED_AT });
-        expect(verifyManifest(signed, ctx).result).toBe('VALID');
+        expect(signatureVerifies(signed)).toBe(true);
       }),
       { numRuns: 100 },
     );
@@ -134,7 +141,7 @@ describe('properties', () => {
               field !== 'crypto_profile' &&
               field !== 'manifest_id',
           );
-          expect(verifyManifest(stringifyJson(root), ctx).result).toBe('INVALID');
+          expect(signatureVerifies(stringifyJson(root))).toBe(false);
         },
       ),
       { numRuns: 100 },
@@ -148,13 +155,21 @@ describe('properties', () => {
         const before = parseJson(m);
         const after = parseJson(r.text);
         if (!isJsonObject(before) || !isJsonObject(after)) throw new Error('object expected');
-        for (const k of ['manifest_id', 'previous_manifest_id', 'issued_at', 'attestation', 'signature']) {
+        for (const k of [
+          'manifest_id',
+          'previous_manifest_id',
+          'issued_at',
+          'attestation',
+          'signature',
+          'transparency_log_entry',
+          'prior_transparency_log_entry',
+        ]) {
           before.delete(k);
           after.delete(k);
         }
         expect(canonicalize(after)).toBe(canonicalize(before));
         expect(r.attestationDropped).toBe(m.includes('"attestation":'));
-        expect(verifyManifest(r.text, ctx).result).toBe('VALID');
+        expect(signatureVerifies(r.text)).toBe(true);
       }),
       { numRuns: 100 },
     );

@@ -234,7 +234,10 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     handles.push(handle);
     const held = await env.waitForStatus(handle, 'a paused rotation', (s) => s.paused);
     expect(held.phase).toBe('re-sign');
-    expect(held.blockers).toEqual(['1 manifest(s) could not be re-issued; they are listed in the status']);
+    expect(held.blockers).toEqual([
+      '1 manifest(s) could not be re-issued; each is in the audit log (rotation.declined) with its reason',
+    ]);
+    expect(held.unresignableCount).toBe(1);
     expect(held.unresignable).toHaveLength(1);
     expect(held.unresignable[0]!.manifestId).toBe(badId);
     expect(held.unresignable[0]!.reason).toMatch(/post-quantum/);

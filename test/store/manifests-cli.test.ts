@@ -61,7 +61,9 @@ describe('rotor manifests import / export', () => {
     const stats = await rotor('manifests', 'stats');
     expect(JSON.parse(stats.stdout)).toEqual({
       total: 3,
-      keys: [{ key_id: sdkVectors.key.key_id, active: 3, superseded: 0, revoked: 0, total: 3 }],
+      keys: [
+        { key_id: sdkVectors.key.key_id, active: 3, superseded: 0, revoked: 0, quarantined: 0, total: 3 },
+      ],
     });
     const bad = await rotor('manifests', 'export', '--status', 'gone');
     expect(bad.code).toBe(2);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { errorMessage, UsageError } from '../../errors';
+import { errorMessage, RotorError, UsageError } from '../../errors';
 import {
   b64urlDecode,
   b64urlEncode,
@@ -14,6 +14,7 @@ import {
   canonicalBytes,
   cborToJson,
   crlLines,
+  decideReissue,
   decodeEnvelope,
   examineEnvelope,
   isJsonObject,
@@ -22,11 +23,16 @@ import {
   LABEL,
   looksLikeCose,
   MAX_DOCUMENT_CHARS,
+  ManifestError,
+  type ParsedStoredManifest,
   parseJson,
+  parseStoredManifest,
   parseTimestamp,
   publicKeyFromSeed,
   publicKeyProblem,
+  type RegistryKey,
   readCrl,
+  reissueDocument,
   type Signer,
   signCoseManifest,
   signCoseRoot,
@@ -169,6 +175,58 @@ export function registerManifestCommands(program: Command): void {
       else {
         await fs.writeFile(opts.out, text);
         process.stderr.write(`rotor: signed with key_id ${signature.key_id}, written to ${opts.out}\n`);
+      }
+    });
+
+  manifest
+    .command('reissue')
+    .description(
+      "re-issue a manifest offline (spec 3.8): the rotation's own decision and re-issue code; prints the twin, or refuses with exit 1 and the reason",
+    )
+    .argument('<file>', 'manifest file, or - for stdin')
+    .requiredOption(
+      '--key <keyfile>',
+      'file holding the base64url Ed25519 seed of the key that signs the twin',
+    )
+    .requiredOption(
+      '--trusted-key <b64url...>',
+      "public key(s) the original's signature must verify under, base64url (the registry's keys, offline)",
+    )
+    .option('--now <iso8601>', "the twin's issued_at and the clock of the decision (default: now)")
+    .option('-o, --out <file>', 'write the twin here instead of stdout')
+    .action(async (file: string, opts: { key: string; trustedKey: string[]; now?: string; out?: string }) => {
+      const now = opts.now === undefined ? new Date() : parseInstant(opts.now, '--now');
+      const signer = await readSeedSigner(opts.key);
+      const registry = new Map<string, RegistryKey>();
+      for (const text of opts.trustedKey) {
+        const pk = parsePublicKey(text);
+        registry.set(keyIdOf(pk), { keyId: keyIdOf(pk), identity: 'offline', publicKey: pk });
+      }
+      const source = sourceName(file);
+      const text = await readText(file);
+      let parsed: ParsedStoredManifest;
+      try {
+        parsed = parseStoredManifest(text, source);
+      } catch (err) {
+        if (err instanceof ManifestError)
+          throw new RotorError(`not re-issued: ${err.message}`, 'REISSUE_DECLINED');
+        throw err;
+      }
+      const decision = decideReissue(parsed, { lookupKey: (k) => registry.get(k), identity: 'offline', now });
+      if (!decision.ok) {
+        const reason =
+          decision.code === 'unknown-key'
+            ? decision.reason.replace(/: not in rotor's key registry$/, ': not among the --trusted-key keys')
+            : decision.reason;
+        throw new RotorError(`not re-issued: ${source}: ${reason}`, 'REISSUE_DECLINED');
+      }
+      const twin = await reissueDocument(parsed.doc, signer, { now, source });
+      if (opts.out === undefined) process.stdout.write(twin.text);
+      else {
+        await fs.writeFile(opts.out, twin.text);
+        process.stderr.write(
+          `rotor: re-issued ${twin.previousManifestId} as ${twin.manifestId} with key_id ${twin.signature.key_id}, written to ${opts.out}\n`,
+        );
       }
     });
 

@@ -214,7 +214,7 @@ export function registerManifestsCommands(program: Command): void {
         let total = 0;
         for (const row of await statsByKey(pool)) {
           const name = row.keyId ?? '(unsigned)';
-          const entry = keys.get(name) ?? { active: 0, superseded: 0, revoked: 0, total: 0 };
+          const entry = keys.get(name) ?? { active: 0, superseded: 0, revoked: 0, quarantined: 0, total: 0 };
           entry[row.status] += row.count;
           entry.total += row.count;
           total += row.count;

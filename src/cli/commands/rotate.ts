@@ -8,6 +8,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Command } from 'commander';
 import { errorMessage, RotorError, UsageError } from '../../errors';
+import { parseTimestamp } from '../../manifest';
 import { type Pool, withPool } from '../../store/db';
 import { activeKey } from '../../store/keys';
 import { countManifests } from '../../store/manifests';
@@ -76,6 +77,10 @@ export function registerRotateCommands(program: Command): void {
     .option('--requested-by <who>', 'who asks (default: $USER)')
     .option('--custodian <kind>', 'where the new key is made: pkcs11 or software (default: ROTOR_CUSTODIAN)')
     .option('--policy-json <json>', "overrides of the trigger's default policy")
+    .option(
+      '--trusted-before <iso8601>',
+      'compromise only: re-issue only manifests stored before this instant (default: when the rotation starts)',
+    )
     .option('--json', 'print {workflowId, runId, taskQueue} as JSON')
     .action(
       async (opts: {
@@ -85,12 +90,23 @@ export function registerRotateCommands(program: Command): void {
         requestedBy?: string;
         custodian?: string;
         policyJson?: string;
+        trustedBefore?: string;
         json?: boolean;
       }) => {
         const identity = checkIdentity(opts.identity);
         const trigger = parseTrigger(opts.trigger);
         const { overrides } = parsePolicyJson(opts.policyJson, trigger);
         if (!opts.reason.trim()) throw new UsageError('--reason must not be empty', 'ROTATION_REASON');
+        let trustedBefore: string | undefined;
+        if (opts.trustedBefore !== undefined) {
+          if (trigger !== 'compromise')
+            throw new UsageError('--trusted-before applies to compromise rotations only', 'ROTATION_CUTOFF');
+          const at = parseTimestamp(opts.trustedBefore);
+          if (typeof at === 'string') throw new UsageError(`--trusted-before: ${at}`, 'ROTATION_CUTOFF');
+          if (at.epochMs > Date.now())
+            throw new UsageError('--trusted-before must not be in the future', 'ROTATION_CUTOFF');
+          trustedBefore = new Date(at.epochMs).toISOString();
+        }
         const input: RotationInput = {
           identity,
           trigger,
@@ -98,6 +114,7 @@ export function registerRotateCommands(program: Command): void {
           custodian: parseCustodian(opts.custodian),
           requestedBy: opts.requestedBy || whoAmI(),
           reason: opts.reason,
+          ...(trustedBefore === undefined ? {} : { trustedBefore }),
         };
         await withTemporal(async (t) => {
           const started = await startRotation(t, input);
