@@ -27,6 +27,7 @@ import { currentTrustAnchor, publishTrustAnchor, trustAnchorVersion } from '../.
 import { ReferenceVerifier, SIGNED_TRUST_ANCHOR_PATH } from '../../src/verifier/reference-verifier';
 import { pinnedRootOf, testAnchorSigning } from '../helpers/anchor-signing';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { validUnsigned } from '../manifest/vectors';
 
 const TOKEN = 'check-in-token-for-tests';
 const IDENTITY = 'pinned';
@@ -47,19 +48,15 @@ let seq = 0;
 async function signedManifest(s: Signer): Promise<string> {
   seq++;
   const id = `0190b6e0-0000-7000-8000-${seq.toString(16).padStart(12, '0')}`;
-  const text = JSON.stringify({
-    '@context': 'https://agentmanifest.org/v0.1/context.json',
-    '@type': 'AgentManifest',
-    manifest_id: id,
-    agent_id: `spiffe://trust.example/agent/p${seq}`,
-    version: '0.1',
-    issued_at: '2026-01-01T00:00:00Z',
-    expires_at: '2099-12-31T23:59:59Z',
-    issuer: 'spiffe://trust.example/signing-authority',
-    crypto_profile: 'standard',
-    artifacts: { system_prompt: { hash: `sha256:${'ab'.repeat(32)}` } },
-    delegation_chain: [],
-  });
+  // Schema-valid: the verifier gives the SDK's verdict, schema included.
+  const text = JSON.stringify(
+    validUnsigned({
+      manifest_id: id,
+      agent_id: `spiffe://trust.example/agent/p${seq}`,
+      issued_at: '2026-06-01T00:00:00Z',
+      expires_at: '2027-05-01T00:00:00Z',
+    }),
+  );
   return (await signManifest(text, s, { signedAt: new Date('2026-06-05T10:00:00Z') })).text;
 }
 
