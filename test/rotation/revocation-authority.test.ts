@@ -6,6 +6,8 @@
  * revocations as soon as it refetches the 30-second CRL; and, as the reference SDK's
  * `FileCRL(trusted_signer_key=…)` does, one trusted key checks every record across two rotations.
  */
+
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +17,10 @@ import { rootSetOf } from '../../src/activities/anchor-signing';
 import { initIdentity } from '../../src/activities/identity';
 import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody';
 import { createHttpService, type HttpService } from '../../src/http/service';
-import { readCrl } from '../../src/manifest';
+import { readCrl, type Signer, signRevocation, softwareSigner } from '../../src/manifest';
 import { currentRootSet } from '../../src/store/anchor-roots';
 import { importManifests, pageManifests } from '../../src/store/manifests';
+import { appendRevocations } from '../../src/store/revocations';
 import { syntheticManifests } from '../../src/synthetic/manifests';
 import { ReferenceVerifier } from '../../src/verifier/reference-verifier';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
@@ -164,5 +167,41 @@ describe('revocation records signed by the revocation authority', () => {
         .map((l) => JSON.parse(l).signer_key_id),
     );
     expect([...signerIds]).toEqual([init.revocationKey.keyId]);
+
+    // Refusals. The anchor moves on to the third key; the verifier adopts it once its copy's max-age
+    // (300 s) has run out. Whoever holds the compromised first key, or any key the anchor does not
+    // list, cannot revoke the current manifests: a forged record is refused and the manifest stays
+    // VALID. So is a record that names the revocation key but is signed by another key.
+    const v3 = await steps.publishAnchor({
+      identity: IDENTITY,
+      activeKeyId: third.keyId,
+      keys: [{ keyId: third.keyId, status: 'active' }],
+    });
+    clock += 301_000;
+    await v.refresh();
+    expect(v.anchorVersion).toBe(v3.version);
+    expect(v.crlRejectedCount).toBe(0);
+    const current = await pageManifests(db.pool, { keyId: third.keyId, status: 'active', limit: 100 });
+    expect(current).toHaveLength(6);
+    expect(current.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
+    const stranger = softwareSigner(randomBytes(32));
+    const forge = async (manifestId: string, by: Signer, namedSigner = by.keyId) => {
+      const { line } = await signRevocation(
+        { manifestId, reason: 'forged', revokedBy: 'urn:attacker', revokedAt: new Date(clock) },
+        by,
+      );
+      const named = JSON.stringify({ ...JSON.parse(line), signer_key_id: namedSigner });
+      return { manifestId, line: named, signerKeyId: namedSigner, revokedAt: JSON.parse(line).revoked_at };
+    };
+    await appendRevocations(db.pool, [
+      await forge(current[0]!.manifestId, signer),
+      await forge(current[1]!.manifestId, stranger),
+      await forge(current[2]!.manifestId, stranger, init.revocationKey.keyId),
+    ]);
+    clock += 31_000;
+    await v.refresh();
+    expect(v.crlRejectedCount).toBe(3);
+    expect(v.revokedCount).toBe(12);
+    expect(current.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
   });
 });
