@@ -7,13 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import {
   bundleWorkflowCode,
-  DefaultLogger,
   NativeConnection,
   Runtime,
   Worker,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { createLogger, temporalLogger } from '../../src/log';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../src/workflows/index.ts', import.meta.url));
 
@@ -54,7 +54,8 @@ export async function connectTestTemporal(address = inject('temporalAddress')): 
   if (!runtimeInstalled) {
     runtimeInstalled = true;
     try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
+      // rotor's logger, not the SDK's DefaultLogger: it redacts activity task tokens and secrets.
+      Runtime.install({ logger: temporalLogger(createLogger({ level: 'warn' })) });
     } catch {
       // Already installed in this process.
     }
