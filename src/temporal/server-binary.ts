@@ -6,10 +6,11 @@
  * Order: $TEMPORAL_SERVER_DIR (a folder holding `server` and `sql`), then the cache, else build.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { EnvironmentError } from '../errors';
+import { EnvironmentError, errorMessage } from '../errors';
+import { withBuildLock } from './build-lock';
 import { cacheRoot, goBinary, isExecutable } from './cli-binary';
 
 const execFileAsync = promisify(execFile);
@@ -69,6 +70,30 @@ export async function ensureTemporalServer(
   }
   const dir = temporalServerCacheDir(env);
   mkdirSync(dir, { recursive: true });
+  return withBuildLock(
+    `${dir}.lock`,
+    async () => {
+      // Another process may have built it while this one waited for the lock.
+      const built = findTemporalServer(env);
+      if (built) return built;
+      return buildInto(dir, go, log, env);
+    },
+    log,
+  );
+}
+
+/**
+ * `go install` into a temporary sibling folder, then each binary renamed into the cache (one
+ * atomic step per file, same filesystem): the cache never holds a half-written binary, and a build
+ * killed midway leaves nothing there.
+ */
+async function buildInto(
+  dir: string,
+  go: string,
+  log: (line: string) => void,
+  env: NodeJS.ProcessEnv,
+): Promise<TemporalServerBinaries> {
+  const staging = mkdtempSync(`${dir}.build-`);
   log(
     `building the Temporal server ${TEMPORAL_SERVER_VERSION} and its SQL tool with ${go} into ${dir} (once per machine; takes minutes)`,
   );
@@ -77,21 +102,35 @@ export async function ensureTemporalServer(
       go,
       ['install', ...PACKAGES.map((p) => `${MODULE}/${p}@${TEMPORAL_SERVER_VERSION}`)],
       {
-        env: { ...env, GOBIN: dir, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
+        env: { ...env, GOBIN: staging, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
         maxBuffer: 64 * 1024 * 1024,
       },
     );
+    const made = binariesIn(staging);
+    if (!made) {
+      throw new EnvironmentError(
+        `go install of the Temporal server ${TEMPORAL_SERVER_VERSION} produced no binaries in ${staging}`,
+        'ENV_TEMPORAL_SERVER_BUILD',
+      );
+    }
+    // The schema tool first: the cache counts as filled only once `server` is there too.
+    renameSync(made.sqlTool, join(dir, 'sql'));
+    renameSync(made.server, join(dir, 'server'));
   } catch (err) {
+    if (err instanceof EnvironmentError) throw err;
     const stderr = (err as { stderr?: string }).stderr ?? '';
+    const last = stderr.trim().split('\n').slice(-1)[0] || errorMessage(err);
     throw new EnvironmentError(
-      `could not build the Temporal server ${TEMPORAL_SERVER_VERSION} (${stderr.trim().split('\n').slice(-1)[0] ?? 'go install failed'}): set TEMPORAL_SERVER_DIR to a folder with its 'server' and 'sql' binaries`,
+      `could not build the Temporal server ${TEMPORAL_SERVER_VERSION} (${last}): set TEMPORAL_SERVER_DIR to a folder with its 'server' and 'sql' binaries`,
       'ENV_TEMPORAL_SERVER_BUILD',
     );
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
   const built = binariesIn(dir);
   if (!built) {
     throw new EnvironmentError(
-      `go install of the Temporal server ${TEMPORAL_SERVER_VERSION} produced no binaries in ${dir}`,
+      `the Temporal server ${TEMPORAL_SERVER_VERSION} binaries are not executable in ${dir} after the build`,
       'ENV_TEMPORAL_SERVER_BUILD',
     );
   }
