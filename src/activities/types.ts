@@ -185,6 +185,11 @@ export interface RevokeChunkInput {
   reason: string;
   limit: number;
   batchSize: number;
+  /**
+   * Escalation only (ISO instant, the compromise's trusted cut-off): twins already made of the
+   * old key's manifests stored at or after it are revoked too, their originals declined.
+   */
+  distrustTwinsStoredFrom?: string;
 }
 
 export interface RevokeChunkResult {
@@ -193,6 +198,8 @@ export interface RevokeChunkResult {
   revoked: number;
   remaining: number;
   crlSize: number;
+  /** Escalation: twins of manifests stored after the cut-off, revoked by this call. */
+  untrustedTwins?: number;
 }
 
 export interface DecommissionInput {
