@@ -11,9 +11,9 @@ import { inTransaction, type Pool } from '../store/db';
 import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
-import { recordCheckIn } from '../store/verifiers';
+import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
 import type { RotationStatus } from '../workflows/rotation-api';
-import { authorizeCheckIn, CHECK_IN_BODY_LIMIT, parseCheckIn } from './check-in';
+import { bearerOf, CHECK_IN_BODY_LIMIT, checkSharedToken, parseCheckIn, unauthorized } from './check-in';
 import { AGENT_MANIFEST, serveAgentManifest } from './delivery';
 import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
 import { createMetrics } from './metrics';
@@ -190,9 +190,56 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const checkIn = (rawId: string): Handler => {
     return async (req, res) => {
       const verifierId = verifierIdFromPath(rawId);
-      authorizeCheckIn(req, options.checkInToken);
+      const presented = bearerOf(req);
+      // A registered verifier presents its own credential, bound to its id and identity
+      // (issue 12 point 4): no holder of another credential can speak for it or move it.
+      const credential = await checkVerifierCredential(pool, verifierId, presented);
+      if (credential.kind === 'refused') throw unauthorized(credential.reason);
+      if (credential.kind === 'legacy') {
+        checkSharedToken(verifierId, presented, options.checkInToken);
+        options.logger?.warn(
+          { verifierId, fix: `rotor verifier register ${verifierId} --identity <identity>` },
+          'check-in with the shared fleet token',
+        );
+        res.setHeader(
+          'Warning',
+          '299 rotor "shared check-in token: register this verifier, the token goes away"',
+        );
+      }
       const body = await readJsonBody(req, CHECK_IN_BODY_LIMIT);
-      const input = parseCheckIn(verifierId, body, identity);
+      const parsed = parseCheckIn(verifierId, body, identity);
+      if (credential.kind === 'registered') {
+        if (parsed.identityGiven && parsed.identity !== credential.identity) {
+          throw new HttpError(
+            403,
+            'IDENTITY_MISMATCH',
+            `verifier ${verifierId} is registered for identity ${credential.identity}, not ${parsed.identity}`,
+          );
+        }
+        parsed.identity = credential.identity;
+        if (parsed.anchorSha256 === undefined) {
+          throw badRequest(
+            'a registered verifier reports anchor_sha256, the SHA-256 of the signed anchor it holds',
+          );
+        }
+      }
+      // The version held is what the anchor's hash says, not a number the verifier chose.
+      let anchorVersion = parsed.anchorVersion;
+      if (parsed.anchorSha256 !== undefined) {
+        const byHash = await anchorVersionBySha256(pool, parsed.identity, parsed.anchorSha256);
+        if (byHash === null) {
+          throw badRequest(
+            `anchor_sha256 ${parsed.anchorSha256.slice(0, 16)}… names no anchor of identity ${parsed.identity}`,
+          );
+        }
+        if (anchorVersion !== undefined && anchorVersion !== byHash) {
+          throw badRequest(
+            `anchor_version ${anchorVersion} does not match anchor_sha256 (version ${byHash})`,
+          );
+        }
+        anchorVersion = byHash;
+      }
+      const input = { ...parsed, anchorVersion: anchorVersion! };
       await inTransaction(pool, async (client) => {
         // The increase over the last report is computed before the check-in overwrites it.
         await recordResults(client, {

@@ -105,7 +105,9 @@ export class ReferenceVerifier {
   constructor(options: ReferenceVerifierOptions) {
     if (!options.id) throw new UsageError('a reference verifier needs an id');
     if (!options.checkInToken)
-      throw new UsageError('a reference verifier needs a check-in token (ROTOR_CHECKIN_TOKEN)');
+      throw new UsageError(
+        'a reference verifier needs its check-in credential (ROTOR_VERIFIER_CREDENTIAL, from rotor verifier register)',
+      );
     let base: URL;
     try {
       base = new URL(options.baseUrl);
@@ -261,6 +263,9 @@ export class ReferenceVerifier {
     const url = this.#url(`/v1/verifiers/${encodeURIComponent(this.id)}/check-in`);
     const body: Record<string, unknown> = {
       anchor_version: this.anchorVersion,
+      // The anchor held, by the hash of its signed form: the registry derives the version from it
+      // rather than taking a number (a registered verifier must report it).
+      ...(this.anchorSha256 === null ? {} : { anchor_sha256: this.anchorSha256 }),
       trusted_key_ids: this.trustedKeyIds,
       valid_counts: this.validCounts,
       rejection_counts: this.rejectionCounts,
