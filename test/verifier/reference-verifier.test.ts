@@ -325,8 +325,40 @@ describe('ReferenceVerifier', () => {
         },
       );
       expect(noToken.code).toBe(2);
-      expect(noToken.stderr).toMatch(/^rotor: .*ROTOR_CHECKIN_TOKEN/);
+      expect(noToken.stderr).toMatch(
+        /^rotor: a reference verifier needs its check-in credential \(ROTOR_VERIFIER_CREDENTIAL, from rotor verifier register\)/,
+      );
       expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
+
+      // A registered verifier: its own credential, its anchor by hash, then retired.
+      const registered = await rotor(['verifier', 'register', 'cli-reg', '--identity', IDENTITY], {
+        DATABASE_URL: db.url,
+      });
+      expect(registered.code).toBe(0);
+      const credential = registered.stdout.trim();
+      expect(credential).toMatch(/^rvc_[A-Za-z0-9_-]{43}$/);
+      expect(registered.stderr).toContain('shown only now');
+      const asRegistered = await rotor(
+        ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
+        { ROTOR_VERIFIER_CREDENTIAL: credential, ROTOR_CHECKIN_TOKEN: '' },
+      );
+      expect(asRegistered.stderr).toBe('');
+      expect(asRegistered.code).toBe(0);
+      expect(await getVerifier(db.pool, 'cli-reg')).toMatchObject({ anchorVersion: 2, checkedIn: true });
+      const listed = await rotor(['verifier', 'list', '--identity', IDENTITY], { DATABASE_URL: db.url });
+      expect(listed.stdout).toMatch(/^cli-reg +yes +2 +\d{4}-/m);
+      // The shared token cannot speak for it.
+      const impersonated = await rotor(
+        ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
+        { ROTOR_VERIFIER_CREDENTIAL: '', ROTOR_CHECKIN_TOKEN: TOKEN },
+      );
+      expect(impersonated.code).not.toBe(0);
+      expect(impersonated.stderr).toMatch(/refused with 401: the credential is not verifier cli-reg's/);
+      const retired = await rotor(['verifier', 'retire', 'cli-reg', '--reason', 'moved'], {
+        DATABASE_URL: db.url,
+      });
+      expect(retired.code).toBe(0);
+      expect((await getVerifier(db.pool, 'cli-reg'))?.retiredReason).toBe('moved');
 
       const missing = await rotor(
         [
