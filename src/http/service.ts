@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { RotorLogger } from '../log';
 import { inTransaction, type Pool } from '../store/db';
-import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
+import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
 import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
@@ -85,7 +85,8 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const log = options.log ?? (() => {});
   const metrics = createMetrics(
     {
-      crlRecords: () => countRevocations(pool),
+      crlRecords: async () => (await crlHead(pool)).served,
+      crlHead: async () => (await crlHead(pool)).head,
       anchorVersion: async () => (await currentTrustAnchorServed(pool, identity))?.version ?? null,
       verificationTotals: () => verificationTotals(pool),
     },
@@ -143,11 +144,32 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
 
-  const crl: Handler = async (req, res) => {
+  // The full list (a FileCRL, byte for byte what the SDK reads) or, with `?since=N`, a delta: only
+  // the records after sequence number N. Either way CRL-Head names the snapshot's head, which the
+  // verifier sends as `since` next time; the ETag is derived from it (README, "CRL deltas").
+  const crl: Handler = async (req, res, query) => {
+    const since = sinceOf(query);
     const snapshot = await openCrlSnapshot(pool);
     try {
-      const etag = `"crl-${snapshot.records}"`;
-      const headers = { ETag: etag, 'Cache-Control': `public, max-age=${crlCacheSeconds}` };
+      const position = { 'CRL-Head': String(snapshot.head), 'CRL-Horizon': String(snapshot.horizon) };
+      if (since !== null && since > snapshot.head) {
+        throw new HttpError(
+          409,
+          'CRL_SINCE_AHEAD',
+          `since=${since} is ahead of the CRL head ${snapshot.head}: fetch the full list`,
+          position,
+        );
+      }
+      if (since !== null && since < snapshot.horizon) {
+        throw new HttpError(
+          410,
+          'CRL_SINCE_COMPACTED',
+          `since=${since} is before the compaction horizon ${snapshot.horizon}: fetch the full list`,
+          position,
+        );
+      }
+      const etag = since === null ? `"crl-${snapshot.head}"` : `"crl-${snapshot.head}-since-${since}"`;
+      const headers = { ETag: etag, 'Cache-Control': `public, max-age=${crlCacheSeconds}`, ...position };
       if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
         res.writeHead(304, headers);
         res.end();
@@ -158,7 +180,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
         res.end();
         return;
       }
-      for await (const batch of snapshot.batches()) {
+      for await (const batch of snapshot.batches(since ?? 0)) {
         if (res.destroyed) return;
         if (!res.write(`${batch.join('\n')}\n`)) await drained(res);
       }
@@ -388,6 +410,21 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       });
     },
   };
+}
+
+/** `?since=N`: absent (the full list), or one sequence number; anything else is a 400. */
+function sinceOf(query: URLSearchParams): number | null {
+  const given = query.getAll('since');
+  if (given.length === 0) return null;
+  if (given.length > 1) throw badRequest('give at most one since query parameter');
+  const text = given[0]!;
+  const n = Number(text);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(n)) {
+    throw badRequest(
+      `since must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
+    );
+  }
+  return n;
 }
 
 function drained(res: ServerResponse): Promise<void> {
