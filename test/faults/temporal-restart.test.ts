@@ -12,7 +12,7 @@ import { expectCleanRotation } from '../helpers/fault-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 import { startOwnTemporalServer } from '../helpers/temporal-server';
 
-const COUNT = 600;
+const COUNT = 300;
 const step = (line: string) => process.stderr.write(`[faults/temporal] ${line}\n`);
 
 describe('the Temporal server killed and restarted mid-rotation (its own server, Postgres persistence)', () => {
@@ -73,8 +73,10 @@ describe('the Temporal server killed and restarted mid-rotation (its own server,
     const handle = await env.start(identity, 'personnel', {
       minKeyAgeDays: 0,
       batchSize: 5,
-      chunkSize: COUNT,
+      chunkSize: 100,
+      // A heartbeat lost while the server is down must not end the attempt before it comes back.
       heartbeatTimeoutSeconds: 10,
+      stepAlertSeconds: 30,
     });
     const { newKeyId } = await env.waitForStatus(
       handle,

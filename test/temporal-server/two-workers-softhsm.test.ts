@@ -9,7 +9,7 @@ import { expectCleanRotation } from '../helpers/fault-checks';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 import { holderOf, killAllWorkerProcesses, startWorkerProcess } from '../helpers/worker-process';
 
-const COUNT = 800;
+const COUNT = 400;
 const step = (line: string) => process.stderr.write(`[two-workers] ${line}\n`);
 
 describe.skipIf(!inject('softhsm').available)(
@@ -36,8 +36,10 @@ describe.skipIf(!inject('softhsm').available)(
       const handle = await env.start(identity, 'personnel', {
         minKeyAgeDays: 0,
         batchSize: 5,
-        chunkSize: COUNT,
+        chunkSize: 200,
+        // The survivor takes the step over once the killed holder's heartbeats stop for this long.
         heartbeatTimeoutSeconds: 3,
+        stepAlertSeconds: 30,
       });
       const { newKeyId } = await env.waitForStatus(
         handle,
