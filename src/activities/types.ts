@@ -2,8 +2,7 @@
  * Inputs and outputs of the rotation's activities. Plain JSON only: these travel through
  * Temporal's history, so they carry key ids, counts and reasons, never key material.
  */
-import type { CustodianKind, Trigger } from '../workflows/policy';
-import type { VerifierAdoption } from '../workflows/rotation-api';
+import type { CustodianKind, Trigger, VerifierAdoption } from '../domain';
 
 export interface Gate {
   name: string;

@@ -3,10 +3,10 @@
  * Pure and deterministic: imported by the workflow, the CLI's `rotate plan` and the tests.
  */
 
-export const TRIGGERS = ['compromise', 'scheduled', 'personnel', 'hsm-replacement'] as const;
-export type Trigger = (typeof TRIGGERS)[number];
+import { type CustodianKind, TRIGGERS, type Trigger } from '../domain';
+import { PolicyError } from '../errors';
 
-export type CustodianKind = 'pkcs11' | 'software';
+export { type CustodianKind, PolicyError, TRIGGERS, type Trigger };
 
 export interface RotationPolicy {
   /** t of the re-sign step and of the dual-key anchor (runbook: 5 min). */
@@ -98,10 +98,6 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     gateSliceSeconds: 5 * MINUTE,
     stepAlertSeconds: 10 * MINUTE,
   };
-}
-
-export class PolicyError extends Error {
-  override readonly name = 'PolicyError';
 }
 
 /** The trigger's defaults with the caller's overrides, checked: offsets ordered, sizes positive. */
