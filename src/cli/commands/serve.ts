@@ -18,6 +18,7 @@
  *   ROTOR_PAGE_TOKEN      token of the live rotation page at /rotations/{identity} (Bearer, or HTTP
  *                         Basic with the token as password); unset: the page answers 503
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE  where the page reads rotation status from (a query)
+ *   ROTOR_RESULTS_BUCKET_SECONDS  width of the time buckets check-in results are counted in (default 5)
  *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
  *                         (default 60); the pickup gate waits at least this long for agents
  */
@@ -49,6 +50,7 @@ export interface ServeConfig {
   tls: { cert: string; key: string } | undefined;
   maxCrlStreams: number;
   crlStallSeconds: number;
+  resultsBucketSeconds: number;
 }
 
 function portOf(value: string | undefined, name: string, fallback: number): number {
@@ -98,6 +100,7 @@ export function serveConfig(env: Env = process.env): ServeConfig {
         : undefined,
     maxCrlStreams: positiveInt(env.ROTOR_CRL_MAX_STREAMS, 'ROTOR_CRL_MAX_STREAMS', 8),
     crlStallSeconds: positiveInt(env.ROTOR_CRL_STALL_SECONDS, 'ROTOR_CRL_STALL_SECONDS', 15),
+    resultsBucketSeconds: positiveInt(env.ROTOR_RESULTS_BUCKET_SECONDS, 'ROTOR_RESULTS_BUCKET_SECONDS', 5),
   };
 }
 
@@ -184,6 +187,7 @@ export function registerServeCommands(program: Command): void {
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
         pageToken: config.pageToken,
+        resultsBucketSeconds: config.resultsBucketSeconds,
         rotationStatus: config.pageToken ? temporal.status : undefined,
         // Failures go to the access logger (with their request id); no second line for them.
         logger: cliLogger(logLevel(), { component: 'serve' }),
