@@ -109,6 +109,8 @@ export function createAnchorCache(
       const client = listener;
       listener = null;
       if (client) {
+        // Closing: a connection that cannot UNLISTEN is released all the same, and the
+        // session's LISTEN ends with it.
         await client.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined);
         client.release();
       }
