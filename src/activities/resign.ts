@@ -1,6 +1,8 @@
 /**
  * Runbook step 2 (t=5m): every active manifest of the old key gets its re-issued twin (spec 3.8:
  * new manifest_id, previous_manifest_id, new issued_at, attestation dropped), signed by the new key.
+ * A v0.2 manifest's twin is a new COSE_Sign1; a v0.1 manifest's twin is a v0.2 COSE_Sign1 too
+ * (the migration) unless the policy's reissueAs is "same".
  *
  * Idempotent by construction: a batch's twins and the old manifests' new status commit in one
  * transaction, a UNIQUE index on previous_manifest_id allows one twin per manifest, and the cursor
@@ -8,7 +10,7 @@
  * Signing the next batch overlaps with writing the previous one.
  */
 import { errorMessage } from '../errors';
-import { ManifestError, reissueManifest } from '../manifest';
+import { ManifestError, type ReissueAs, reissueStored } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { inTransaction } from '../store/db';
 import type { TwinRow } from '../store/manifests';
@@ -32,24 +34,28 @@ interface SignedBatch {
 }
 
 async function signBatch(
-  page: { manifestId: string; text: string }[],
+  page: { manifestId: string; text: string | null; envelope: Uint8Array | null }[],
   signer: Signer,
   now: Date,
+  reissueAs: ReissueAs,
 ): Promise<SignedBatch> {
   const failed: SignedBatch['failed'] = [];
   // issued_at is written with whole seconds; the column holds the same instant.
   const issuedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const results = await Promise.all(
-    page.map(async (m) => {
+    page.map(async (m): Promise<TwinRow | undefined> => {
       try {
-        const twin = await reissueManifest(m.text, signer, { now, source: `manifest ${m.manifestId}` });
-        return {
+        // v0.2 envelopes stay v0.2; v0.1 documents become v0.2 unless the policy says "same".
+        const twin = await reissueStored(m, signer, { now, reissueAs, source: `manifest ${m.manifestId}` });
+        const row = {
           manifestId: twin.manifestId,
           previousManifestId: m.manifestId,
           keyId: signer.keyId,
-          issuedAt: issuedAt,
-          text: twin.text,
+          issuedAt,
         };
+        return twin.envelope !== undefined
+          ? { ...row, envelope: twin.envelope }
+          : { ...row, text: twin.text! };
       } catch (err) {
         // Only the manifest's own content makes it unresignable; a signer or HSM failure is the
         // step's, and fails it so it is retried rather than leaving manifests behind.
@@ -113,7 +119,7 @@ export function resignActivities(deps: ActivityDeps) {
         if (page.length === 0) break;
         examined += page.length;
         readCursor = page[page.length - 1]!.manifestId;
-        const batch = await signBatch(page, signer, new Date());
+        const batch = await signBatch(page, signer, new Date(), input.reissueAs ?? '0.2');
         if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
         const written = inTransaction(deps.pool, async (client) => {
           await insertTwins(client, batch.twins);

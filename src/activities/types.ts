@@ -57,6 +57,8 @@ export interface ResignChunkInput {
   /** Manifests to look at in this call; the workflow calls again while `remaining` > 0. */
   limit: number;
   batchSize: number;
+  /** The policy's reissueAs; absent (histories from before it existed) means "0.2". */
+  reissueAs?: '0.2' | 'same';
 }
 
 export interface ResignChunkResult {

@@ -46,6 +46,7 @@ export { formatPath, ManifestError } from './errors';
 export {
   attestationBindsManifest,
   attestationManifestHash,
+  coseIndexFields,
   indexFieldsOf,
   type ManifestIndexFields,
   manifestIndexFields,
@@ -83,6 +84,17 @@ export {
   softwareSigner,
 } from './keys';
 export { SIGNED_FIELDS, signingPreImage, signingPreImageText } from './preimage';
+export {
+  CONTEXT_V01,
+  CONTEXT_V02,
+  type CoseReissueOptions,
+  type CoseReissueResult,
+  type ReissueAnyResult,
+  type ReissueAs,
+  reissueCoseEnvelope,
+  reissueStored,
+  reissueV01AsCose,
+} from './reissue-cose';
 export {
   type CrlReport,
   crlLines,

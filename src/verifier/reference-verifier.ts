@@ -11,10 +11,20 @@ import {
   trustedKeysFromAnchor,
   type Verdict,
   validateTrustAnchor,
+  verifyCoseEnvelope,
   verifyManifest,
 } from '../manifest';
 import { rejectionReason } from '../manifest/rejection';
 import { type CachedBody, causeOf, detailOf, fetchCached, isFresh } from './http-cache';
+
+/** A manifest as presented: v0.1 JSON text, or a v0.2 COSE envelope's bytes. */
+export type ManifestInput = string | Uint8Array;
+
+/** A manifest line as files carry them: hex digits are a v0.2 envelope, anything else v0.1 JSON text. */
+export function manifestFromLine(line: string): ManifestInput {
+  const t = line.trim();
+  return /^(?:[0-9a-fA-F]{2})+$/.test(t) ? Uint8Array.from(Buffer.from(t, 'hex')) : line;
+}
 
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 export const CRL_PATH = '/.well-known/agent-manifest/revocation';
@@ -34,7 +44,7 @@ export interface ReferenceVerifierOptions {
 export interface RunLoopOptions {
   intervalMs: number;
   /** The manifests to verify on each cycle (a sidecar sees the ones its agent presents). */
-  manifests: () => Promise<string[]> | string[];
+  manifests: () => Promise<ManifestInput[]> | ManifestInput[];
   /** Called after each cycle with the verdicts of that cycle. */
   onCycle?: (verdicts: Verdict[]) => void;
   /** Called with each failed refresh or check-in; the loop carries on with what it holds. */
@@ -153,15 +163,20 @@ export class ReferenceVerifier {
     if (failures.length > 0) throw failures[0];
   }
 
-  /** Verifies one manifest against the held anchor and CRL; a VALID result counts for its key_id. */
-  verify(manifestText: string): Verdict {
-    const verdict: Verdict = this.#anchor
-      ? verifyManifest(manifestText, {
-          trustedKeys: this.#trustedKeys(),
-          revokedIds: this.#revoked,
-          now: this.#now(),
-        })
-      : { result: 'INVALID', keyId: null, reason: 'no trust anchor held yet: refresh() first' };
+  /**
+   * Verifies one manifest (v0.1 text or a v0.2 envelope, each under its own rules) against the held
+   * anchor and CRL; a VALID result counts for its key_id.
+   */
+  verify(manifest: ManifestInput): Verdict {
+    const ctx = () => ({ trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() });
+    let verdict: Verdict;
+    if (!this.#anchor)
+      verdict = { result: 'INVALID', keyId: null, reason: 'no trust anchor held yet: refresh() first' };
+    else if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx());
+    else {
+      const v = verifyCoseEnvelope(manifest, ctx());
+      verdict = { result: v.result, keyId: v.keyId, reason: v.reason };
+    }
     if (verdict.result === 'VALID' && verdict.keyId !== null) {
       this.#validCounts.set(verdict.keyId, (this.#validCounts.get(verdict.keyId) ?? 0) + 1);
     }
@@ -229,7 +244,7 @@ export class ReferenceVerifier {
         await this.refresh().catch(report);
         const verdicts: Verdict[] = [];
         try {
-          for (const text of await options.manifests()) verdicts.push(this.verify(text));
+          for (const m of await options.manifests()) verdicts.push(this.verify(m));
         } catch (err) {
           report(err);
         }

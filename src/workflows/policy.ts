@@ -41,7 +41,17 @@ export interface RotationPolicy {
   minKeyAgeDays: number;
   /** A step's worker counts as lost when its heartbeats stop for this long; another resumes the step. */
   heartbeatTimeoutSeconds: number;
+  /**
+   * The version a re-issued v0.1 manifest gets: "0.2" (a COSE_Sign1; agent-manifest ended new v0.1
+   * issuance on 2026-11-30, and a re-issue is an issuance) or "same" (each manifest keeps its
+   * version). v0.2 manifests are always re-issued as v0.2.
+   */
+  reissueAs: ReissueAs;
 }
+
+/** See RotationPolicy.reissueAs. */
+export type ReissueAs = '0.2' | 'same';
+export const REISSUE_AS: readonly ReissueAs[] = ['0.2', 'same'];
 
 const MINUTE = 60;
 const HOUR = 3600;
@@ -85,6 +95,7 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     chunkSize: 10_000,
     minKeyAgeDays: 90,
     heartbeatTimeoutSeconds: 60,
+    reissueAs: '0.2',
   };
 }
 
@@ -106,6 +117,11 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
       revokeAtSeconds: 0,
       decommissionAtSeconds: 0,
     });
+  }
+  if (!REISSUE_AS.includes(policy.reissueAs)) {
+    throw new PolicyError(
+      `policy.reissueAs must be one of ${REISSUE_AS.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(policy.reissueAs)}`,
+    );
   }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {

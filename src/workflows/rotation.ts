@@ -306,6 +306,7 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
         afterManifestId: cursor,
         limit: policy.chunkSize,
         batchSize: policy.batchSize,
+        reissueAs: policy.reissueAs,
       });
       status.unresignable.push(...chunk.failed);
       failed += chunk.failed.length;

@@ -102,7 +102,7 @@ describe('manifest store', () => {
     for (const m of sdkVectors.manifests) {
       const back = await getManifest(db.pool, JSON.parse(m.signed_json).manifest_id);
       expect(back!.text).toBe(m.signed_json);
-      expect(verifyManifest(back!.text, { trustedKeys: trusted, now }).result).toBe('VALID');
+      expect(verifyManifest(back!.text!, { trustedKeys: trusted, now }).result).toBe('VALID');
     }
   });
 
