@@ -22,8 +22,9 @@ import {
 } from '../custody/index';
 import { errorMessage, RotorError } from '../errors';
 import { createHttpService } from '../http/service';
+import { convertV01ToV02, signCoseRoot } from '../manifest';
 import { connect, type Pool } from '../store/db';
-import { importManifests, pageManifests } from '../store/manifests';
+import { type ImportItem, importManifests, pageManifests, statsByVersion } from '../store/manifests';
 import { migrate } from '../store/migrate';
 import { syntheticManifests } from '../synthetic/manifests';
 import { startDevServer } from '../temporal/dev-server';
@@ -183,7 +184,10 @@ async function demo(
     key.keyId,
     check,
   );
-  say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
+  const versionsBefore = versionCounts(await statsByVersion(pool));
+  say(
+    `  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests (${versionsBefore['0.1']} v0.1, ${versionsBefore['0.2']} v0.2)`,
+  );
 
   const verifiers = startDemoVerifiers({
     pool,
@@ -327,10 +331,12 @@ async function demo(
     adoptedAtSeconds: adoptedAt.get(v.verifier.id) ?? null,
     acceptedNewKeyAtSeconds: acceptedAt.get(v.verifier.id) ?? null,
   }));
+  const versionsAfter = versionCounts(await statsByVersion(pool), 'active');
   const summary = buildSummary({
     status,
     timelineSeconds: options.timelineSeconds,
     seeded: oldManifestIds.size,
+    versions: { before: versionsBefore, after: versionsAfter },
     custodian: kind,
     written,
     verification,
@@ -355,6 +361,9 @@ async function demo(
   return summary;
 }
 
+/** Every V02_EVERY-th seeded manifest is a v0.2 envelope, the others v0.1 texts. */
+const V02_EVERY = 4;
+
 /** Seeds `count` manifests signed by the identity's first key; returns their manifest_ids. */
 async function seed(
   pool: Pool,
@@ -363,7 +372,7 @@ async function seed(
   keyId: string,
   check: () => void,
 ): Promise<Set<string>> {
-  let batch: { text: string; source: string }[] = [];
+  let batch: ImportItem[] = [];
   let n = 0;
   const flush = async () => {
     const r = await importManifests(pool, batch);
@@ -377,7 +386,13 @@ async function seed(
     check();
   };
   for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
-    batch.push({ text, source: `seed:${++n}` });
+    n++;
+    if (n % V02_EVERY === 0) {
+      // A mixed store, as an issuer has it after 2026-11-30: every fourth manifest is v0.2,
+      // the same document converted (src/manifest/reissue-cose.ts) and signed as a COSE_Sign1.
+      const { envelope } = await signCoseRoot(convertV01ToV02(text).manifest, signer);
+      batch.push({ envelope, source: `seed:${n}` });
+    } else batch.push({ text, source: `seed:${n}` });
     if (batch.length === SEED_BATCH) await flush();
   }
   if (batch.length > 0) await flush();
@@ -389,6 +404,16 @@ async function seed(
     for (const row of page) ids.add(row.manifestId);
     after = page.at(-1)!.manifestId;
   }
+}
+
+/** Manifests per version (only those in `status` when given). */
+function versionCounts(
+  stats: Awaited<ReturnType<typeof statsByVersion>>,
+  status?: string,
+): { '0.1': number; '0.2': number } {
+  const out = { '0.1': 0, '0.2': 0 };
+  for (const s of stats) if (status === undefined || s.status === status) out[s.version] += s.count;
+  return out;
 }
 
 interface RunningWorker {

@@ -89,11 +89,13 @@ export {
   CONTEXT_V02,
   type CoseReissueOptions,
   type CoseReissueResult,
+  convertV01ToV02,
   type ReissueAnyResult,
   type ReissueAs,
   reissueCoseEnvelope,
   reissueStored,
   reissueV01AsCose,
+  V01_CONTEXTS,
 } from './reissue-cose';
 export {
   type CrlReport,

@@ -18,7 +18,14 @@ import { reissueManifest, uuidv7 } from './sign';
 import type { Signer } from './signer';
 import { formatUtcSeconds, parseTimestamp } from './timestamps';
 
+/** The v0.1 `@context` ADR-0012 withdraws. */
 export const CONTEXT_V01 = 'https://agentmanifest.agentrust.io/v0.1/context.json';
+/**
+ * Every v0.1 `@context` the conversion maps to the v0.2 URL: ADR-0012's, and the one the reference
+ * SDK's own v0.1 manifests carry (test/fixtures/vectors/reference-sdk-shared.json). Both name the
+ * v0.1 context that v0.2 replaces with one URL; any other value is refused, not guessed.
+ */
+export const V01_CONTEXTS: readonly string[] = [CONTEXT_V01, 'https://agentmanifest.org/v0.1/context.json'];
 /** ADR-0012; spec 3.1. */
 export const CONTEXT_V02 = 'https://manifest.agentrust-io.com/v0.2/context.json';
 
@@ -81,7 +88,7 @@ export async function reissueCoseEnvelope(
  * Re-issues a v0.1 document as a v0.2 envelope (the migration). The conversion, each step with its
  * reference:
  * - `version` "0.1" -> "0.2" (spec 3.1 cardinality table, 2.4 producer requirements);
- * - `@context` v0.1 URL -> the v0.2 URL (ADR-0012; spec 3.1: the v0.1 URL MUST NOT be accepted);
+ * - `@context` a v0.1 URL (V01_CONTEXTS) -> the v0.2 URL (ADR-0012; spec 3.1: the v0.1 URL MUST NOT be accepted);
  *   an absent `@context` stays absent; any other value is refused;
  * - `signature` removed: the COSE structure is the signature (cose-envelope-v0.2 section 4);
  * - `transparency_log_entry` becomes the twin's `prior_transparency_log_entry` (spec 2.2 "Key
@@ -98,8 +105,20 @@ export async function reissueV01AsCose(
   signer: Signer,
   opts: CoseReissueOptions,
 ): Promise<CoseReissueResult> {
-  const where = sourceOnly(opts.source);
-  const root = parseDocument(text, opts.source, { rejectDuplicateKeys: true }).root;
+  const { manifest, manifestId, dropped } = convertV01ToV02(text, opts.source);
+  return finish(manifest, manifestId, signer, opts, dropped, true);
+}
+
+/**
+ * The v0.1 -> v0.2 conversion alone (the rules above), without the re-issue fields: the document
+ * a v0.2 payload is made of. Throws ManifestError where the spec defines no conversion.
+ */
+export function convertV01ToV02(
+  text: string,
+  source?: string,
+): { manifest: JsonObject; manifestId: string; dropped: string[] } {
+  const where = sourceOnly(source);
+  const root = parseDocument(text, source, { rejectDuplicateKeys: true }).root;
   if (!isJsonObject(root)) throw new ManifestError('is not a JSON object', where);
   const id = root.get('manifest_id');
   if (typeof id !== 'string' || id === '') {
@@ -120,14 +139,21 @@ export async function reissueV01AsCose(
       { ...withId, path: unknown[0]! },
     );
   }
+  const profile = root.get('crypto_profile');
+  if (profile === 'post-quantum' || (typeof profile === 'string' && profile.startsWith('hybrid'))) {
+    throw new ManifestError(
+      `crypto_profile "${profile}" needs an ML-DSA-65 signature, which rotor cannot make; an Ed25519-only envelope would be a downgrade`,
+      { ...withId, path: 'crypto_profile' },
+    );
+  }
   const context = root.get('@context');
   const dropped: string[] = [];
   const m: JsonObject = new Map(root);
   if (context !== undefined && context !== null) {
-    if (context === CONTEXT_V01) m.set('@context', CONTEXT_V02);
+    if (typeof context === 'string' && V01_CONTEXTS.includes(context)) m.set('@context', CONTEXT_V02);
     else if (context !== CONTEXT_V02) {
       throw new ManifestError(
-        `@context ${typeof context === 'string' ? JSON.stringify(context) : 'is not a string'}: ADR-0012 maps only ${CONTEXT_V01} to ${CONTEXT_V02}`,
+        `@context ${typeof context === 'string' ? JSON.stringify(context) : 'is not a string'}: only the v0.1 context URLs (${V01_CONTEXTS.join(', ')}) map to ${CONTEXT_V02} (ADR-0012)`,
         { ...withId, path: '@context' },
       );
     }
@@ -160,7 +186,7 @@ export async function reissueV01AsCose(
     h.delete('approvals');
     m.set('hitl_record', h);
   }
-  return finish(m, id, signer, opts, dropped, true);
+  return { manifest: m, manifestId: id, dropped };
 }
 
 /** v0.1's signed_fields plus the three members v0.1 keeps outside the signature. */

@@ -197,7 +197,7 @@ describe('migration: re-issue of a v0.1 manifest as v0.2', () => {
     );
     await expect(
       reissueV01AsCose(await v01Manifest({ '@context': 'https://example.org/ctx' }), newSigner, { now }),
-    ).rejects.toThrow(/field @context: @context "https:\/\/example\.org\/ctx": ADR-0012 maps only/);
+    ).rejects.toThrow(/field @context: @context "https:\/\/example\.org\/ctx": only the v0\.1 context URLs/);
     const pq = (await v01Manifest()).replace(
       '"crypto_profile":"standard"',
       '"crypto_profile":"post-quantum"',

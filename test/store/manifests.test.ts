@@ -93,7 +93,13 @@ describe('manifest store', () => {
     expect(stored!.issuedAt!.toISOString()).toBe('2026-01-01T00:00:00.000Z');
     const page = await pageManifests(db.pool, { keyId: 'c'.repeat(64), limit: 10 });
     expect(page).toEqual([
-      { manifestId: '0190b6e0-0000-7000-8000-0000000000aa', text, keyId: 'c'.repeat(64) },
+      {
+        manifestId: '0190b6e0-0000-7000-8000-0000000000aa',
+        version: '0.1',
+        text,
+        envelope: null,
+        keyId: 'c'.repeat(64),
+      },
     ]);
     // The SDK vectors' signed manifests round-trip and still verify from the stored text.
     const sdk = sdkVectors.manifests.map((m, i) => ({ text: m.signed_json, source: `sdk:${i}` }));
