@@ -7,6 +7,7 @@ import type { CustodianKind, KeyCustodian } from '../custody/custodian';
 import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
 import { requireKey } from '../store/keys';
+import { anchorLifetimeFromEnv } from './anchor-signing';
 
 export interface ActivitySettings {
   /** `revoked_by` of every revocation record rotor signs (a URI naming the security team). */
@@ -17,6 +18,8 @@ export interface ActivitySettings {
   onCallWebhook?: string;
   /** Where the CRL is also written, atomically, for static hosting; unset: served from Postgres only. */
   crlFile?: string;
+  /** How long a signed trust anchor stays valid after it is issued (default 7 days). */
+  anchorLifetimeSeconds?: number;
 }
 
 export interface ActivityDeps {
@@ -34,6 +37,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivityS
     publicUrl: env.ROTOR_PUBLIC_URL || undefined,
     onCallWebhook: env.ROTOR_ONCALL_WEBHOOK || undefined,
     crlFile: env.ROTOR_CRL_FILE || undefined,
+    anchorLifetimeSeconds: anchorLifetimeFromEnv(env),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { requireKey } from '../store/keys';
 import { publishTrustAnchor } from '../store/trust-anchors';
+import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
 import type { ActivityDeps } from './deps';
 import type { PublishAnchorInput, PublishAnchorResult } from './types';
 
@@ -20,10 +21,18 @@ export function publishAnchorActivities(deps: ActivityDeps) {
         validUntil: k.validUntil ?? null,
       });
     }
-    const published = await publishTrustAnchor(deps.pool, input.identity, {
-      activeKeyId: input.activeKeyId,
-      keys,
+    // A routine rotation's anchor is co-signed by the outgoing key (listed `retiring`); a
+    // compromise's anchor does not list the old key, so it never co-signs.
+    const signing = await anchorSigningFor(deps.pool, deps.custodian, input.identity, {
+      lifetimeSeconds: deps.settings.anchorLifetimeSeconds ?? DEFAULT_ANCHOR_LIFETIME_SECONDS,
+      coSignKeyIds: input.keys.filter((k) => k.status === 'retiring').map((k) => k.keyId),
     });
+    const published = await publishTrustAnchor(
+      deps.pool,
+      input.identity,
+      { activeKeyId: input.activeKeyId, keys },
+      signing,
+    );
     return { version: published.version, publishedAt: published.publishedAt.toISOString() };
   }
   return { publishAnchor };

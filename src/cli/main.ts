@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { RotorError } from '../errors';
+import { registerAnchorCommands } from './commands/anchor';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
 import { registerDbCommands } from './commands/db';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDbCommands(program);
   registerKeyCommands(program);
+  registerAnchorCommands(program);
   registerRotateCommands(program);
   registerScheduleCommands(program);
   registerManifestCommands(program);

@@ -168,7 +168,7 @@ async function demo(
   workerEnv.ROTOR_PUBLIC_URL = baseUrl;
   say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
 
-  const { key } = await initIdentity(
+  const { key, rootKeys } = await initIdentity(
     pool,
     custodian,
     DEMO_IDENTITY,
@@ -189,10 +189,12 @@ async function demo(
     `  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests (${versionsBefore['0.1']} v0.1, ${versionsBefore['0.2']} v0.2)`,
   );
 
+  // The verifiers pin the anchor root, as a sidecar configured out of band would (issue 12).
   const verifiers = startDemoVerifiers({
     pool,
     baseUrl,
     identity: DEMO_IDENTITY,
+    root: { threshold: 1, keys: rootKeys.map((k) => ({ kid: k.keyId, publicKey: k.publicKey })) },
     checkInToken,
     ids: VERIFIER_IDS,
     intervalMs: VERIFIER_INTERVAL_MS,

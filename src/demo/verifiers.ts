@@ -6,7 +6,7 @@
  * (superseded), a rolling page of each per cycle.
  */
 import { errorMessage } from '../errors';
-import type { VerificationResult } from '../manifest';
+import type { RootSet, VerificationResult } from '../manifest';
 import type { Pool } from '../store/db';
 import { type ManifestStatus, pageManifests } from '../store/manifests';
 import { type ManifestInput, ReferenceVerifier } from '../verifier/reference-verifier';
@@ -27,6 +27,8 @@ export interface DemoVerifiersOptions {
   baseUrl: string;
   identity: string;
   checkInToken: string;
+  /** The pinned anchor root. */
+  root: RootSet;
   ids: string[];
   intervalMs: number;
   /** Manifests per key and status per cycle. */
@@ -52,6 +54,7 @@ export function startDemoVerifiers(options: DemoVerifiersOptions): DemoVerifiers
         baseUrl: options.baseUrl,
         identity: options.identity,
         checkInToken: options.checkInToken,
+        root: options.root,
       }),
       tally: { VALID: 0, INVALID: 0, REVOKED: 0, EXPIRED: 0 },
     };

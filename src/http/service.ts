@@ -47,6 +47,7 @@ export interface HttpService {
 }
 
 const ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
+const ANCHOR_JWS_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
 const CRL_PATH = '/.well-known/agent-manifest/revocation';
 const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
 const CHECK_IN = /^\/v1\/verifiers\/([^/]+)\/check-in$/;
@@ -101,6 +102,31 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       'Content-Length': Buffer.byteLength(current.text),
     });
     res.end(req.method === 'HEAD' ? undefined : current.text);
+  };
+
+  // The same version, signed (issue 12): a JWS in the JSON General Serialization.
+  const anchorJws: Handler = async (req, res) => {
+    const current = await currentTrustAnchorServed(pool, identity);
+    if (!current?.jws || !current.jwsSha256) {
+      throw new HttpError(
+        404,
+        'SIGNED_TRUST_ANCHOR_NOT_FOUND',
+        `no signed trust anchor is published for identity ${identity} (rotor anchor root init)`,
+      );
+    }
+    const etag = `"jws-${current.jwsSha256.slice(0, 32)}"`;
+    const headers = { ETag: etag, 'Cache-Control': `public, max-age=${options.anchorMaxAgeSeconds}` };
+    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/jose+json',
+      'Content-Length': Buffer.byteLength(current.jws),
+    });
+    res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
 
   const crl: Handler = async (req, res) => {
@@ -185,6 +211,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
   function route(path: string): Route | null {
     if (path === ANCHOR_PATH) return { name: ANCHOR_PATH, methods: READ, handler: anchor };
+    if (path === ANCHOR_JWS_PATH) return { name: ANCHOR_JWS_PATH, methods: READ, handler: anchorJws };
     if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
     if (path.startsWith(CRL_ENTRY_PREFIX)) {
       const raw = path.slice(CRL_ENTRY_PREFIX.length);

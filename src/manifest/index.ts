@@ -1,4 +1,21 @@
 /** The interop core: pure functions over manifest text, keys and records; no I/O. */
+
+export {
+  ANCHOR_JWS_TYP,
+  MAX_SIGNED_ANCHOR_BYTES,
+  type RootKeyEntry,
+  type RootSet,
+  rootSetFromPublicKeys,
+  rootSetJson,
+  type SignedAnchorPayload,
+  sha256Hex,
+  signAnchorJws,
+  type TrustedAnchor,
+  unverifiedAnchorPayload,
+  type VerifyAnchorOptions,
+  validateSignedAnchorPayload,
+  verifySignedAnchor,
+} from './anchor-jws';
 export {
   Canonicalizer,
   canonicalBytes,

@@ -9,6 +9,8 @@ import { isUniqueViolation, type Queryable } from './queryable';
 
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired' | 'destroyed' | 'quarantined';
 export type KeyCustodyKind = 'pkcs11' | 'software';
+/** signing: signs manifests; root: signs trust anchors; revocation: signs CRL records (ADR-0007). */
+export type KeyRole = 'signing' | 'root' | 'revocation';
 
 export const KEY_STATES: readonly KeyState[] = [
   'pending',
@@ -65,6 +67,7 @@ export interface KeyRecord {
   custodian: KeyCustodyKind;
   handle: string;
   state: KeyState;
+  role: KeyRole;
   /** The custodian's describe() at registration: where and how the private key lives. */
   description: Record<string, unknown> | null;
   createdAt: Date;
@@ -93,6 +96,7 @@ interface KeyRow {
   custodian: KeyCustodyKind;
   handle: string;
   state: KeyState;
+  role: KeyRole;
   description: Record<string, unknown> | null;
   created_at: Date;
   activated_at: Date | null;
@@ -112,6 +116,7 @@ function toRecord(row: KeyRow): KeyRecord {
     custodian: row.custodian,
     handle: row.handle,
     state: row.state,
+    role: row.role,
     description: row.description,
     createdAt: row.created_at,
     activatedAt: row.activated_at,
@@ -130,6 +135,8 @@ export interface NewKey {
   custodian: KeyCustodyKind;
   handle: string;
   state: 'pending' | 'active';
+  /** Default `signing`. */
+  role?: KeyRole;
   description?: Record<string, unknown> | object;
 }
 
@@ -155,8 +162,8 @@ export async function registerKey(q: Queryable, key: NewKey): Promise<KeyRecord>
   try {
     ({ rows } = await q.query<KeyRow>(
       `WITH inserted AS (
-         INSERT INTO signing_keys (key_id, identity, public_key, custodian, handle, state, description, activated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 = 'active' THEN now() END)
+         INSERT INTO signing_keys (key_id, identity, public_key, custodian, handle, state, description, activated_at, role)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 = 'active' THEN now() END, $8)
          ON CONFLICT (key_id) DO NOTHING
          RETURNING *
        ), logged AS (
@@ -172,10 +179,11 @@ export async function registerKey(q: Queryable, key: NewKey): Promise<KeyRecord>
         key.handle,
         key.state,
         key.description === undefined ? null : JSON.stringify(key.description),
+        key.role ?? 'signing',
       ],
     ));
   } catch (err) {
-    if (isUniqueViolation(err)) throw await alreadyActive(q, key.identity, key.keyId);
+    if (isUniqueViolation(err)) throw await alreadyActive(q, key.identity, key.keyId, key.role);
     throw err;
   }
   if (rows[0]) return toRecord(rows[0]);
@@ -183,7 +191,8 @@ export async function registerKey(q: Queryable, key: NewKey): Promise<KeyRecord>
   const same =
     existing.identity === key.identity &&
     existing.custodian === key.custodian &&
-    existing.handle === key.handle;
+    existing.handle === key.handle &&
+    existing.role === (key.role ?? 'signing');
   if (!same) {
     throw new RotorError(
       `key ${key.keyId} is already registered (identity ${existing.identity}, ${existing.custodian} custody, state ${existing.state})`,
@@ -238,7 +247,7 @@ export async function transitionKey(
         [keyId, to, opts.at ?? null, current.state, opts.retentionUntil ?? null],
       ));
     } catch (err) {
-      if (isUniqueViolation(err)) throw await alreadyActive(q, current.identity, keyId);
+      if (isUniqueViolation(err)) throw await alreadyActive(q, current.identity, keyId, current.role);
       throw err;
     }
     if (rows[0]) return toRecord(rows[0]);
@@ -249,10 +258,16 @@ export async function transitionKey(
   );
 }
 
-async function alreadyActive(q: Queryable, identity: string, keyId: string): Promise<RotorError> {
-  const other = await activeKey(q, identity);
+async function alreadyActive(
+  q: Queryable,
+  identity: string,
+  keyId: string,
+  role: KeyRole = 'signing',
+): Promise<RotorError> {
+  const other = role === 'root' ? undefined : await activeKey(q, identity, role);
+  const what = role === 'signing' ? 'an active key' : `an active ${role} key`;
   return new RotorError(
-    `key ${keyId} cannot become active: identity ${identity} already has an active key${other ? ` (${other.keyId})` : ''}`,
+    `key ${keyId} cannot become active: identity ${identity} already has ${what}${other ? ` (${other.keyId})` : ''}`,
     'KEY_ACTIVE_EXISTS',
   );
 }
@@ -268,24 +283,32 @@ export async function requireKey(q: Queryable, keyId: string): Promise<KeyRecord
   return key;
 }
 
-/** The identity's signing key; a partial unique index guarantees there is at most one. */
-export async function activeKey(q: Queryable, identity: string): Promise<KeyRecord | undefined> {
+/**
+ * The identity's active signing key (or, given a role, its active revocation key); a partial
+ * unique index guarantees there is at most one. Root keys come in sets: see `activeRootKeys`.
+ */
+export async function activeKey(
+  q: Queryable,
+  identity: string,
+  role: 'signing' | 'revocation' = 'signing',
+): Promise<KeyRecord | undefined> {
   const { rows } = await q.query<KeyRow>(
-    "SELECT * FROM signing_keys WHERE identity = $1 AND state = 'active'",
-    [identity],
+    "SELECT * FROM signing_keys WHERE identity = $1 AND state = 'active' AND role = $2",
+    [identity, role],
   );
   return rows[0] ? toRecord(rows[0]) : undefined;
 }
 
 export async function listKeys(
   q: Queryable,
-  filter: { identity?: string; state?: KeyState } = {},
+  filter: { identity?: string; state?: KeyState; role?: KeyRole } = {},
 ): Promise<KeyRecord[]> {
   const { rows } = await q.query<KeyRow>(
     `SELECT * FROM signing_keys
      WHERE ($1::text IS NULL OR identity = $1) AND ($2::text IS NULL OR state = $2)
+       AND ($3::text IS NULL OR role = $3)
      ORDER BY identity, created_at, key_id`,
-    [filter.identity ?? null, filter.state ?? null],
+    [filter.identity ?? null, filter.state ?? null, filter.role ?? null],
   );
   return rows.map(toRecord);
 }

@@ -1,21 +1,31 @@
 /**
- * A reference verifier: what a verifier sidecar does. It fetches the trust anchor and the CRL over
- * HTTP and keeps them for their Cache-Control lifetime, verifies manifests with the interop core,
- * counts VALID results per key_id, and checks in with rotor's registry. The rotation's adoption
- * step reads those check-ins, so adoption is observed rather than assumed.
+ * A reference verifier: what a verifier sidecar does. It fetches the signed trust anchor and the
+ * CRL over HTTP and keeps them for their Cache-Control lifetime, verifies manifests with the
+ * interop core, counts VALID results per key_id, and checks in with rotor's registry. The
+ * rotation's adoption step reads those check-ins, so adoption is observed rather than assumed.
+ *
+ * It fails closed (issue 12): the anchor root is pinned out of band; only a signed anchor that a
+ * threshold of the pinned root keys signed is adopted; a lower version, an expired anchor, an
+ * unsigned one and a plain-http URL off this machine are refused; fetches have a timeout and a
+ * size limit; and when refreshing fails, the last trusted anchor is used only until its own
+ * `expires_at`, after which nothing verifies.
  */
-import { errorMessage, RotorError, UsageError } from '../errors';
+import { RotorError, UsageError } from '../errors';
 import {
+  b64urlDecode,
+  MAX_SIGNED_ANCHOR_BYTES,
+  type RootSet,
   readCrl,
-  type TrustAnchorDocument,
+  rootSetFromPublicKeys,
+  type TrustedAnchor,
   trustedKeysFromAnchor,
   type Verdict,
-  validateTrustAnchor,
   verifyCoseEnvelope,
   verifyManifest,
+  verifySignedAnchor,
 } from '../manifest';
 import { rejectionReason } from '../manifest/rejection';
-import { type CachedBody, causeOf, detailOf, fetchCached, isFresh } from './http-cache';
+import { type CachedBody, causeOf, checkTransport, detailOf, fetchCached, isFresh } from './http-cache';
 
 /** A manifest as presented: v0.1 JSON text, or a v0.2 COSE envelope's bytes. */
 export type ManifestInput = string | Uint8Array;
@@ -27,7 +37,29 @@ export function manifestFromLine(line: string): ManifestInput {
 }
 
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
+export const SIGNED_TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
 export const CRL_PATH = '/.well-known/agent-manifest/revocation';
+
+/** A pinned root from base64url public keys (the `--root` flags), threshold default 1. */
+export function pinnedRoot(publicKeysB64url: string[], threshold = 1): RootSet {
+  if (publicKeysB64url.length === 0) {
+    throw new UsageError(
+      'a verifier needs at least one pinned root key (--root B64URL, from rotor anchor root show)',
+    );
+  }
+  const keys = publicKeysB64url.map((k, i) => {
+    try {
+      return b64urlDecode(k, `root key ${i + 1}`);
+    } catch (err) {
+      throw new UsageError((err as Error).message, 'VERIFIER_ROOT');
+    }
+  });
+  try {
+    return rootSetFromPublicKeys(keys, threshold);
+  } catch (err) {
+    throw new UsageError((err as Error).message, 'VERIFIER_ROOT');
+  }
+}
 
 export interface ReferenceVerifierOptions {
   /** The verifier's id in the registry (a SPIFFE id is fine: it is percent-encoded in the path). */
@@ -38,6 +70,12 @@ export interface ReferenceVerifierOptions {
   identity?: string;
   /** Bearer token for check-in. */
   checkInToken: string;
+  /** The anchor root, configured out of band (`rotor anchor root show`). Required. */
+  root: RootSet;
+  /** Per fetch (default 10 s). */
+  fetchTimeoutMs?: number;
+  /** Largest CRL accepted (default 64 MiB); the signed anchor is capped at 256 KiB. */
+  maxCrlBytes?: number;
   now?: () => Date;
 }
 
@@ -51,20 +89,19 @@ export interface RunLoopOptions {
   onError?: (err: unknown) => void;
 }
 
-interface HeldAnchor {
-  document: TrustAnchorDocument;
-  version: number;
-}
-
 export class ReferenceVerifier {
   readonly id: string;
   readonly #baseUrl: string;
   readonly #identity: string | undefined;
   readonly #token: string;
   readonly #now: () => Date;
+  readonly #fetchTimeoutMs: number;
+  readonly #maxCrlBytes: number;
+  /** The pinned root; replaced by the anchor's root set after a trusted root rotation. */
+  #root: RootSet;
   #anchorBody: CachedBody | undefined;
   #crlBody: CachedBody | undefined;
-  #anchor: HeldAnchor | undefined;
+  #anchor: TrustedAnchor | undefined;
   /** manifest_ids the held CRL revokes, by records whose signature verifies with the held anchor's keys. */
   #revoked = new Set<string>();
   #crlRejected = 0;
@@ -85,19 +122,41 @@ export class ReferenceVerifier {
     } catch {
       throw new UsageError(`base URL ${JSON.stringify(options.baseUrl)} is not a URL`);
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-      throw new UsageError(`base URL ${options.baseUrl} must be http or https`);
-    }
+    checkTransport(base, 'base URL');
+    if (!options.root) throw new UsageError('a reference verifier needs a pinned anchor root (--root)');
     this.id = options.id;
+    this.#root = options.root;
+    this.#fetchTimeoutMs = options.fetchTimeoutMs ?? 10_000;
+    this.#maxCrlBytes = options.maxCrlBytes ?? 64 * 1024 * 1024;
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#identity = options.identity;
     this.#token = options.checkInToken;
     this.#now = options.now ?? (() => new Date());
   }
 
-  /** The version of the trust anchor held; 0 before one was fetched (or for an unversioned one). */
+  /** The version of the trust anchor held; 0 before one was trusted. */
   get anchorVersion(): number {
     return this.#anchor?.version ?? 0;
+  }
+
+  /** SHA-256 (hex) of the signed anchor held, exactly as fetched; null before one was trusted. */
+  get anchorSha256(): string | null {
+    return this.#anchor?.sha256 ?? null;
+  }
+
+  /** When the held anchor stops being usable; null before one was trusted. */
+  get anchorExpiresAt(): Date | null {
+    return this.#anchor?.expiresAt ?? null;
+  }
+
+  /** The root set currently pinned (the configured one, or a rotated one the old set signed). */
+  get root(): RootSet {
+    return this.#root;
+  }
+
+  /** True while the held anchor is trusted and not expired. */
+  get anchorUsable(): boolean {
+    return this.#anchor !== undefined && this.#now().getTime() < this.#anchor.expiresAt.getTime();
   }
 
   /** Bare hex key_ids the held anchor makes trusted right now. */
@@ -134,8 +193,18 @@ export class ReferenceVerifier {
     const crlStale = !isFresh(this.#crlBody, nowMs);
     if (!anchorStale && !crlStale) return;
     const [anchor, crl] = await Promise.allSettled([
-      anchorStale ? fetchCached(this.#url(TRUST_ANCHOR_PATH), this.#anchorBody, nowMs) : undefined,
-      crlStale ? fetchCached(this.#url(CRL_PATH), this.#crlBody, nowMs) : undefined,
+      anchorStale
+        ? fetchCached(this.#url(SIGNED_TRUST_ANCHOR_PATH), this.#anchorBody, nowMs, {
+            timeoutMs: this.#fetchTimeoutMs,
+            maxBytes: MAX_SIGNED_ANCHOR_BYTES,
+          })
+        : undefined,
+      crlStale
+        ? fetchCached(this.#url(CRL_PATH), this.#crlBody, nowMs, {
+            timeoutMs: this.#fetchTimeoutMs,
+            maxBytes: this.#maxCrlBytes,
+          })
+        : undefined,
     ]);
     let keysChanged = false;
     let crlChanged = false;
@@ -144,8 +213,7 @@ export class ReferenceVerifier {
     else if (anchor.value) {
       if (anchor.value.changed) {
         try {
-          this.#anchor = this.#readAnchor(anchor.value.body.text);
-          keysChanged = true;
+          keysChanged = this.#adoptAnchor(anchor.value.body.text);
         } catch (err) {
           // An anchor that does not validate is not adopted, and not cached as if it had been.
           failures.push(err);
@@ -168,14 +236,22 @@ export class ReferenceVerifier {
    * anchor and CRL; a VALID result counts for its key_id.
    */
   verify(manifest: ManifestInput): Verdict {
-    const ctx = () => ({ trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() });
     let verdict: Verdict;
-    if (!this.#anchor)
-      verdict = { result: 'INVALID', keyId: null, reason: 'no trust anchor held yet: refresh() first' };
-    else if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx());
-    else {
-      const v = verifyCoseEnvelope(manifest, ctx());
-      verdict = { result: v.result, keyId: v.keyId, reason: v.reason };
+    if (!this.#anchor) {
+      verdict = { result: 'INVALID', keyId: null, reason: 'no trusted anchor held yet: refresh() first' };
+    } else if (!this.anchorUsable) {
+      verdict = {
+        result: 'INVALID',
+        keyId: null,
+        reason: `the trusted anchor (version ${this.#anchor.version}) expired at ${this.#anchor.expiresAt.toISOString()} and no newer one could be fetched`,
+      };
+    } else {
+      const ctx = { trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() };
+      if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx);
+      else {
+        const v = verifyCoseEnvelope(manifest, ctx);
+        verdict = { result: v.result, keyId: v.keyId, reason: v.reason };
+      }
     }
     if (verdict.result === 'VALID' && verdict.keyId !== null) {
       this.#validCounts.set(verdict.keyId, (this.#validCounts.get(verdict.keyId) ?? 0) + 1);
@@ -277,22 +353,34 @@ export class ReferenceVerifier {
     return `${this.#baseUrl}${path}`;
   }
 
-  #readAnchor(text: string): HeldAnchor {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
+  /**
+   * Verifies a fetched signed anchor against the pinned root and, when trusted and newer, holds
+   * it. Returns whether the held anchor changed. The same version with other bytes is refused
+   * like a lower one: a version names exactly one anchor.
+   */
+  #adoptAnchor(text: string): boolean {
+    const held = this.#anchor;
+    const trusted = verifySignedAnchor(text, {
+      trusted: this.#root,
+      now: this.#now(),
+      minVersion: held?.version,
+      identity: this.#identity ?? held?.payload.identity,
+      source: `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}`,
+    });
+    if (held && trusted.version === held.version) {
+      if (trusted.sha256 === held.sha256) return false;
       throw new RotorError(
-        `the trust anchor at ${this.#url(TRUST_ANCHOR_PATH)} is not JSON: ${errorMessage(err)}`,
-        'VERIFIER_ANCHOR',
+        `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}: version ${trusted.version} with different content than the one held: refused`,
+        'ANCHOR_UNTRUSTED',
       );
     }
-    const document = validateTrustAnchor(parsed);
-    return { document, version: document.version ?? 0 };
+    this.#anchor = trusted;
+    this.#root = trusted.root;
+    return true;
   }
 
   #trustedKeys(): Map<string, Uint8Array> {
-    if (!this.#anchor) return new Map();
+    if (!this.#anchor || !this.anchorUsable) return new Map();
     return trustedKeysFromAnchor(this.#anchor.document, { now: this.#now() });
   }
 
@@ -302,6 +390,9 @@ export class ReferenceVerifier {
     const signers = this.#anchor
       ? trustedKeysFromAnchor(this.#anchor.document)
       : new Map<string, Uint8Array>();
+    // The identity's revocation authority (ADR-0007) signs records across key rotations.
+    const rk = this.#anchor?.payload.revocation_key;
+    if (rk) signers.set(rk.key_id, b64urlDecode(rk.public_key));
     const report = await readCrl(text, signers);
     this.#revoked = new Set(report.accepted.map((r) => r.manifestId));
     this.#crlRejected = report.rejected.length;

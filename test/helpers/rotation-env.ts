@@ -11,13 +11,15 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createActivities } from '../../src/activities';
+import { rootSetOf } from '../../src/activities/anchor-signing';
 import type { ActivityDeps } from '../../src/activities/deps';
 import { initIdentity } from '../../src/activities/identity';
 import type { CustodianKind, KeyCustodian } from '../../src/custody/custodian';
 import { openCustodian } from '../../src/custody/index';
 import { openSoftwareCustodian } from '../../src/custody/software';
 import { createHttpService, type HttpService } from '../../src/http/service';
-import type { Signer } from '../../src/manifest';
+import type { RootSet, Signer } from '../../src/manifest';
+import { currentRootSet } from '../../src/store/anchor-roots';
 import { importManifests } from '../../src/store/manifests';
 import { syntheticManifests } from '../../src/synthetic/manifests';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
@@ -65,6 +67,8 @@ export interface RotationEnv {
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   initIdentity(identity: string): Promise<Signer>;
+  /** The identity's anchor root set, as a verifier pins it. */
+  rootOf(identity: string): Promise<RootSet>;
   seed(identity: string, signer: Signer, count: number): Promise<void>;
   start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
@@ -139,6 +143,11 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
         `test-${identity}-${randomBytes(4).toString('hex')}`,
       );
       return custodian.signer(key.handle);
+    },
+    async rootOf(identity) {
+      const root = await currentRootSet(db.pool, identity);
+      if (!root) throw new Error(`identity ${identity} has no anchor root`);
+      return rootSetOf(root);
     },
     async seed(_identity, signer, count) {
       let batch: { text: string; source: string }[] = [];

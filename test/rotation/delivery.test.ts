@@ -40,6 +40,7 @@ describe('manifest delivery in the safe order', () => {
       id: 'sidecar-1',
       baseUrl: env.baseUrl,
       checkInToken: CHECKIN_TOKEN,
+      root: await env.rootOf('default'),
     });
     await verifier.refresh();
     await verifier.checkIn();

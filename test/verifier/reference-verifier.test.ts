@@ -15,7 +15,12 @@ import { type Signer, signManifest, signRevocation, softwareSigner } from '../..
 import { appendRevocations } from '../../src/store/revocations';
 import { publishTrustAnchor } from '../../src/store/trust-anchors';
 import { getVerifier } from '../../src/store/verifiers';
-import { CRL_PATH, ReferenceVerifier, TRUST_ANCHOR_PATH } from '../../src/verifier/reference-verifier';
+import {
+  CRL_PATH,
+  ReferenceVerifier,
+  SIGNED_TRUST_ANCHOR_PATH as TRUST_ANCHOR_PATH,
+} from '../../src/verifier/reference-verifier';
+import { pinnedRootOf, testAnchorSigning } from '../helpers/anchor-signing';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
@@ -27,6 +32,10 @@ const IDENTITY = 'default';
 const keyA = softwareSigner(new Uint8Array(32).fill(11));
 const keyB = softwareSigner(new Uint8Array(32).fill(12));
 const outsider = softwareSigner(new Uint8Array(32).fill(13));
+const rootKey = softwareSigner(new Uint8Array(32).fill(14));
+const root = pinnedRootOf([rootKey]);
+const signing = testAnchorSigning([rootKey]);
+const rootB64 = Buffer.from(rootKey.publicKey).toString('base64url');
 
 let seq = 0;
 function unsignedManifest(): { id: string; text: string } {
@@ -93,7 +102,12 @@ describe('ReferenceVerifier', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    await publishTrustAnchor(db.pool, IDENTITY, { activeKeyId: keyA.keyId, keys: [anchorKey(keyA)] });
+    await publishTrustAnchor(
+      db.pool,
+      IDENTITY,
+      { activeKeyId: keyA.keyId, keys: [anchorKey(keyA)] },
+      signing,
+    );
     service = createHttpService({
       pool: db.pool,
       anchorMaxAgeSeconds: ANCHOR_MAX_AGE,
@@ -120,7 +134,7 @@ describe('ReferenceVerifier', () => {
   });
 
   it('fetches the anchor and the CRL, keeps them for max-age, then revalidates with If-None-Match', async () => {
-    const v = new ReferenceVerifier({ id: 'cache-probe', baseUrl, checkInToken: TOKEN, now });
+    const v = new ReferenceVerifier({ id: 'cache-probe', baseUrl, checkInToken: TOKEN, now, root });
     expect(v.anchorVersion).toBe(0);
     await v.refresh();
     expect(v.anchorVersion).toBe(1);
@@ -129,10 +143,12 @@ describe('ReferenceVerifier', () => {
     expect(fetchesOf(CRL_PATH)).toHaveLength(1);
 
     // A new anchor is published, but the held copy is still fresh: nothing is fetched.
-    await publishTrustAnchor(db.pool, IDENTITY, {
-      activeKeyId: keyB.keyId,
-      keys: [anchorKey(keyA), anchorKey(keyB)],
-    });
+    await publishTrustAnchor(
+      db.pool,
+      IDENTITY,
+      { activeKeyId: keyB.keyId, keys: [anchorKey(keyA), anchorKey(keyB)] },
+      signing,
+    );
     clockMs += (CRL_MAX_AGE - 1) * 1000;
     await v.refresh();
     expect(fetchesOf(TRUST_ANCHOR_PATH)).toHaveLength(1);
@@ -184,7 +200,7 @@ describe('ReferenceVerifier', () => {
       { manifestId: revoked.id, line, signerKeyId: keyB.keyId, revokedAt: record.revoked_at },
     ]);
 
-    const v = new ReferenceVerifier({ id: 'verdicts', baseUrl, checkInToken: TOKEN, now });
+    const v = new ReferenceVerifier({ id: 'verdicts', baseUrl, checkInToken: TOKEN, now, root });
     expect(v.verify(good.text).result).toBe('INVALID'); // nothing held yet
     await v.refresh();
     expect(v.revokedCount).toBe(1);
@@ -205,6 +221,7 @@ describe('ReferenceVerifier', () => {
       baseUrl,
       checkInToken: TOKEN,
       now,
+      root,
     });
     await v.refresh();
     const m = await signedManifest(keyB);
@@ -221,14 +238,14 @@ describe('ReferenceVerifier', () => {
   });
 
   it('reports a refused check-in with the status and the service’s reason', async () => {
-    const v = new ReferenceVerifier({ id: 'wrong-token', baseUrl, checkInToken: 'not-the-token', now });
+    const v = new ReferenceVerifier({ id: 'wrong-token', baseUrl, checkInToken: 'not-the-token', now, root });
     await v.refresh();
     await expect(v.checkIn()).rejects.toThrow(/refused with 401: the bearer token is not valid/);
     expect(await getVerifier(db.pool, 'wrong-token')).toBeNull();
   });
 
   it('keeps what it holds when the service is unreachable, and says where it failed', async () => {
-    const v = new ReferenceVerifier({ id: 'offline', baseUrl, checkInToken: TOKEN, now });
+    const v = new ReferenceVerifier({ id: 'offline', baseUrl, checkInToken: TOKEN, now, root });
     await v.refresh();
     const held = v.anchorVersion;
     const other = createHttpService({ pool: db.pool, anchorMaxAgeSeconds: 1, identity: IDENTITY });
@@ -239,6 +256,7 @@ describe('ReferenceVerifier', () => {
       baseUrl: `http://127.0.0.1:${port}`,
       checkInToken: TOKEN,
       now,
+      root,
     });
     await expect(gone.refresh()).rejects.toThrow(`cannot reach http://127.0.0.1:${port}${TRUST_ANCHOR_PATH}`);
     expect(gone.anchorVersion).toBe(0);
@@ -247,7 +265,7 @@ describe('ReferenceVerifier', () => {
 
   it('runs refresh, verify and check-in in a loop until stopped', async () => {
     const manifest = await signedManifest(keyA);
-    const v = new ReferenceVerifier({ id: 'looper', baseUrl, checkInToken: TOKEN, now });
+    const v = new ReferenceVerifier({ id: 'looper', baseUrl, checkInToken: TOKEN, now, root });
     const errors: unknown[] = [];
     let cycles = 0;
     const loop = v.runLoop({
@@ -277,7 +295,19 @@ describe('ReferenceVerifier', () => {
       const foreign = await signedManifest(outsider);
       writeFileSync(file, `${good.text}\n\n${foreign.text}\n`);
       const run = await rotor(
-        ['verifier', 'run', '--id', 'cli-once', '--base-url', baseUrl, '--manifests', file, '--once'],
+        [
+          'verifier',
+          'run',
+          '--id',
+          'cli-once',
+          '--base-url',
+          baseUrl,
+          '--manifests',
+          file,
+          '--once',
+          '--root',
+          rootB64,
+        ],
         { ROTOR_CHECKIN_TOKEN: TOKEN },
       );
       expect(run.stderr).toBe('');
@@ -291,9 +321,12 @@ describe('ReferenceVerifier', () => {
       });
       expect((await getVerifier(db.pool, 'cli-once'))?.validCounts).toEqual({ [keyB.keyId]: 1 });
 
-      const noToken = await rotor(['verifier', 'run', '--id', 'cli-x', '--base-url', baseUrl, '--once'], {
-        ROTOR_CHECKIN_TOKEN: '',
-      });
+      const noToken = await rotor(
+        ['verifier', 'run', '--id', 'cli-x', '--base-url', baseUrl, '--once', '--root', rootB64],
+        {
+          ROTOR_CHECKIN_TOKEN: '',
+        },
+      );
       expect(noToken.code).toBe(2);
       expect(noToken.stderr).toMatch(/^rotor: .*ROTOR_CHECKIN_TOKEN/);
       expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
@@ -309,6 +342,8 @@ describe('ReferenceVerifier', () => {
           '--once',
           '--manifests',
           join(dir, 'nope.jsonl'),
+          '--root',
+          rootB64,
         ],
         { ROTOR_CHECKIN_TOKEN: TOKEN },
       );

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
 import { initIdentity } from '../../activities/identity';
+import { positiveInt } from '../../config';
 import {
   custodianKindFromEnv,
   type KeyCustodian,
@@ -12,6 +14,7 @@ import { withPool } from '../../store/db';
 import {
   KEY_STATES,
   type KeyRecord,
+  type KeyRole,
   type KeyState,
   keyTransitions,
   listKeys,
@@ -30,23 +33,60 @@ export function registerKeyCommands(program: Command): void {
     .requiredOption('--identity <name>', 'the signing identity')
     .option('--custodian <kind>', 'pkcs11 or software (default: ROTOR_CUSTODIAN, else software)')
     .option('--label <label>', "the key's label in the custodian (default: rotor/<identity>/<time>)")
-    .action(async (opts: { identity: string; custodian?: string; label?: string }) => {
-      const kind = opts.custodian
-        ? parseCustodianKind(opts.custodian, '--custodian')
-        : custodianKindFromEnv();
-      if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
-      await withPool(async (pool) => {
-        await withCustodian(kind, async (custodian) => {
-          const { key: record, anchor } = await initIdentity(pool, custodian, opts.identity, opts.label);
-          process.stderr.write(
-            `key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n`,
-          );
-          process.stdout.write(
-            `${JSON.stringify({ ...keyJson(record), trust_anchor: { version: anchor.version, etag: anchor.etag } }, null, 2)}\n`,
-          );
+    .option('--root-keys <n>', 'anchor root keys to generate alongside (they sign every trust anchor)', '1')
+    .option('--root-threshold <n>', 'how many root keys must sign an anchor', '1')
+    .action(
+      async (opts: {
+        identity: string;
+        custodian?: string;
+        label?: string;
+        rootKeys: string;
+        rootThreshold: string;
+      }) => {
+        const kind = opts.custodian
+          ? parseCustodianKind(opts.custodian, '--custodian')
+          : custodianKindFromEnv();
+        if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
+        await withPool(async (pool) => {
+          await withCustodian(kind, async (custodian) => {
+            const rootThreshold = positiveInt(opts.rootThreshold, '--root-threshold', 1);
+            const {
+              key: record,
+              anchor,
+              rootKeys,
+              revocationKey,
+            } = await initIdentity(pool, custodian, opts.identity, opts.label, {
+              rootKeys: positiveInt(opts.rootKeys, '--root-keys', 1),
+              rootThreshold,
+              anchorLifetimeSeconds: anchorLifetimeFromEnv(),
+            });
+            const pins = rootKeys.map((k) => `--root ${b64urlEncode(k.publicKey)}`).join(' ');
+            process.stderr.write(
+              `key ${record.keyId} is now the active key of ${record.identity} (${kind} custodian)\n` +
+                `anchor root: ${rootKeys.length} key(s), threshold ${rootThreshold}; verifiers pin: ${pins}\n`,
+            );
+            process.stdout.write(
+              `${JSON.stringify(
+                {
+                  ...keyJson(record),
+                  trust_anchor: { version: anchor.version, etag: anchor.etag, jws_sha256: anchor.jwsSha256 },
+                  anchor_root: {
+                    threshold: rootThreshold,
+                    keys: rootKeys.map((k) => ({ kid: k.keyId, public_key: b64urlEncode(k.publicKey) })),
+                  },
+                  revocation_key: {
+                    key_id: revocationKey.keyId,
+                    public_key: b64urlEncode(revocationKey.publicKey),
+                  },
+                },
+                null,
+                2,
+              )}\n`,
+            );
+          });
         });
-      });
-    });
+      },
+    );
 
   key
     .command('list')
@@ -54,7 +94,11 @@ export function registerKeyCommands(program: Command): void {
     .option('--json', 'JSON instead of a table')
     .option('--identity <name>', 'only this identity')
     .option('--state <state>', `only keys in this state (${KEY_STATES.join(', ')})`)
-    .action(async (opts: { json?: boolean; identity?: string; state?: string }) => {
+    .option('--role <role>', 'signing (manifest signing keys), root, revocation or all', 'signing')
+    .action(async (opts: { json?: boolean; identity?: string; state?: string; role: string }) => {
+      if (!['signing', 'root', 'revocation', 'all'].includes(opts.role)) {
+        throw new UsageError(`--role must be one of signing, root, revocation, all, got '${opts.role}'`);
+      }
       if (opts.state !== undefined && !(KEY_STATES as readonly string[]).includes(opts.state)) {
         throw new UsageError(`--state must be one of ${KEY_STATES.join(', ')}, got '${opts.state}'`);
       }
@@ -62,6 +106,7 @@ export function registerKeyCommands(program: Command): void {
         const keys = await listKeys(pool, {
           identity: opts.identity,
           state: opts.state as KeyState | undefined,
+          role: opts.role === 'all' ? undefined : (opts.role as KeyRole),
         });
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(keys.map(keyJson), null, 2)}\n`);
@@ -127,6 +172,7 @@ function keyJson(k: KeyRecord) {
     algorithm: k.algorithm,
     public_key: b64urlEncode(k.publicKey),
     state: k.state,
+    role: k.role,
     custodian: k.custodian,
     handle: k.handle,
     created_at: iso(k.createdAt),
@@ -140,7 +186,7 @@ function keyJson(k: KeyRecord) {
   };
 }
 
-async function withCustodian<T>(
+export async function withCustodian<T>(
   kind: 'pkcs11' | 'software',
   fn: (c: KeyCustodian) => Promise<T>,
 ): Promise<T> {

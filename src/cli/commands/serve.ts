@@ -11,15 +11,21 @@
  *                         and the wait a rotation sits out after publishing (default 300)
  *   ROTOR_CHECKIN_TOKEN   bearer token verifiers present at check-in; without it check-in answers 503
  *   ROTOR_IDENTITY        signing identity whose trust anchor is served (default 'default')
+ *   ROTOR_PAGE_TOKEN      token of the live rotation page at /rotations/{identity} (Bearer, or HTTP
+ *                         Basic with the token as password); unset: the page answers 503
+ *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE  where the page reads rotation status from (a query)
  *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
  *                         (default 60); the pickup gate waits at least this long for agents
  */
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { databaseUrl, positiveInt } from '../../config';
 import { UsageError } from '../../errors';
 import { createHttpService } from '../../http/service';
 import { connect, type Pool } from '../../store/db';
 import { publishCrlToFile } from '../../store/revocations';
+import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../workflows/rotation-api';
+import { type CliTemporal, connectTemporal, needingWorker } from '../temporal-client';
 
 type Env = Record<string, string | undefined>;
 
@@ -30,6 +36,7 @@ export interface ServeConfig {
   checkInToken: string | undefined;
   identity: string;
   manifestMaxAgeSeconds: number;
+  pageToken: string | undefined;
 }
 
 export function serveConfig(env: Env = process.env): ServeConfig {
@@ -51,10 +58,46 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
     identity,
     manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
+    pageToken: env.ROTOR_PAGE_TOKEN || undefined,
   };
 }
 
 const CRL_FILE_INTERVAL_SECONDS = 30;
+
+/**
+ * The rotation page's status source: a query of `rotation/{identity}` over one Temporal connection
+ * made on first use (rotor serve starts and serves the anchor even while Temporal is away).
+ */
+export function lazyTemporalStatus(): {
+  status: (identity: string) => Promise<RotationStatus | null>;
+  close: () => Promise<void>;
+} {
+  let connecting: Promise<CliTemporal> | undefined;
+  return {
+    async status(identity) {
+      connecting ??= connectTemporal().catch((err: unknown) => {
+        connecting = undefined;
+        throw err;
+      });
+      const t = await connecting;
+      try {
+        return await needingWorker(t, 'the status query', 5, () =>
+          t.client.workflow.getHandle(rotationWorkflowId(identity)).query(statusQuery),
+        );
+      } catch (err) {
+        if (
+          err instanceof WorkflowNotFoundError ||
+          (err as { name?: string }).name === 'WorkflowNotFoundError'
+        )
+          return null;
+        throw err;
+      }
+    },
+    async close() {
+      if (connecting) await (await connecting.catch(() => undefined))?.close();
+    },
+  };
+}
 
 async function publishCrl(pool: Pool, file: string): Promise<void> {
   const result = await publishCrlToFile(pool, file);
@@ -87,12 +130,15 @@ export function registerServeCommands(program: Command): void {
         }
         return;
       }
+      const temporal = lazyTemporalStatus();
       const service = createHttpService({
         pool,
         anchorMaxAgeSeconds: config.anchorMaxAgeSeconds,
         checkInToken: config.checkInToken,
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
+        pageToken: config.pageToken,
+        rotationStatus: config.pageToken ? temporal.status : undefined,
         log: (line) => process.stderr.write(`rotor serve: ${line}\n`),
       });
       let port: number;
@@ -122,6 +168,7 @@ export function registerServeCommands(program: Command): void {
       });
       clearInterval(timer);
       await service.close();
+      await temporal.close();
       await pool.end();
     });
 }

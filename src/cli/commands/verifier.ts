@@ -3,7 +3,12 @@ import type { Command } from 'commander';
 import { positiveInt } from '../../config';
 import { errorMessage, UsageError } from '../../errors';
 import type { Verdict } from '../../manifest';
-import { type ManifestInput, manifestFromLine, ReferenceVerifier } from '../../verifier/reference-verifier';
+import {
+  type ManifestInput,
+  manifestFromLine,
+  pinnedRoot,
+  ReferenceVerifier,
+} from '../../verifier/reference-verifier';
 
 interface RunOptions {
   id: string;
@@ -12,6 +17,8 @@ interface RunOptions {
   identity?: string;
   manifests?: string;
   once?: boolean;
+  root: string[];
+  rootThreshold: string;
 }
 
 export function registerVerifierCommands(program: Command): void {
@@ -29,6 +36,12 @@ export function registerVerifierCommands(program: Command): void {
       '--identity <name>',
       'signing identity whose anchor this verifier holds (default: $ROTOR_IDENTITY)',
     )
+    .requiredOption(
+      '--root <b64url>',
+      'a pinned anchor root public key (rotor anchor root show); repeat for each root key',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--root-threshold <n>', 'how many pinned root keys must sign an anchor', '1')
     .option(
       '--manifests <file>',
       'one manifest per line (v0.1 JSON text, or a v0.2 envelope as hex), re-read each cycle and verified',
@@ -41,6 +54,7 @@ export function registerVerifierCommands(program: Command): void {
         baseUrl: opts.baseUrl,
         identity: opts.identity ?? (process.env.ROTOR_IDENTITY || undefined),
         checkInToken: process.env.ROTOR_CHECKIN_TOKEN ?? '',
+        root: pinnedRoot(opts.root, positiveInt(opts.rootThreshold, '--root-threshold', 1)),
       });
       const manifests = () => (opts.manifests ? readManifestLines(opts.manifests) : []);
       const printCycle = (verdicts: Verdict[]) =>
@@ -97,6 +111,7 @@ function cycleSummary(v: ReferenceVerifier, verdicts: Verdict[]) {
   return {
     verifier_id: v.id,
     anchor_version: v.anchorVersion,
+    anchor_sha256: v.anchorSha256,
     trusted_key_ids: v.trustedKeyIds,
     revoked: v.revokedCount,
     results,

@@ -1,0 +1,251 @@
+/**
+ * `rotor anchor`: the anchor root (root keys that sign every trust anchor, issue 12) and the
+ * offline check of a signed anchor, as any verifier would make it.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { initAnchorRoot, renewAnchor, rotateAnchorRoot } from '../../activities/anchor-root';
+import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
+import { positiveInt } from '../../config';
+import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
+import { custodianKindFromEnv, openCustodian, parseCustodianKind } from '../../custody/index';
+import { errorMessage, RotorError, UsageError } from '../../errors';
+import { b64urlEncode, parseTimestamp, verifySignedAnchor } from '../../manifest';
+import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
+import { withPool } from '../../store/db';
+import { currentTrustAnchor } from '../../store/trust-anchors';
+import { pinnedRoot } from '../../verifier/reference-verifier';
+import { withCustodian } from './key';
+
+function rootJson(root: StoredRootSet) {
+  return {
+    identity: root.identity,
+    root_version: root.rootVersion,
+    threshold: root.threshold,
+    keys: root.keys.map((k) => ({ kid: k.keyId, public_key: b64urlEncode(k.publicKey), state: k.state })),
+  };
+}
+
+function pinHint(root: StoredRootSet): string {
+  const flags = root.keys.map((k) => `--root ${b64urlEncode(k.publicKey)}`).join(' ');
+  return `verifiers pin: ${flags}${root.threshold > 1 ? ` --root-threshold ${root.threshold}` : ''}`;
+}
+
+interface RootOpts {
+  identity: string;
+  custodian?: string;
+  keys: string;
+  threshold: string;
+}
+
+export function registerAnchorCommands(program: Command): void {
+  const anchor = program
+    .command('anchor')
+    .description('signed trust anchors: the anchor root, renewal, verification');
+  const root = anchor.command('root').description("the identity's anchor root keys (TUF's root role)");
+
+  const kindOf = (opts: { custodian?: string }): CustodianKind =>
+    opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : custodianKindFromEnv();
+
+  root
+    .command('init')
+    .description(
+      'give an identity its first root key set (and revocation key) in the custodian, and publish its anchor signed by it',
+    )
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--custodian <kind>', 'pkcs11 or software (default: ROTOR_CUSTODIAN, else software)')
+    .option('--keys <n>', 'root keys to generate', '1')
+    .option('--threshold <n>', 'how many root keys must sign an anchor', '1')
+    .action(async (opts: RootOpts) => {
+      const kind = kindOf(opts);
+      await withPool((pool) =>
+        withCustodian(kind, async (custodian) => {
+          const change = await initAnchorRoot(pool, custodian, opts.identity, {
+            count: positiveInt(opts.keys, '--keys', 1),
+            threshold: positiveInt(opts.threshold, '--threshold', 1),
+            lifetimeSeconds: anchorLifetimeFromEnv(),
+          });
+          process.stderr.write(
+            `identity ${opts.identity}: root set ${change.root.rootVersion} (${change.root.keys.length} key(s), threshold ${change.root.threshold}); trust anchor v${change.anchor.version} signed\n${pinHint(change.root)}\n`,
+          );
+          process.stdout.write(`${JSON.stringify(rootJson(change.root), null, 2)}\n`);
+        }),
+      );
+    });
+
+  root
+    .command('rotate')
+    .description(
+      'a new root key set; the anchor naming it is signed by a threshold of the current set and of the new one, then the current set is retired',
+    )
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--custodian <kind>', 'pkcs11 or software (default: ROTOR_CUSTODIAN, else software)')
+    .option('--keys <n>', 'root keys in the new set', '1')
+    .option('--threshold <n>', 'how many keys of the new set must sign', '1')
+    .action(async (opts: RootOpts) => {
+      const kind = kindOf(opts);
+      await withPool(async (pool) => {
+        const before = await currentRootSet(pool, opts.identity);
+        // The current set's keys must sign too: open every custodian they live in.
+        const kinds = new Set<CustodianKind>([
+          kind,
+          ...((before?.keys.map((k) => k.custodian) ?? []) as CustodianKind[]),
+        ]);
+        const opened = new Map<CustodianKind, KeyCustodian>();
+        try {
+          for (const k of kinds) opened.set(k, await openCustodian(k));
+          const change = await rotateAnchorRoot(pool, opened.get(kind)!, opts.identity, {
+            count: positiveInt(opts.keys, '--keys', 1),
+            threshold: positiveInt(opts.threshold, '--threshold', 1),
+            lifetimeSeconds: anchorLifetimeFromEnv(),
+          });
+          process.stderr.write(
+            `identity ${opts.identity}: root set ${change.root.rootVersion} replaces ${before?.rootVersion}; trust anchor v${change.anchor.version} signed by both; ${change.retired.length} old root key(s) retired\n${pinHint(change.root)}\n`,
+          );
+          process.stdout.write(`${JSON.stringify(rootJson(change.root), null, 2)}\n`);
+        } finally {
+          for (const c of opened.values()) await c.close().catch(() => {});
+        }
+      });
+    });
+
+  root
+    .command('show')
+    .description("the identity's current root key set: what verifiers pin (--root flags on stderr)")
+    .requiredOption('--identity <name>', 'the signing identity')
+    .action(async (opts: { identity: string }) => {
+      await withPool(async (pool) => {
+        const current = await currentRootSet(pool, opts.identity);
+        if (!current) {
+          throw new RotorError(
+            `identity ${opts.identity} has no anchor root: rotor anchor root init --identity ${opts.identity}`,
+            'ROOT_NONE',
+          );
+        }
+        process.stdout.write(`${JSON.stringify(rootJson(current), null, 2)}\n`);
+        process.stderr.write(`${pinHint(current)}\n`);
+      });
+    });
+
+  anchor
+    .command('renew')
+    .description('re-sign the current anchor as a new version when it expires within --within seconds')
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--within <seconds>', 'renew when it expires sooner than this (default: half the lifetime)')
+    .action(async (opts: { identity: string; within?: string }) => {
+      const lifetime = anchorLifetimeFromEnv();
+      const within = positiveInt(opts.within, '--within', Math.floor(lifetime / 2));
+      const opened = new Map<CustodianKind, KeyCustodian>();
+      try {
+        await withPool(async (pool) => {
+          const result = await renewAnchor(
+            pool,
+            async (k) => {
+              let c = opened.get(k);
+              if (!c) {
+                c = await openCustodian(k);
+                opened.set(k, c);
+              }
+              return c;
+            },
+            opts.identity,
+            { withinSeconds: within, lifetimeSeconds: lifetime },
+          );
+          process.stderr.write(
+            result.published
+              ? `trust anchor of ${opts.identity} re-signed as v${result.version}, expires ${result.expiresAt?.toISOString()}\n`
+              : `trust anchor v${result.version} of ${opts.identity} expires ${result.expiresAt?.toISOString()}: not due\n`,
+          );
+          process.stdout.write(
+            `${JSON.stringify({ version: result.version, published: result.published, expires_at: result.expiresAt?.toISOString() ?? null })}\n`,
+          );
+        });
+      } finally {
+        for (const c of opened.values()) await c.close().catch(() => {});
+      }
+    });
+
+  anchor
+    .command('show')
+    .description(
+      'the signed anchor currently published for an identity, exactly as served (trust-anchor.jws)',
+    )
+    .requiredOption('--identity <name>', 'the signing identity')
+    .action(async (opts: { identity: string }) => {
+      await withPool(async (pool) => {
+        const current = await currentTrustAnchor(pool, opts.identity);
+        if (!current?.jws) {
+          throw new RotorError(`identity ${opts.identity} has no signed trust anchor`, 'ANCHOR_NONE');
+        }
+        process.stdout.write(current.jws);
+      });
+    });
+
+  anchor
+    .command('verify')
+    .description(
+      'verify a signed anchor (trust-anchor.jws) against pinned root keys; exit 0 only when it is trusted',
+    )
+    .argument('<file>', "the JWS file ('-' for stdin)")
+    .requiredOption(
+      '--root <b64url>',
+      'a pinned root public key; repeat for each',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--threshold <n>', 'how many pinned root keys must sign', '1')
+    .option('--now <iso>', 'judge expiry at this time instead of now')
+    .option('--min-version <n>', 'refuse anchors below this version (the version held: rollback)')
+    .option('--identity <name>', 'refuse an anchor of another identity')
+    .action(
+      async (
+        file: string,
+        opts: { root: string[]; threshold: string; now?: string; minVersion?: string; identity?: string },
+      ) => {
+        let now = new Date();
+        if (opts.now !== undefined) {
+          const t = parseTimestamp(opts.now);
+          if (typeof t === 'string') throw new UsageError(`--now: ${t}`);
+          now = new Date(t.epochMs);
+        }
+        let text: string;
+        try {
+          text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+        } catch (err) {
+          throw new UsageError(
+            `${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+          );
+        }
+        const trusted = verifySignedAnchor(text, {
+          trusted: pinnedRoot(opts.root, positiveInt(opts.threshold, '--threshold', 1)),
+          now,
+          minVersion:
+            opts.minVersion === undefined ? undefined : positiveInt(opts.minVersion, '--min-version', 1),
+          identity: opts.identity,
+          source: file === '-' ? 'stdin' : file,
+        });
+        process.stdout.write(
+          `${JSON.stringify(
+            {
+              trusted: true,
+              identity: trusted.payload.identity,
+              version: trusted.version,
+              issued_at: trusted.payload.issued_at,
+              expires_at: trusted.payload.expires_at,
+              active_key_id: trusted.document.active_key_id,
+              signed_by: trusted.signedBy,
+              root: trusted.payload.root,
+              sha256: trusted.sha256,
+            },
+            null,
+            2,
+          )}\n`,
+        );
+      },
+    );
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
