@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { UsageError } from './errors';
+import { LOG_LEVELS, type RotorLogLevel } from './log';
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -67,4 +68,13 @@ export function positiveInt(value: string | undefined, name: string, fallback: n
   if (!Number.isInteger(n) || n <= 0)
     throw new UsageError(`${name} must be a positive integer, got '${value}'`);
   return n;
+}
+
+/** ROTOR_LOG_LEVEL: the structured log's threshold (src/log.ts), default `info`. */
+export function logLevel(env: Env = process.env): RotorLogLevel {
+  const value = env.ROTOR_LOG_LEVEL;
+  if (value === undefined || value === '') return 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(value))
+    throw new UsageError(`ROTOR_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
+  return value as RotorLogLevel;
 }

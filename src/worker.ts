@@ -4,13 +4,14 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { type ActivityDeps, settingsFromEnv } from './activities/deps';
-import { databaseUrl, temporalConfig } from './config';
+import { databaseUrl, logLevel, temporalConfig } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
 import { errorMessage, RotorError } from './errors';
+import { createLogger, temporalLogger } from './log';
 import { connect, type Pool } from './store/db';
 
 /** This module runs from src/ (tsx, tests) or from dist/ (`npm run build`): `.ts` or `.js` siblings. */
@@ -44,6 +45,7 @@ export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
       return custodian;
     },
     async closeAll(): Promise<void> {
+      // A custodian that failed to open has nothing to close; its error went to the activity that asked.
       for (const c of opened.values()) await (await c.catch(() => undefined))?.close();
       opened.clear();
     },
@@ -82,6 +84,10 @@ export async function createRotorWorker(
 }
 
 async function main(): Promise<void> {
+  const logger = createLogger({ level: logLevel(), base: { component: 'worker' } });
+  // Before any connection: the Runtime is process-wide and takes its logger once. Activity and
+  // workflow lines then carry their workflow id, activity id and attempt.
+  Runtime.install({ logger: temporalLogger(logger) });
   const temporal = temporalConfig();
   const pool = await connect(databaseUrl());
   let connection: NativeConnection;
@@ -94,16 +100,17 @@ async function main(): Promise<void> {
       3,
     );
   }
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // No `log` line sink for the activities: under this worker they log through the Runtime logger
+  // (stepLog), which carries the workflow id; the sink is for embedders without one (the demo).
   const { worker, close } = await createRotorWorker({
     connection,
     namespace: temporal.namespace,
     taskQueue: temporal.taskQueue,
     pool,
-    log,
   });
-  log(
-    `rotor worker on ${temporal.address}, namespace ${temporal.namespace}, task queue ${temporal.taskQueue}`,
+  logger.info(
+    { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue },
+    'rotor worker started',
   );
   try {
     await worker.run();
@@ -116,6 +123,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().catch((err: unknown) => {
+    // One line, not a structured record: the logger may be what failed to start (a bad level).
     process.stderr.write(`rotor worker: ${errorMessage(err)}\n`);
     process.exit(err instanceof RotorError ? err.exitCode : 1);
   });

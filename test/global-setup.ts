@@ -10,6 +10,7 @@ import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { startDevServer } from '../src/temporal/dev-server';
 import { databaseUrlFor, dropRunDatabases } from './helpers/db-admin';
+import { MARK_VARIABLE, marked, settled } from './helpers/processes';
 
 export interface SoftHsmContext {
   available: boolean;
@@ -33,9 +34,14 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
   const adminUrl = databaseUrl();
+  // Every process started from here on (test workers, and whatever they start: servers, CLIs,
+  // demos, Postgres) inherits this mark, so the teardown can find any that is still alive.
+  const mark = `run-${runId}`;
+  process.env[MARK_VARIABLE] = mark;
   const cleanups: Array<() => Promise<void> | void> = [];
   const teardown = async () => {
     for (const fn of cleanups.reverse()) await fn();
+    await failOnLeftovers(mark);
   };
   try {
     // Postgres: a migrated template for this run.
@@ -87,4 +93,28 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw err;
   }
   return teardown;
+}
+
+/**
+ * Fails the run when a process the run started is still alive once everything was stopped: a
+ * test or a helper that leaks a server, a worker process or a CLI. The leftovers are then killed,
+ * so the machine is clean either way; the error names them.
+ */
+async function failOnLeftovers(mark: string): Promise<void> {
+  // The test workers themselves carry the mark; they are on their way out when this runs.
+  const isTestWorker = (command: string) => /node_modules[/\\](vitest|tinypool)[/\\]/.test(command);
+  const left = (await settled(() => marked(mark).filter((p) => !isTestWorker(p.command)), 10_000)).filter(
+    (p) => !isTestWorker(p.command),
+  );
+  if (left.length === 0) return;
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  throw new Error(
+    `the test run left ${left.length} process(es) running (now killed): ${left.map((p) => `${p.pid} ${p.command.slice(0, 160)}`).join('; ')}`,
+  );
 }

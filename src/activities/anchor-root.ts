@@ -126,6 +126,7 @@ async function newRootSet(
       return { root, anchor, retired };
     });
   } catch (err) {
+    // Best-effort cleanup of keys nothing refers to; the error that stopped the change is rethrown.
     for (const g of made) await custodian.destroy(g.handle).catch(() => {});
     throw err;
   }

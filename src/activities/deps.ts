@@ -3,6 +3,7 @@
  * The worker builds this from the environment; tests build it over their own database and token.
  */
 import { Context } from '@temporalio/activity';
+import type { Logger } from '@temporalio/common';
 import type { CustodianKind, KeyCustodian } from '../custody/custodian';
 import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
@@ -53,6 +54,17 @@ export function activityContext(): Context | undefined {
   try {
     return Context.current();
   } catch {
+    // Context.current() throws outside an activity: a direct call (benchmarks) has no context.
     return undefined;
   }
+}
+
+const SILENT: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The activity's logger: the worker's Runtime logger with the activity's workflow id, activity
+ * id, type and attempt attached by the SDK. Outside a worker (a direct call) lines are dropped.
+ */
+export function stepLog(): Logger {
+  return activityContext()?.log ?? SILENT;
 }

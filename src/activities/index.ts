@@ -7,7 +7,7 @@ import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
 import { deliveryActivities } from './delivery';
-import type { ActivityDeps } from './deps';
+import { type ActivityDeps, stepLog } from './deps';
 import { keygenActivities } from './keygen';
 import { notifyActivities } from './notify';
 import { preflightActivities } from './preflight';
@@ -16,7 +16,7 @@ import { resignActivities } from './resign';
 import { revokeActivities } from './revoke';
 
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return logged({
     ...preflightActivities(deps),
     ...keygenActivities(deps),
     ...resignActivities(deps),
@@ -27,7 +27,43 @@ export function createActivities(deps: ActivityDeps) {
     ...deliveryActivities(deps),
     ...auditActivities(deps),
     ...notifyActivities(deps),
-  };
+  });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: activities take any serialisable arguments
+type ActivityFunctions = Record<string, (...args: any[]) => Promise<unknown>>;
+
+/**
+ * One `info` line per finished activity, through the activity's logger (so it carries the
+ * workflow id, activity id and attempt): its name, duration and the scalar fields of its result.
+ * Results already go into the workflow history, which never holds secrets; the logger's
+ * redaction covers secret-named fields all the same. Failures are logged by the SDK (WARN).
+ */
+function logged<T extends ActivityFunctions>(activities: T): T {
+  const wrapped: ActivityFunctions = {};
+  for (const [name, activity] of Object.entries(activities)) {
+    wrapped[name] = async (...args) => {
+      const started = performance.now();
+      const result = await activity(...args);
+      stepLog().info(`${name} done`, {
+        activity: name,
+        durationMs: Math.round(performance.now() - started),
+        result: scalarFields(result),
+      });
+      return result;
+    };
+  }
+  return wrapped as T;
+}
+
+function scalarFields(value: unknown): Record<string, unknown> | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v === 'number' || typeof v === 'boolean') out[k] = v;
+    else if (typeof v === 'string' && v.length <= 128) out[k] = v;
+  }
+  return out;
 }
 
 export type RotationActivities = ReturnType<typeof createActivities>;

@@ -1,7 +1,7 @@
 /**
  * On-call notices: a JSON POST whose `text` reads well in Slack (incoming webhooks take it as is).
  */
-import type { ActivityDeps } from './deps';
+import { type ActivityDeps, stepLog } from './deps';
 import type { NotifyInput } from './types';
 
 export async function postToWebhook(url: string, body: Record<string, unknown>): Promise<void> {
@@ -19,6 +19,10 @@ export function notifyActivities(deps: ActivityDeps) {
   async function notifyOnCall(input: NotifyInput): Promise<{ delivered: boolean }> {
     if (!deps.settings.onCallWebhook) {
       deps.log?.(`[${input.severity}] ${input.text}`);
+      stepLog().warn('on-call notice (no webhook configured)', {
+        severity: input.severity,
+        text: input.text,
+      });
       return { delivered: false };
     }
     await postToWebhook(deps.settings.onCallWebhook, { text: input.text, severity: input.severity });

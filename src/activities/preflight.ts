@@ -9,7 +9,7 @@ import { activeKey } from '../store/keys';
 import { countManifests } from '../store/manifests';
 import { appendRevocations } from '../store/revocations';
 import { lastCompletedRotation } from '../store/rotations';
-import type { ActivityDeps } from './deps';
+import { type ActivityDeps, stepLog } from './deps';
 import { postToWebhook } from './notify';
 import type { Gate, PreflightInput, PreflightResult } from './types';
 
@@ -73,6 +73,7 @@ export function preflightActivities(deps: ActivityDeps) {
       }
     } else {
       deps.log?.(text);
+      stepLog().warn('on-call notice (no webhook configured)', { severity: 'warning', text });
       gate('on-call-notified', true, 'no ROTOR_ONCALL_WEBHOOK configured: notice written to the worker log');
     }
 

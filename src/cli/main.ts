@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { RotorError } from '../errors';
+import { cliLogger, isCliLogJson, setCliLogJson } from '../log';
 import { registerAnchorCommands } from './commands/anchor';
 import { registerAuditCommands } from './commands/audit';
 import { registerCrlCommands } from './commands/crl';
@@ -25,8 +26,10 @@ export function buildProgram(): Command {
   const program = new Command('rotor')
     .description('Staged, zero-downtime rotation of agent-manifest Ed25519 signing keys')
     .version('0.1.0')
+    .option('--log-json', 'log lines as JSON (pino) on stderr instead of human text; stdout is unchanged')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (root) => setCliLogJson(Boolean(root.opts().logJson)));
   registerDbCommands(program);
   registerKeyCommands(program);
   registerAnchorCommands(program);
@@ -66,7 +69,8 @@ export async function runCli(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof RotorError) {
-      process.stderr.write(`rotor: ${err.message}\n`);
+      if (isCliLogJson()) cliLogger('info').error({ code: err.code, exitCode: err.exitCode }, err.message);
+      else process.stderr.write(`rotor: ${err.message}\n`);
       return err.exitCode;
     }
     const message = err instanceof Error ? err.message : String(err);

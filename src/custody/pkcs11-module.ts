@@ -83,7 +83,9 @@ export function acquireModule(modulePath: string): ModuleLease {
         }
         try {
           entry.p11.close();
-        } catch {}
+        } catch {
+          // Finalizing a module that is going away anyway: nothing left to recover or report.
+        }
       }
     },
   };

@@ -117,7 +117,9 @@ function tokenFacts(info: pkcs11js.TokenInfo): TokenFacts {
 function closeQuietly(lease: ModuleLease, session: Handle): void {
   try {
     lease.p11.C_CloseSession(session);
-  } catch {}
+  } catch {
+    // A session that cannot be closed is gone already (token removed, module finalized).
+  }
 }
 
 export class Pkcs11Custodian implements KeyCustodian {
@@ -227,7 +229,9 @@ export class Pkcs11Custodian implements KeyCustodian {
         for (const object of [pair.publicKey, pair.privateKey]) {
           try {
             this.p11.C_DestroyObject(session, object);
-          } catch {}
+          } catch {
+            // Best-effort cleanup of a half-made pair; the error that made it half-made is rethrown below.
+          }
         }
         throw err;
       }
@@ -456,6 +460,7 @@ export class Pkcs11Custodian implements KeyCustodian {
       (name !== undefined && VANISHED.has(name)) ||
       (err instanceof RotorError && err.code === 'KEY_NOT_IN_CUSTODY');
     if (!lost && !unseen) return false;
+    // A failed re-login is judged by the epoch check below: the caller retries or reports the original error.
     await this.relogin().catch(() => false);
     // Restored by this call or by a concurrent one since the attempt began.
     return lost || this.loginEpoch !== epoch;

@@ -20,7 +20,7 @@ import {
   openCustodian,
   openSoftwareCustodian,
 } from '../custody/index';
-import { errorMessage, RotorError } from '../errors';
+import { errorMessage, RotorError, UsageError } from '../errors';
 import { createHttpService } from '../http/service';
 import { convertV01ToV02, signCoseRoot } from '../manifest';
 import { connect, type Pool } from '../store/db';
@@ -48,7 +48,6 @@ const TASK_QUEUE = 'rotor';
 const NAMESPACE = 'default';
 const VERIFIER_IDS = ['sidecar-a', 'sidecar-b'];
 const VERIFIER_INTERVAL_MS = 1000;
-const SEED_BATCH = 500;
 /** Environment the worker's custodian reads, passed through when the PKCS#11 custodian is asked for. */
 const PKCS11_ENV = [
   'ROTOR_PKCS11_MODULE',
@@ -69,6 +68,22 @@ export interface DemoOptions {
   /** Aborted on Ctrl-C: the demo stops what it started and throws DemoInterrupted. */
   signal: AbortSignal;
 }
+
+/**
+ * The points at which the demo has started one more thing. `ROTOR_DEMO_FAIL_AT=<stage>` makes the
+ * demo fail right there, so a test can check that every failure stops all it started.
+ */
+export const DEMO_STAGES = [
+  'infrastructure',
+  'migrations',
+  'custodian',
+  'http',
+  'seed',
+  'verifiers',
+  'worker',
+  'rotation',
+] as const;
+export type DemoStage = (typeof DEMO_STAGES)[number];
 
 export class DemoInterrupted extends RotorError {
   constructor() {
@@ -103,6 +118,20 @@ async function demo(
   const check = () => {
     if (signal.aborted) throw new DemoInterrupted();
   };
+  const failAt = env.ROTOR_DEMO_FAIL_AT;
+  if (failAt && !(DEMO_STAGES as readonly string[]).includes(failAt)) {
+    throw new UsageError(`ROTOR_DEMO_FAIL_AT must be one of ${DEMO_STAGES.join(', ')}, got '${failAt}'`);
+  }
+  /** Interrupted, or the stage a test asked to fail at. */
+  const reached = (stage: DemoStage) => {
+    check();
+    if (stage === failAt) {
+      throw new RotorError(
+        `injected failure at stage ${stage} (ROTOR_DEMO_FAIL_AT)`,
+        'DEMO_INJECTED_FAILURE',
+      );
+    }
+  };
   const policy = demoPolicy(options.timelineSeconds);
   const outDir = resolve(options.outDir);
   const started = Date.now();
@@ -126,11 +155,12 @@ async function demo(
   const database = databaseStart.value;
   say(`  [${elapsed()}] Temporal dev server on ${temporal.address}`);
   say(`  [${elapsed()}] Postgres: ${database.where}`);
-  check();
+  reached('infrastructure');
 
   const pool = await connect(database.url, 10);
   cleanups.push({ what: 'the Postgres pool', fn: () => pool.end() });
   await migrate(pool);
+  reached('migrations');
 
   const kind: CustodianKind = custodianKindFromEnv(env);
   const workerEnv: NodeJS.ProcessEnv = { ROTOR_CUSTODIAN: kind };
@@ -151,7 +181,7 @@ async function demo(
   say(
     `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${workerEnv.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
   );
-  check();
+  reached('custodian');
 
   const checkInToken = randomBytes(24).toString('base64url');
   const http = createHttpService({
@@ -167,6 +197,7 @@ async function demo(
   const baseUrl = `http://127.0.0.1:${port}`;
   workerEnv.ROTOR_PUBLIC_URL = baseUrl;
   say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
+  reached('http');
 
   const { key, rootKeys } = await initIdentity(
     pool,
@@ -188,6 +219,7 @@ async function demo(
   say(
     `  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests (${versionsBefore['0.1']} v0.1, ${versionsBefore['0.2']} v0.2)`,
   );
+  reached('seed');
 
   // The verifiers pin the anchor root, as a sidecar configured out of band would (issue 12).
   const verifiers = startDemoVerifiers({
@@ -203,7 +235,7 @@ async function demo(
   say(
     `  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`,
   );
-  check();
+  reached('verifiers');
 
   const view = new LiveView(options.out, options.timelineSeconds);
   const worker = await startWorker(
@@ -214,7 +246,7 @@ async function demo(
     cleanups,
   );
   say(`  [${elapsed()}] worker on task queue ${TASK_QUEUE}`);
-  check();
+  reached('worker');
 
   const connection = await Connection.connect({ address: temporal.address });
   // The result's long poll retries on its own; it is cancelled before its channel closes under it.
@@ -242,9 +274,11 @@ async function demo(
     memo: { identity: input.identity, trigger: input.trigger, requestedBy: input.requestedBy },
   });
   say(`  [${elapsed()}] started rotation ${handle.workflowId}`);
+  reached('rotation');
   say('');
 
   const result = client.withAbortSignal(clientCalls.signal, () => handle.result() as Promise<RotationStatus>);
+  // Observed now so an early failure is not an unhandled rejection; it is awaited (and thrown) later.
   result.catch(() => {});
   const adoptedAt = new Map<string, number>();
   const acceptedAt = new Map<string, number>();
@@ -395,7 +429,7 @@ async function seed(
       const { envelope } = await signCoseRoot(convertV01ToV02(text).manifest, signer);
       batch.push({ envelope, source: `seed:${n}` });
     } else batch.push({ text, source: `seed:${n}` });
-    if (batch.length === SEED_BATCH) await flush();
+    if (batch.length === 500) await flush();
   }
   if (batch.length > 0) await flush();
   const ids = new Set<string>();

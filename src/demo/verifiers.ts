@@ -112,6 +112,7 @@ export function startDemoVerifiers(options: DemoVerifiersOptions): DemoVerifiers
     async stop() {
       stopped = true;
       await Promise.all(verifiers.map((v) => v.verifier.stop()));
+      // Stopping: a verifier loop that failed has already reported through its own status.
       await Promise.all(loops.map((l) => l.catch(() => {})));
     },
   };

@@ -47,6 +47,7 @@ export function createMetrics(sources: MetricSources, identity: string): Service
     labelNames: ['identity'] as const,
     registers: [registry],
     async collect() {
+      // A scrape during a database outage shows NaN rather than failing as a whole.
       const version = await sources.anchorVersion().catch(() => Number.NaN);
       this.set({ identity }, version ?? 0);
     },

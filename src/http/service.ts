@@ -3,8 +3,10 @@
  * paths, spec 3.7's revocation status, verifier check-in, `/healthz` and `/metrics`.
  * Tests, the demo and the CLI all run this same function.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RotorLogger } from '../log';
 import { inTransaction, type Pool } from '../store/db';
 import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
@@ -38,6 +40,18 @@ export interface HttpServiceOptions {
   rotationStatus?: (identity: string) => Promise<RotationStatus | null>;
   /** Called with one line per unexpected failure (no request bodies, no secrets). */
   log?: (line: string) => void;
+  /**
+   * The access log: one line per request (method, route template, status, duration, request id),
+   * and unexpected failures with their request id. Never a body, a query or a header value.
+   */
+  logger?: RotorLogger;
+}
+
+/** A caller's X-Request-Id when it is a plain token, else a fresh one: it goes into log lines. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 export interface HttpService {
@@ -275,14 +289,32 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const found = route(path);
+    const requestId = requestIdOf(req);
+    res.setHeader('X-Request-Id', requestId);
     // 'close' rather than 'finish': a stream cut short still counts.
     res.on('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe(found?.name ?? 'unmatched', req.method ?? '', res.statusCode, seconds);
+      options.logger?.info(
+        {
+          requestId,
+          method: req.method,
+          route: found?.name ?? 'unmatched',
+          status: res.statusCode,
+          durationMs: Math.round(seconds * 1e4) / 10,
+          ...(res.writableFinished ? {} : { aborted: true }),
+        },
+        'request',
+      );
     });
     run(found, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
       if (!(err instanceof HttpError)) {
-        log(`${req.method} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+        const message = err instanceof Error ? err.message : String(err);
+        options.logger?.error(
+          { requestId, method: req.method, route: found?.name, error: message },
+          'request failed',
+        );
+        log(`${req.method} ${path}: ${message}`);
         err = new HttpError(500, 'INTERNAL_ERROR', 'the request failed inside the service');
       }
       sendError(res, err as HttpError);

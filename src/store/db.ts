@@ -34,6 +34,7 @@ export async function connect(url: string = databaseUrl(), max = 10): Promise<Po
   try {
     await pool.query('SELECT 1');
   } catch (err) {
+    // Closing a pool that never connected; the connection error is what is reported.
     await pool.end().catch(() => {});
     throw new EnvironmentError(
       `cannot reach Postgres at ${redactUrl(url)} (${errorMessage(err)}): start it or set DATABASE_URL`,

@@ -96,6 +96,7 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
     }
     return { applied, alreadyApplied: migrations.length - applied.length };
   } finally {
+    // Postgres drops a session-level advisory lock when the connection ends: a failed unlock is harmless.
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     client.release();
   }

@@ -41,6 +41,7 @@ export async function atomically<T>(q: Queryable, fn: (client: PoolClient) => Pr
     await q.query(`RELEASE SAVEPOINT ${savepoint}`);
     return result;
   } catch (err) {
+    // A failed rollback leaves the transaction aborted, which the caller sees; the original error is rethrown.
     await q.query(`ROLLBACK TO SAVEPOINT ${savepoint}`).catch(() => {});
     throw err;
   }
@@ -57,6 +58,7 @@ export async function ownTransaction<T>(
     await client.query('COMMIT');
     return result;
   } catch (err) {
+    // A failed ROLLBACK leaves nothing committed; the original error is what the caller needs.
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }

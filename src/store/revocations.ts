@@ -193,6 +193,7 @@ async function* readBatches(client: PoolClient): AsyncGenerator<string[]> {
       yield rows.map((r) => r.line);
     }
   } finally {
+    // The cursor dies with the transaction anyway; a failed CLOSE must not mask the stream's own error.
     await client.query(`CLOSE ${cursor}`).catch(() => {});
   }
 }

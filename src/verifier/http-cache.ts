@@ -99,6 +99,7 @@ export function causeOf(err: unknown): string {
 async function readLimited(res: Response, url: string, maxBytes: number): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
+    // Dropping an oversized body; the size error below is what is reported.
     await res.body?.cancel().catch(() => {});
     throw new RotorError(
       `GET ${url}: body of ${declared} bytes is over the ${maxBytes}-byte limit`,
@@ -112,6 +113,7 @@ async function readLimited(res: Response, url: string, maxBytes: number): Promis
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       size += chunk.byteLength;
       if (size > maxBytes) {
+        // Dropping an oversized body; the size error below is what is reported.
         await res.body.cancel().catch(() => {});
         throw new RotorError(`GET ${url}: body is over the ${maxBytes}-byte limit`, 'VERIFIER_FETCH_SIZE');
       }

@@ -11,6 +11,7 @@ import {
   ApplicationFailure,
   condition,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   setHandler,
@@ -238,8 +239,9 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
   const notify = async (severity: 'info' | 'warning' | 'critical', text: string) => {
     try {
       await notifier.notifyOnCall({ severity, text });
-    } catch {
+    } catch (err) {
       // An unreachable webhook must not stop a rotation; the audit log still has the record.
+      log.warn('on-call notice not delivered', { severity, error: failureMessage(err) });
     }
   };
   const record = async (outcome?: string) => {
@@ -598,7 +600,11 @@ export async function rotationWorkflow(input: RotationInput): Promise<RotationSt
   } catch (err) {
     if (!(err instanceof Interrupted)) {
       if (isCancellation(err)) throw err;
-      await finish('failed', failureMessage(err)).catch(() => {});
+      await finish('failed', failureMessage(err)).catch((bookkeepingErr: unknown) => {
+        // The step's own failure is what the workflow reports; a failed bookkeeping write after it
+        // is only logged, so it cannot mask the cause.
+        log.error('recording the failed rotation failed', { error: failureMessage(bookkeepingErr) });
+      });
       throw err;
     }
     const request = interrupt!.request;

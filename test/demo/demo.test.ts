@@ -21,6 +21,7 @@ import {
   verifyCoseEnvelope,
 } from '../../src/manifest';
 import { connect } from '../../src/store/db';
+import { MARK_VARIABLE } from '../helpers/processes';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const COUNT = 200;
@@ -66,7 +67,8 @@ function runDemo(
 /** Settings that would change what the demo does, taken away so each test sets its own. */
 function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const name of ['TEMPORAL_CLI', 'ROTOR_CACHE_DIR', 'GO_BINARY']) {
+  // MARK_VARIABLE: what the demo starts is found by the run's leftover check (test/global-setup.ts).
+  for (const name of ['TEMPORAL_CLI', 'ROTOR_CACHE_DIR', 'GO_BINARY', MARK_VARIABLE]) {
     if (process.env[name]) env[name] = process.env[name];
   }
   return env;

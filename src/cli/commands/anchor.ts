@@ -104,6 +104,7 @@ export function registerAnchorCommands(program: Command): void {
           );
           process.stdout.write(`${JSON.stringify(rootJson(change.root), null, 2)}\n`);
         } finally {
+          // Closing custodians on the way out: the command's own outcome is what is reported.
           for (const c of opened.values()) await c.close().catch(() => {});
         }
       });
@@ -161,6 +162,7 @@ export function registerAnchorCommands(program: Command): void {
           );
         });
       } finally {
+        // Closing custodians on the way out: the command's own outcome is what is reported.
         for (const c of opened.values()) await c.close().catch(() => {});
       }
     });

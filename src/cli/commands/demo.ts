@@ -38,7 +38,7 @@ export function registerDemoCommands(program: Command): void {
       const controller = new AbortController();
       const onSignal = () => {
         if (controller.signal.aborted) {
-          // A second Ctrl-C: the embedded Postgres' exit hook still stops its server.
+          // A second Ctrl-C: the 'exit' listeners of the dev server and embedded Postgres still stop them.
           process.stderr.write('rotor demo: stopping at once\n');
           process.exit(130);
         }

@@ -19,9 +19,10 @@
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { databaseUrl, positiveInt } from '../../config';
+import { databaseUrl, logLevel, positiveInt } from '../../config';
 import { UsageError } from '../../errors';
 import { createHttpService } from '../../http/service';
+import { cliLogger } from '../../log';
 import { connect, type Pool } from '../../store/db';
 import { publishCrlToFile } from '../../store/revocations';
 import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../workflows/rotation-api';
@@ -94,6 +95,7 @@ export function lazyTemporalStatus(): {
       }
     },
     async close() {
+      // A connection that never opened has nothing to close; its error went to the request that asked.
       if (connecting) await (await connecting.catch(() => undefined))?.close();
     },
   };
@@ -139,7 +141,8 @@ export function registerServeCommands(program: Command): void {
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
         pageToken: config.pageToken,
         rotationStatus: config.pageToken ? temporal.status : undefined,
-        log: (line) => process.stderr.write(`rotor serve: ${line}\n`),
+        // Failures go to the access logger (with their request id); no second line for them.
+        logger: cliLogger(logLevel(), { component: 'serve' }),
       });
       let port: number;
       try {
