@@ -2,7 +2,7 @@
  * Inputs and outputs of the rotation's activities. Plain JSON only: these travel through
  * Temporal's history, so they carry key ids, counts and reasons, never key material.
  */
-import type { CustodianKind, Trigger } from '../workflows/policy';
+import type { CustodianKind, ReissueAs, Trigger } from '../workflows/policy';
 import type { VerifierAdoption } from '../workflows/rotation-api';
 
 export interface Gate {
@@ -63,6 +63,8 @@ export interface ResignChunkInput {
   trustedBefore?: string;
   /** Compromise: when the rotation started; a manifest revoked before it stays revoked. */
   rotationStartedAt?: string;
+  /** The policy's reissueAs; absent (histories from before it existed) means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface ResignChunkResult {
@@ -99,6 +101,8 @@ export interface PublishAnchorInput {
   identity: string;
   activeKeyId: string;
   keys: AnchorKeyInput[];
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface PublishAnchorResult {
@@ -121,6 +125,8 @@ export interface SwitchKeysInput {
   transitions: { keyId: string; to: SetKeyStateInput['to'] }[];
   /** The anchor's keys, the active one first. */
   anchorKeys: AnchorKeyInput[];
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface SwitchKeysResult {
@@ -185,6 +191,8 @@ export interface RevokeChunkInput {
   reason: string;
   limit: number;
   batchSize: number;
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface RevokeChunkResult {

@@ -51,7 +51,17 @@ export interface RotationPolicy {
    * cap) pauses the rotation and alerts after this long; it goes on by itself once it succeeds.
    */
   stepAlertSeconds: number;
+  /**
+   * The version a re-issued v0.1 manifest gets: "0.2" (a COSE_Sign1; agent-manifest ended new v0.1
+   * issuance on 2026-11-30, and a re-issue is an issuance) or "same" (each manifest keeps its
+   * version). v0.2 manifests are always re-issued as v0.2.
+   */
+  reissueAs: ReissueAs;
 }
+
+/** See RotationPolicy.reissueAs. */
+export type ReissueAs = '0.2' | 'same';
+export const REISSUE_AS: readonly ReissueAs[] = ['0.2', 'same'];
 
 const MINUTE = 60;
 const HOUR = 3600;
@@ -97,6 +107,7 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     heartbeatTimeoutSeconds: 60,
     gateSliceSeconds: 5 * MINUTE,
     stepAlertSeconds: 10 * MINUTE,
+    reissueAs: '0.2',
   };
 }
 
@@ -118,6 +129,11 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
       revokeAtSeconds: 0,
       decommissionAtSeconds: 0,
     });
+  }
+  if (!REISSUE_AS.includes(policy.reissueAs)) {
+    throw new PolicyError(
+      `policy.reissueAs must be one of ${REISSUE_AS.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(policy.reissueAs)}`,
+    );
   }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {

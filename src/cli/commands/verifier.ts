@@ -3,7 +3,12 @@ import type { Command } from 'commander';
 import { positiveInt } from '../../config';
 import { errorMessage, UsageError } from '../../errors';
 import type { Verdict } from '../../manifest';
-import { pinnedRoot, ReferenceVerifier } from '../../verifier/reference-verifier';
+import {
+  type ManifestInput,
+  manifestFromLine,
+  pinnedRoot,
+  ReferenceVerifier,
+} from '../../verifier/reference-verifier';
 
 interface RunOptions {
   id: string;
@@ -37,7 +42,10 @@ export function registerVerifierCommands(program: Command): void {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--root-threshold <n>', 'how many pinned root keys must sign an anchor', '1')
-    .option('--manifests <file>', 'JSON lines, one manifest per line, re-read each cycle and verified')
+    .option(
+      '--manifests <file>',
+      'one manifest per line (v0.1 JSON text, or a v0.2 envelope as hex), re-read each cycle and verified',
+    )
     .option('--once', 'run one cycle and exit: 0 when the refresh and the check-in succeeded')
     .action(async (opts: RunOptions) => {
       const intervalMs = positiveInt(opts.intervalMs, '--interval-ms', 5000);
@@ -82,7 +90,7 @@ export function registerVerifierCommands(program: Command): void {
 }
 
 /** One manifest per non-blank line; a missing file is bad usage, named. */
-async function readManifestLines(path: string): Promise<string[]> {
+async function readManifestLines(path: string): Promise<ManifestInput[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -91,7 +99,10 @@ async function readManifestLines(path: string): Promise<string[]> {
       `--manifests ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
     );
   }
-  return text.split('\n').filter((line) => line.trim() !== '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map(manifestFromLine);
 }
 
 function cycleSummary(v: ReferenceVerifier, verdicts: Verdict[]) {
