@@ -5,10 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { databaseUrl } from '../src/config';
-import { createSoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
+import { createSoftHsmToken, type SoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { startDevServer } from '../src/temporal/dev-server';
+import { cloneTemporalDatabases, createTemporalSchema, startTemporalServer } from '../src/temporal/server';
 import { databaseUrlFor, dropRunDatabases } from './helpers/db-admin';
 import { MARK_VARIABLE, marked, settled } from './helpers/processes';
 
@@ -28,6 +29,13 @@ declare module 'vitest' {
     templateDatabase: string;
     runId: string;
     softhsm: SoftHsmContext;
+    /** 'dev-server' (the CLI's, SQLite) or 'postgres' (the Temporal server on Postgres persistence). */
+    temporalKind: 'dev-server' | 'postgres';
+    /**
+     * Under the production-shape project: Temporal's two databases with their schema made once per
+     * run, for test files that clone them to run a Temporal server of their own (to kill it).
+     */
+    temporalSchemaTemplate: { database: string; visibilityDatabase: string } | null;
   }
 }
 
@@ -60,8 +68,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const availability = await softHsmAvailability();
     let softhsm: SoftHsmContext;
     if (availability.available) {
-      const token = await createSoftHsmToken({ label: `rotor-test-${runId}` });
-      cleanups.push(() => token.remove());
+      // One token for every project of the run: test processes inherit one SOFTHSM2_CONF (the
+      // last one set here), so a second token would be invisible to the other project's files.
+      const shared = globalThis as { rotorTestToken?: { token: Promise<SoftHsmToken>; users: number } };
+      shared.rotorTestToken ??= { token: createSoftHsmToken({ label: `rotor-test-${runId}` }), users: 0 };
+      const holder = shared.rotorTestToken;
+      holder.users++;
+      const token = await holder.token;
+      cleanups.push(async () => {
+        if (--holder.users === 0) {
+          shared.rotorTestToken = undefined;
+          await token.remove();
+        }
+      });
       process.env.SOFTHSM2_CONF = token.confPath;
       softhsm = {
         available: true,
@@ -79,8 +98,29 @@ export default async function setup(project: TestProject): Promise<() => Promise
       );
     }
 
-    // Temporal: one dev server for the run.
-    const server = await startDevServer({ log: (line) => process.stderr.write(`[rotor tests] ${line}\n`) });
+    // Temporal: one server for the run. The `temporal-postgres` project (vitest.config.ts) runs
+    // its files against the Temporal server itself on Postgres persistence, as compose does.
+    const log = (line: string) => process.stderr.write(`[rotor tests] ${line}\n`);
+    let server: { address: string; stop(): Promise<void> };
+    let temporalSchemaTemplate: { database: string; visibilityDatabase: string } | null = null;
+    if (project.name === 'temporal-postgres') {
+      // The schema once, with Temporal's own SQL tool; the run's server and each test file's own
+      // server get copies (CREATE DATABASE … TEMPLATE), which takes a moment, not the tool's seconds.
+      temporalSchemaTemplate = {
+        database: `rotor_test_${runId}_tmpl_temporal`,
+        visibilityDatabase: `rotor_test_${runId}_tmpl_temporal_vis`,
+      };
+      await createTemporalSchema({ serverUrl: adminUrl, ...temporalSchemaTemplate }, { log });
+      const databases = {
+        serverUrl: adminUrl,
+        database: `rotor_test_${runId}_temporal`,
+        visibilityDatabase: `rotor_test_${runId}_temporal_vis`,
+      };
+      await cloneTemporalDatabases(temporalSchemaTemplate, databases);
+      server = await startTemporalServer({ databases, createSchema: false, log });
+    } else {
+      server = await startDevServer({ log });
+    }
     cleanups.push(() => server.stop());
 
     project.provide('temporalAddress', server.address);
@@ -88,6 +128,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('templateDatabase', template);
     project.provide('runId', runId);
     project.provide('softhsm', softhsm);
+    project.provide('temporalKind', project.name === 'temporal-postgres' ? 'postgres' : 'dev-server');
+    project.provide('temporalSchemaTemplate', temporalSchemaTemplate);
   } catch (err) {
     await teardown();
     throw err;

@@ -7,16 +7,31 @@
  */
 import { signRevocation } from '../manifest';
 import { inTransaction } from '../store/db';
+import { activeKey, requireKey } from '../store/keys';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import { reissueStragglers } from './resign';
+
+/**
+ * Records are signed by the identity's revocation key (ADR-0007: the revoking authority, not the
+ * manifest issuer), which outlives signing keys and is listed in every signed anchor: a verifier
+ * still holding the pre-compromise anchor trusts a compromise's revocations, and one SDK
+ * `FileCRL(trusted_signer_key=…)` checks the CRL across rotations. An identity set up before
+ * revocation keys existed falls back to the new signing key, as before.
+ */
+async function revocationSigner(deps: ActivityDeps, oldKeyId: string, fallbackKeyId: string) {
+  const { identity } = await requireKey(deps.pool, oldKeyId);
+  const authority = await activeKey(deps.pool, identity, 'revocation');
+  return signerForKey(deps, authority?.keyId ?? fallbackKeyId);
+}
+
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
 export function revokeActivities(deps: ActivityDeps) {
   async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
     const ctx = activityContext();
-    const signer = await signerForKey(deps, input.signingKeyId);
+    const signer = await revocationSigner(deps, input.oldKeyId, input.signingKeyId);
     // No orphans: before revoking the superseded, a manifest of the old key imported after the
     // re-sign pass gets its twin (or is declined with its reason) and so is revoked with the rest.
     // A manifest with no twin is never revoked here; in a compromise every active one is.

@@ -7,24 +7,30 @@ import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, RotorError } from '../errors';
 import {
+  b64urlDecode,
   coseIndexFields,
   manifestIndexFields,
+  type RootSet,
   readCrl,
   type TrustAnchorDocument,
   trustedKeysFromAnchor,
+  unverifiedAnchorPayload,
+  validateSignedAnchorPayload,
   validateTrustAnchor,
   verifyCoseEnvelope,
   verifyManifest,
+  verifySignedAnchor,
 } from '../manifest';
 import type { Pool } from '../store/db';
 import { pageManifests } from '../store/manifests';
-import { CRL_PATH, TRUST_ANCHOR_PATH } from '../verifier/reference-verifier';
+import { CRL_PATH, SIGNED_TRUST_ANCHOR_PATH, TRUST_ANCHOR_PATH } from '../verifier/reference-verifier';
 
 export const OUTPUT_FILES = {
   manifests: 'manifests.jsonl',
   /** v0.2 manifests, one COSE envelope per line as hex of the stored bytes. */
   coseManifests: 'manifests-cose.jsonl',
   anchor: 'trust-anchor.json',
+  signedAnchor: 'trust-anchor.jws',
   crl: 'crl.jsonl',
   summary: 'summary.json',
 } as const;
@@ -46,6 +52,10 @@ export async function writeOutputs(pool: Pool, baseUrl: string, dir: string): Pr
   );
   const anchor = await fetchServed(`${baseUrl}${TRUST_ANCHOR_PATH}`);
   await writeFile(join(dir, OUTPUT_FILES.anchor), anchor);
+  await writeFile(
+    join(dir, OUTPUT_FILES.signedAnchor),
+    await fetchServed(`${baseUrl}${SIGNED_TRUST_ANCHOR_PATH}`),
+  );
   const crl = await fetchServed(`${baseUrl}${CRL_PATH}`);
   await writeFile(join(dir, OUTPUT_FILES.crl), crl);
   return { manifests: v01 + v02, coseManifests: v02, anchorBytes: anchor.length, crlBytes: crl.length };
@@ -116,6 +126,8 @@ export interface OutputExpectations {
   /** Bare hex key_id every output manifest must be signed by. */
   newKeyId: string;
   now: Date;
+  /** The pinned anchor root; without it, trust-anchor.jws is checked against the root it names. */
+  root?: RootSet;
 }
 
 export interface OutputVerification {
@@ -165,7 +177,26 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
 
   // Records stay trusted while the anchor lists their signer, whatever its validity window.
   const crlText = await readFile(join(dir, OUTPUT_FILES.crl), 'utf8');
-  const crl = await readCrl(crlText, trustedKeysFromAnchor(anchor));
+  const signers = trustedKeysFromAnchor(anchor);
+  // The revocation authority's key comes from the signed anchor (issue 12, ADR-0007).
+  try {
+    const jws = await readFile(join(dir, OUTPUT_FILES.signedAnchor), 'utf8');
+    const named = validateSignedAnchorPayload(unverifiedAnchorPayload(jws));
+    const root = expect.root ?? {
+      threshold: named.root.threshold,
+      keys: named.root.keys.map((k) => ({ kid: k.kid, publicKey: b64urlDecode(k.public_key) })),
+    };
+    const trusted = verifySignedAnchor(jws, {
+      trusted: root,
+      now: expect.now,
+      source: OUTPUT_FILES.signedAnchor,
+    });
+    const rk = trusted.payload.revocation_key;
+    if (rk) signers.set(rk.key_id, b64urlDecode(rk.public_key));
+  } catch (err) {
+    problems.add('anchor', `${OUTPUT_FILES.signedAnchor}: ${errorMessage(err)}`);
+  }
+  const crl = await readCrl(crlText, signers);
   result.crl = {
     lines: crl.accepted.length + crl.rejected.length,
     accepted: crl.accepted.length,

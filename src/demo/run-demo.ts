@@ -357,6 +357,7 @@ async function demo(
     oldManifestIds,
     newKeyId: status.newKeyId ?? '(no new key)',
     now: new Date(),
+    root: { threshold: 1, keys: rootKeys.map((k) => ({ kid: k.keyId, publicKey: k.publicKey })) },
   });
   const verifierSummaries: VerifierSummary[] = verifiers.verifiers.map((v) => ({
     id: v.verifier.id,

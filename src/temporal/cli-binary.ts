@@ -4,11 +4,12 @@
  * Only tags without a `replace` directive in go.mod can be `go install`ed: v1.5.1 is the newest.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { EnvironmentError } from '../errors';
+import { EnvironmentError, errorMessage } from '../errors';
+import { withBuildLock } from './build-lock';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,7 +23,7 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'rotor');
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;
@@ -65,7 +66,7 @@ export function findTemporalCli(
 }
 
 /** $GO_BINARY names the toolchain explicitly; otherwise PATH, then Go's default install folder. */
-function goBinary(env: NodeJS.ProcessEnv): string | undefined {
+export function goBinary(env: NodeJS.ProcessEnv): string | undefined {
   if (env.GO_BINARY) return isExecutable(env.GO_BINARY) ? env.GO_BINARY : undefined;
   const fromPath = onPath('go', env);
   if (fromPath) return fromPath;
@@ -89,22 +90,45 @@ export async function ensureTemporalCli(
       'ENV_TEMPORAL_MISSING',
     );
   }
+  const root = cacheRoot(env);
+  mkdirSync(root, { recursive: true });
+  // One build at a time per machine (build-lock.ts); a waiter finds the binary the other built.
+  return withBuildLock(
+    join(root, 'temporal-cli.lock'),
+    async () => findTemporalCli(env) ?? (await buildCli(go, root, log, env)),
+    log,
+  );
+}
+
+async function buildCli(
+  go: string,
+  root: string,
+  log: (line: string) => void,
+  env: NodeJS.ProcessEnv,
+): Promise<{ path: string; source: TemporalCliSource }> {
   const failures: string[] = [];
   for (const version of TEMPORAL_CLI_VERSIONS) {
-    const dir = join(cacheRoot(env), `temporal-${version}`);
+    const dir = join(root, `temporal-${version}`);
     mkdirSync(dir, { recursive: true });
+    // Built into a temporary sibling, then renamed: the cache never holds a half-written binary.
+    const staging = mkdtempSync(`${dir}.build-`);
     log(`building the Temporal CLI ${version} with ${go} into ${dir} (once per machine; takes minutes)`);
     try {
       await execFileAsync(go, ['install', `${MODULE}@${version}`], {
-        env: { ...env, GOBIN: dir, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
+        env: { ...env, GOBIN: staging, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
         maxBuffer: 64 * 1024 * 1024,
       });
-      const path = join(dir, 'temporal');
-      if (isExecutable(path)) return { path, source: 'built' };
+      if (isExecutable(join(staging, 'temporal'))) {
+        const path = join(dir, 'temporal');
+        renameSync(join(staging, 'temporal'), path);
+        return { path, source: 'built' };
+      }
       failures.push(`${version}: go install produced no binary`);
     } catch (err) {
       const stderr = (err as { stderr?: string }).stderr ?? '';
-      failures.push(`${version}: ${stderr.trim().split('\n').slice(-1)[0] ?? 'go install failed'}`);
+      failures.push(`${version}: ${stderr.trim().split('\n').slice(-1)[0] || errorMessage(err)}`);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
     }
   }
   throw new EnvironmentError(

@@ -14,11 +14,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyOutputs } from '../../src/demo/outputs';
 import type { DemoSummary } from '../../src/demo/summary';
 import {
+  b64urlDecode,
   examineEnvelope,
   readCrl,
   trustedKeysFromAnchor,
+  unverifiedAnchorPayload,
+  validateSignedAnchorPayload,
   validateTrustAnchor,
   verifyCoseEnvelope,
+  verifySignedAnchor,
 } from '../../src/manifest';
 import { connect } from '../../src/store/db';
 import { MARK_VARIABLE } from '../helpers/processes';
@@ -82,6 +86,7 @@ interface Outputs {
   coseLines: string[];
   anchorText: string;
   crlText: string;
+  jwsText: string;
 }
 
 async function readOutputs(dir: string): Promise<Outputs> {
@@ -95,6 +100,7 @@ async function readOutputs(dir: string): Promise<Outputs> {
     coseLines,
     anchorText: await readFile(join(dir, 'trust-anchor.json'), 'utf8'),
     crlText: await readFile(join(dir, 'crl.jsonl'), 'utf8'),
+    jwsText: await readFile(join(dir, 'trust-anchor.jws'), 'utf8'),
   };
 }
 
@@ -103,7 +109,20 @@ async function expectOutputsVerify(o: Outputs, keyType: 'software' | 'hsm') {
   const anchor = validateTrustAnchor(JSON.parse(o.anchorText));
   expect(anchor.keys).toHaveLength(1);
   const newKeyId = anchor.active_key_id.slice('sha256:'.length);
-  const crl = await readCrl(o.crlText, trustedKeysFromAnchor(anchor));
+  // CRL records are signed by the revocation authority the signed anchor lists (issue 12).
+  const named = validateSignedAnchorPayload(unverifiedAnchorPayload(o.jwsText));
+  const signed = verifySignedAnchor(o.jwsText, {
+    trusted: {
+      threshold: named.root.threshold,
+      keys: named.root.keys.map((k) => ({ kid: k.kid, publicKey: b64urlDecode(k.public_key) })),
+    },
+    now: new Date(),
+  });
+  expect(signed.document.active_key_id).toBe(anchor.active_key_id);
+  const authority = signed.payload.revocation_key!;
+  const signers = trustedKeysFromAnchor(anchor);
+  signers.set(authority.key_id, b64urlDecode(authority.public_key));
+  const crl = await readCrl(o.crlText, signers);
   expect(crl.rejected).toEqual([]);
   expect(crl.accepted).toHaveLength(COUNT);
   const revoked = new Set(crl.accepted.map((r) => r.manifestId));
@@ -128,10 +147,11 @@ async function expectOutputsVerify(o: Outputs, keyType: 'software' | 'hsm') {
     expect(e.manifest.has('attestation')).toBe(false);
     predecessors.add((e.manifest.get('previous_manifest_id') as string) ?? '(none)');
   }
-  expect(['software', 'hsm']).toContain(keyType);
+  // A v0.2 envelope names no key_type (v0.1's signature block did): the new key's custodian says it.
+  expect(o.summary.keys.custodian).toBe(keyType === 'hsm' ? 'pkcs11' : 'software');
   expect(predecessors).toEqual(revoked);
   for (const r of crl.accepted.slice(0, 20)) {
-    expect(r.signerKeyId).toBe(newKeyId);
+    expect(r.signerKeyId).toBe(authority.key_id);
     expect(r.reason).toMatch(/^Key rotation - old key_id=[0-9a-f]{64}$/);
     expect(r.reason).not.toContain(newKeyId);
   }

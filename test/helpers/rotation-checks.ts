@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { activeKey, listKeys } from '../../src/store/keys';
 /**
  * What must be true of the world after a rotation, checked from the stores and the custodian, with
  * the interop core as the verifier: the assertions several rotation tests share.
@@ -34,6 +35,10 @@ export async function allManifests(
 
 /** The CRL as served from the store, read the way a verifier does: only records signed by `keyIds`. */
 export async function acceptedRevocations(env: RotationEnv, trustedKeys: Map<string, Uint8Array>) {
+  // Records are signed by the identities' revocation authority (issue 12, ADR-0007), which every
+  // signed anchor lists next to the signing keys.
+  trustedKeys = new Map(trustedKeys);
+  for (const k of await listKeys(env.db.pool, { role: 'revocation' })) trustedKeys.set(k.keyId, k.publicKey);
   const lines: string[] = [];
   for await (const line of streamRevocationLines(env.db.pool)) lines.push(line);
   return readCrl(lines, trustedKeys);
@@ -108,4 +113,11 @@ export async function expectReplays(handles: WorkflowHandle[]) {
     replayed++;
   }
   expect(replayed).toBe(handles.length);
+}
+
+/** The identity's revocation authority: the key_id every CRL record of the identity names. */
+export async function revocationKeyId(env: RotationEnv, identity: string): Promise<string> {
+  const key = await activeKey(env.db.pool, identity, 'revocation');
+  if (!key) throw new Error(`identity ${identity} has no revocation key`);
+  return key.keyId;
 }

@@ -84,9 +84,19 @@ export interface RotationEnv {
   close(): Promise<void>;
 }
 
-export async function createRotationEnv(kind: CustodianKind): Promise<RotationEnv> {
+export interface RotationEnvOptions {
+  /** Another Temporal server than the run's (default: the run's). */
+  temporalAddress?: string;
+  /** Start the in-process worker (default true); false when worker processes do the work. */
+  worker?: boolean;
+}
+
+export async function createRotationEnv(
+  kind: CustodianKind,
+  options: RotationEnvOptions = {},
+): Promise<RotationEnv> {
   const db = await createTestDatabase();
-  const temporal = await connectTestTemporal();
+  const temporal = await connectTestTemporal(options.temporalAddress);
   const http = createHttpService({
     pool: db.pool,
     anchorMaxAgeSeconds: 1,
@@ -133,6 +143,7 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       env.workerRun = env.worker.run();
     },
     async stopWorker() {
+      if (!env.worker) return;
       if (env.worker.getState() === 'RUNNING') env.worker.shutdown();
       await env.workerRun;
     },
@@ -224,6 +235,6 @@ export async function createRotationEnv(kind: CustodianKind): Promise<RotationEn
       rmSync(keyDir, { recursive: true, force: true });
     },
   };
-  await env.startWorker();
+  if (options.worker !== false) await env.startWorker();
   return env;
 }

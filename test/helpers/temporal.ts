@@ -7,13 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import {
   bundleWorkflowCode,
-  DefaultLogger,
   NativeConnection,
   Runtime,
   Worker,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { createLogger, temporalLogger } from '../../src/log';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../src/workflows/index.ts', import.meta.url));
 
@@ -48,17 +48,18 @@ export interface TestTemporal {
 
 let runtimeInstalled = false;
 
-export async function connectTestTemporal(): Promise<TestTemporal> {
+/** `address`: another Temporal server than the run's (a test file's own, to kill and restart). */
+export async function connectTestTemporal(address = inject('temporalAddress')): Promise<TestTemporal> {
   // Workers log state changes at INFO; tests want warnings and errors only.
   if (!runtimeInstalled) {
     runtimeInstalled = true;
     try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
+      // rotor's logger, not the SDK's DefaultLogger: it redacts activity task tokens and secrets.
+      Runtime.install({ logger: temporalLogger(createLogger({ level: 'warn' })) });
     } catch {
       // Already installed in this process.
     }
   }
-  const address = inject('temporalAddress');
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ensureTemporalCli } from '../../temporal/cli-binary';
 import { startDevServer } from '../../temporal/dev-server';
+import { ensureTemporalServer } from '../../temporal/server-binary';
 
 export function registerTemporalCommands(program: Command): void {
   const temporal = program.command('temporal').description('the Temporal CLI and its dev server');
@@ -10,6 +11,15 @@ export function registerTemporalCommands(program: Command): void {
     .action(async () => {
       const cli = await ensureTemporalCli((line) => process.stderr.write(`${line}\n`));
       process.stdout.write(`${cli.path}\n`);
+    });
+  temporal
+    .command('ensure-server')
+    .description(
+      'find the Temporal server and its SQL tool ($TEMPORAL_SERVER_DIR, cache) or build them with Go; prints the server path',
+    )
+    .action(async () => {
+      const found = await ensureTemporalServer((line) => process.stderr.write(`${line}\n`));
+      process.stdout.write(`${found.server}\n`);
     });
   temporal
     .command('dev-server')
