@@ -35,3 +35,12 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * A rotation policy that cannot be honoured (offsets out of order, a size that is not positive):
+ * bad input, never retried. Here rather than in the workflow code so activities can recognise it
+ * without importing the workflow layer.
+ */
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+}

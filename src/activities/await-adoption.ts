@@ -8,8 +8,8 @@
  * sample: the full list of verifiers stays in the verifier store.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SAMPLE_SIZE, type VerifierAdoption } from '../domain';
 import { liveVerifiers, liveVerifiersNotAccepted } from '../store/verifiers';
-import { SAMPLE_SIZE, type VerifierAdoption } from '../workflows/rotation-api';
 import { type ActivityDeps, activityContext } from './deps';
 import type { AcceptanceInput, AdoptionInput, GateCheck, GateWatchInput } from './types';
 

@@ -8,8 +8,7 @@
  * ever; anything else (Postgres failing over, an HSM session lost) is retried with backoff.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { RotorError, UsageError } from '../errors';
-import { PolicyError } from '../workflows/policy';
+import { PolicyError, RotorError, UsageError } from '../errors';
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';

@@ -19,6 +19,8 @@
  * manifest, and the cursor in the heartbeat only ever names committed work. A retry skips
  * nothing and doubles nothing. Signing the next batch overlaps with writing the previous one.
  */
+
+import { SAMPLE_SIZE } from '../domain';
 import { errorMessage } from '../errors';
 import {
   decideReissue,
@@ -41,7 +43,6 @@ import { type DeclinedRow, recordDeclined } from '../store/declined';
 import type { TwinRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
 import type { Queryable } from '../store/queryable';
-import { SAMPLE_SIZE } from '../workflows/rotation-api';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 

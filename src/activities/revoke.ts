@@ -6,12 +6,15 @@
  * revoked is not selected again, and the CRL keeps the first record per manifest_id.
  */
 import { signRevocation } from '../manifest';
+import type { Signer } from '../manifest/signer';
+import { appendAudit } from '../store/audit';
 import { inTransaction } from '../store/db';
+import { recordDeclined } from '../store/declined';
 import { activeKey, requireKey } from '../store/keys';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
-import { reissueStragglers } from './resign';
+import { reissueStragglers, runOf } from './resign';
 
 /**
  * Records are signed by the identity's revocation key (ADR-0007: the revoking authority, not the
@@ -28,6 +31,71 @@ async function revocationSigner(deps: ActivityDeps, oldKeyId: string, fallbackKe
 
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
+/**
+ * An escalation (a rotation that turned into a compromise part-way) may already have re-issued,
+ * during the overlap, manifests of the old key that arrived after the trusted cut-off: whoever
+ * holds the stolen key could have signed them, and their twins carry the new key's signature.
+ * Those twins are revoked with the old key's manifests, and their originals are recorded as
+ * declined (`stored-after-cutoff`, the code a compromise's own re-sign gives them), so they never
+ * get another twin. The compromise rule is the same as for a compromise rotation's re-sign
+ * (README, "Verify before trust").
+ */
+async function revokeUntrustedTwins(
+  deps: ActivityDeps,
+  signer: Signer,
+  input: { oldKeyId: string; storedFrom: Date; reason: string },
+): Promise<number> {
+  const run = runOf();
+  let revoked = 0;
+  for (;;) {
+    const { rows } = await deps.pool.query<{ twin_id: string; original_id: string; stored_at: Date }>(
+      `SELECT t.manifest_id AS twin_id, o.manifest_id AS original_id, o.stored_at
+         FROM manifests o JOIN manifests t ON t.previous_manifest_id = o.manifest_id
+        WHERE o.key_id = $1 AND o.stored_at >= $2 AND t.status <> 'revoked'
+        ORDER BY t.manifest_id LIMIT 500`,
+      [input.oldKeyId, input.storedFrom],
+    );
+    if (rows.length === 0) return revoked;
+    const revokedAt = new Date();
+    const records = await Promise.all(
+      rows.map(async (r) => {
+        const signed = await signRevocation(
+          { manifestId: r.twin_id, reason: input.reason, revokedBy: deps.settings.revokedBy, revokedAt },
+          signer,
+        );
+        return {
+          manifestId: r.twin_id,
+          line: signed.line,
+          signerKeyId: signer.keyId,
+          revokedAt: signed.record.revokedAt,
+        };
+      }),
+    );
+    await inTransaction(deps.pool, async (client) => {
+      await appendRevocations(client, records);
+      await setStatus(
+        client,
+        rows.map((r) => r.twin_id),
+        'revoked',
+      );
+      const declined = rows.map((r) => ({
+        manifestId: r.original_id,
+        keyId: input.oldKeyId,
+        code: 'stored-after-cutoff',
+        reason: `stored ${r.stored_at.toISOString()}, not before the trusted cut-off ${input.storedFrom.toISOString()}; its twin ${r.twin_id} was revoked on escalation`,
+      }));
+      await recordDeclined(client, run, declined);
+      await appendAudit(client, {
+        actor: 'rotor',
+        action: 'rotation.untrusted-twins-revoked',
+        subject: run.workflowId,
+        details: { runId: run.runId, oldKeyId: input.oldKeyId, twins: rows.map((r) => r.twin_id) },
+      });
+    });
+    revoked += rows.length;
+  }
+}
+
 export function revokeActivities(deps: ActivityDeps) {
   async function revokeChunk(input: RevokeChunkInput): Promise<RevokeChunkResult> {
     const ctx = activityContext();
@@ -43,6 +111,13 @@ export function revokeActivities(deps: ActivityDeps) {
             reissueAs: input.reissueAs ?? '0.2',
           })
         : { resigned: 0, declined: 0 };
+    const untrustedTwins = input.distrustTwinsStoredFrom
+      ? await revokeUntrustedTwins(deps, signer, {
+          oldKeyId: input.oldKeyId,
+          storedFrom: new Date(input.distrustTwinsStoredFrom),
+          reason: input.reason,
+        })
+      : 0;
     let revoked = 0;
     // Revoked manifests leave the selection anyway; the cursor keeps each page from walking the
     // index entries of rows revoked earlier (dead until vacuumed), which made paging quadratic.
@@ -89,6 +164,7 @@ export function revokeActivities(deps: ActivityDeps) {
       remaining,
       crlSize: await countRevocations(deps.pool),
       ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
+      ...(untrustedTwins > 0 ? { untrustedTwins } : {}),
     };
   }
 

@@ -2,8 +2,7 @@
  * Inputs and outputs of the rotation's activities. Plain JSON only: these travel through
  * Temporal's history, so they carry key ids, counts and reasons, never key material.
  */
-import type { CustodianKind, ReissueAs, Trigger } from '../workflows/policy';
-import type { VerifierAdoption } from '../workflows/rotation-api';
+import type { CustodianKind, ReissueAs, Trigger, VerifierAdoption } from '../domain';
 
 export interface Gate {
   name: string;
@@ -193,6 +192,11 @@ export interface RevokeChunkInput {
   batchSize: number;
   /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
   reissueAs?: ReissueAs;
+  /**
+   * Escalation only (ISO instant, the compromise's trusted cut-off): twins already made of the
+   * old key's manifests stored at or after it are revoked too, their originals declined.
+   */
+  distrustTwinsStoredFrom?: string;
 }
 
 export interface RevokeChunkResult {
@@ -201,6 +205,8 @@ export interface RevokeChunkResult {
   revoked: number;
   remaining: number;
   crlSize: number;
+  /** Escalation: twins of manifests stored after the cut-off, revoked by this call. */
+  untrustedTwins?: number;
 }
 
 export interface DecommissionInput {

@@ -3,28 +3,10 @@
  * and the plan of `rotor rotate plan`. Plain text, no colour, so it reads the same in a pager,
  * a CI log and a chat paste.
  */
-import type { Progress, RotationStatus } from '../workflows/rotation-api';
+import { progressBar, table } from '../text/table';
+import type { RotationStatus } from '../workflows/rotation-api';
 
-export function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map(
-      (r) =>
-        `${r
-          .map((cell, i) => cell.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd()}\n`,
-    )
-    .join('');
-}
-
-export function progressBar(p: Progress, width = 30): string {
-  const ratio = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
-  const filled = Math.round(ratio * width);
-  const percent = p.total > 0 ? `${Math.floor(ratio * 100)}%` : '-';
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} ${percent}`;
-}
+export { progressBar, table };
 
 /** `+5m`, `+23h30m`, `+0s`: an offset from t=0 as people say it. */
 export function offset(seconds: number): string {

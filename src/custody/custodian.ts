@@ -3,12 +3,12 @@
  * and the rest of rotor sees only handles, public keys and `Signer`s. `describe()` turns "the key
  * was made in an HSM and never left it" into facts a preflight can check and an audit can record.
  */
+
+import { CUSTODIAN_KINDS, type CustodianKind } from '../domain';
 import { UsageError } from '../errors';
 import type { Signer } from '../manifest/signer';
 
-export type CustodianKind = 'pkcs11' | 'software';
-
-export const CUSTODIAN_KINDS: readonly CustodianKind[] = ['pkcs11', 'software'];
+export { CUSTODIAN_KINDS, type CustodianKind };
 
 export interface GeneratedKey {
   /** Opaque to callers: store it in the registry and hand it back to `signer`, `describe`, `destroy`. */

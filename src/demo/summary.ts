@@ -2,7 +2,7 @@
  * The demo's closing report: summary.json (for machines and for the record) and the same facts
  * as a few lines for the person who ran it.
  */
-import { table } from '../cli/rotation-view';
+import { table } from '../text/table';
 import type { CustodianKind } from '../workflows/policy';
 import type { RotationStatus } from '../workflows/rotation-api';
 import { OUTPUT_FILES, type OutputVerification, type WrittenOutputs } from './outputs';

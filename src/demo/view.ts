@@ -3,7 +3,7 @@
  * second (phase, timeline, progress, verifiers). Anywhere else (CI logs, pipes): one line per
  * change worth noting, so the log reads as a story rather than a flood.
  */
-import { progressBar, table } from '../cli/rotation-view';
+import { progressBar, table } from '../text/table';
 import type { RotationStatus } from '../workflows/rotation-api';
 import type { DemoVerifier } from './verifiers';
 

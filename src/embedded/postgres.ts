@@ -16,7 +16,7 @@ import { chownSync, cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileS
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, parse, resolve, sep } from 'node:path';
 import { EnvironmentError, errorMessage } from '../errors';
-import { freePort } from '../temporal/dev-server';
+import { freePort } from '../net/free-port';
 
 export interface EmbeddedPostgresOptions {
   /** Where the cluster lives; default: a folder inside the server's temp folder. Removed on stop either way. */

@@ -17,8 +17,8 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { EnvironmentError, errorMessage } from '../errors';
+import { freePort } from '../net/free-port';
 import { connect } from '../store/db';
-import { freePort } from './dev-server';
 import { ensureTemporalServer } from './server-binary';
 
 const execFileAsync = promisify(execFile);

@@ -3,10 +3,10 @@
  * Pure and deterministic: imported by the workflow, the CLI's `rotate plan` and the tests.
  */
 
-export const TRIGGERS = ['compromise', 'scheduled', 'personnel', 'hsm-replacement'] as const;
-export type Trigger = (typeof TRIGGERS)[number];
+import { type CustodianKind, REISSUE_AS, type ReissueAs, TRIGGERS, type Trigger } from '../domain';
+import { PolicyError } from '../errors';
 
-export type CustodianKind = 'pkcs11' | 'software';
+export { type CustodianKind, PolicyError, TRIGGERS, type Trigger };
 
 export interface RotationPolicy {
   /** t of the re-sign step and of the dual-key anchor (runbook: 5 min). */
@@ -59,9 +59,7 @@ export interface RotationPolicy {
   reissueAs: ReissueAs;
 }
 
-/** See RotationPolicy.reissueAs. */
-export type ReissueAs = '0.2' | 'same';
-export const REISSUE_AS: readonly ReissueAs[] = ['0.2', 'same'];
+export { REISSUE_AS, type ReissueAs };
 
 const MINUTE = 60;
 const HOUR = 3600;
@@ -109,10 +107,6 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     stepAlertSeconds: 10 * MINUTE,
     reissueAs: '0.2',
   };
-}
-
-export class PolicyError extends Error {
-  override readonly name = 'PolicyError';
 }
 
 /** The trigger's defaults with the caller's overrides, checked: offsets ordered, sizes positive. */

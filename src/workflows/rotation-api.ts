@@ -3,16 +3,16 @@
  * and query that the CLI, the worker and the tests share.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { CustodianKind, RotationPolicy, StepName, Trigger } from './policy';
+import { type CustodianKind, SAMPLE_SIZE, type Trigger, type VerifierAdoption } from '../domain';
+import type { RotationPolicy, StepName } from './policy';
+
+export { SAMPLE_SIZE, type VerifierAdoption };
 
 export const TASK_QUEUE_DEFAULT = 'rotor';
 
 export function rotationWorkflowId(identity: string): string {
   return `rotation/${identity}`;
 }
-
-/** How many verifiers or manifests a status or an activity result lists; the rest are counted. */
-export const SAMPLE_SIZE = 20;
 
 export interface RotationInput {
   identity: string;
@@ -60,14 +60,6 @@ export interface TimelineEntry {
 export interface Progress {
   done: number;
   total: number;
-}
-
-export interface VerifierAdoption {
-  verifierId: string;
-  anchorVersion: number | null;
-  lastSeen: string;
-  adopted: boolean;
-  acceptedNewKey: boolean;
 }
 
 /**

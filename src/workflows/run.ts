@@ -605,6 +605,12 @@ export class RotationRun {
       this.status.path === 'compromise'
         ? `Key compromise - old key_id=${oldKey}`
         : `Key rotation - old key_id=${oldKey}`;
+    // An escalated rotation may have re-issued, during its overlap, manifests stored after the
+    // compromise's trusted cut-off (default: the rotation's start); their twins go too.
+    const distrust = this.status.escalation
+      ? { distrustTwinsStoredFrom: this.input.trustedBefore ?? this.status.startedAt }
+      : {};
+    let untrustedTwins = 0;
     for (const status of statuses) {
       for (;;) {
         const chunk = await this.acts.long.revokeChunk({
@@ -616,13 +622,15 @@ export class RotationRun {
           batchSize: this.policy.batchSize,
           // Stragglers re-issued before revoking get the version the re-sign pass gives.
           reissueAs: this.policy.reissueAs,
+          ...distrust,
         });
         progress.done += chunk.revoked;
+        untrustedTwins += chunk.untrustedTwins ?? 0;
         if (chunk.remaining === 0) break;
         await this.controls.holdIfPaused();
       }
     }
-    return { revoked: progress.done };
+    return { revoked: progress.done, ...(untrustedTwins > 0 ? { untrustedTwins } : {}) };
   }
 
   /** The old private key destroyed in its custodian; its public key archived until retention ends. */

@@ -174,6 +174,49 @@ describe('escalate a scheduled rotation to a compromise (Temporal + Postgres, so
     await expectCompromiseHandled('esc-adoption', handle, signer.keyId, 'await-adoption');
   });
 
+  it('during adoption, after re-issuing manifests that arrived after the start: their twins are revoked too', async () => {
+    const signer = await env.initIdentity('esc-late-import');
+    await env.seed('esc-late-import', signer, COUNT);
+    await recordCheckIn(env.db.pool, {
+      verifierId: 'spiffe://trust.example/verifier/esc-late',
+      anchorVersion: 1,
+      identity: 'esc-late-import',
+      trustedKeyIds: [signer.keyId],
+      validCounts: {},
+    });
+    const handle = await env.start('esc-late-import', 'scheduled', {
+      minKeyAgeDays: 0,
+      ...LATE,
+      resignAtSeconds: 4,
+    });
+    await env.waitForPhase(handle, ['waiting']);
+    // Signed by the old key after the rotation began: whoever stole it could have made these.
+    await env.seed('esc-late-import', signer, 3);
+    const late = (await allManifests(env, { keyId: signer.keyId })).length - COUNT;
+    expect(late).toBe(3);
+    await env.waitForStatus(
+      handle,
+      'adoption blocked',
+      (s) => s.phase === 'await-adoption' && s.blockers.length > 0,
+    );
+    // The overlap re-issued them like the rest.
+    const twinsBefore = await countManifests(env.db.pool, {
+      keyId: (await handle.query<RotationStatus>('status')).newKeyId!,
+      status: 'active',
+    });
+    expect(twinsBefore).toBe(COUNT + late);
+    await escalate(handle);
+    // Only the twins of manifests stored before the start stay VALID.
+    const result = await expectCompromiseHandled('esc-late-import', handle, signer.keyId, 'await-adoption');
+    expect(result.progress.revoke.done).toBe(COUNT + late);
+    const { rows } = await env.db.pool.query<{ code: string; n: string }>(
+      'SELECT code, count(*) AS n FROM rotation_declined WHERE workflow_id = $1 AND key_id = $2 GROUP BY code',
+      [handle.workflowId, signer.keyId],
+    );
+    expect(rows).toEqual([{ code: 'stored-after-cutoff', n: String(late) }]);
+    expect(await countManifests(env.db.pool, { keyId: result.newKeyId!, status: 'revoked' })).toBe(late);
+  });
+
   it('while waiting for revocation', async () => {
     const { oldKeyId, handle } = await scheduled('esc-before-revoke', {
       adoptBySeconds: 3,
