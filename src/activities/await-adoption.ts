@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SAMPLE_SIZE, type VerifierAdoption } from '../domain';
-import { liveVerifiers, liveVerifiersNotAccepted } from '../store/verifiers';
+import { gateVerifiers } from '../store/verifiers';
 import { type ActivityDeps, activityContext } from './deps';
 import type { AcceptanceInput, AdoptionInput, GateCheck, GateWatchInput } from './types';
 
@@ -30,13 +30,17 @@ function summarise(verifiers: VerifierAdoption[], isBehind: (v: VerifierAdoption
 }
 
 export function adoptionActivities(deps: ActivityDeps) {
-  /** Verifiers of `identity` that checked in within the liveness window. */
-  const liveVerifiersOf = async (identity: string, withinSeconds: number) =>
-    (await liveVerifiers(deps.pool, { withinSeconds })).filter((v) => v.identity === identity);
+  /**
+   * The verifiers a gate of `identity` waits for: every registered one not retired, whether it
+   * checks in or has gone quiet (silence is "behind", never "gone": issue 12 point 4), and
+   * unregistered ones while they check in within the liveness window.
+   */
+  const gateSet = (identity: string, withinSeconds: number, keyId?: string) =>
+    gateVerifiers(deps.pool, { identity, withinSeconds, ...(keyId ? { keyId } : {}) });
 
   async function checkAdoption(input: AdoptionInput): Promise<GateCheck> {
     const checkedAt = new Date().toISOString();
-    const live = await liveVerifiersOf(input.identity, input.livenessSeconds);
+    const live = await gateSet(input.identity, input.livenessSeconds);
     if (live.length === 0) {
       const until = new Date(
         Date.parse(input.publishedAt) + (input.anchorMaxAgeSeconds + input.marginSeconds) * 1000,
@@ -77,7 +81,7 @@ export function adoptionActivities(deps: ActivityDeps) {
 
   async function checkAcceptance(input: AcceptanceInput): Promise<GateCheck> {
     const checkedAt = new Date().toISOString();
-    const live = await liveVerifiersOf(input.identity, input.livenessSeconds);
+    const live = await gateSet(input.identity, input.livenessSeconds, input.keyId);
     if (live.length === 0) {
       return {
         satisfied: true,
@@ -90,20 +94,12 @@ export function adoptionActivities(deps: ActivityDeps) {
         detail: 'no verifier checks in; the overlap window has closed',
       };
     }
-    const notAccepted = new Set(
-      (
-        await liveVerifiersNotAccepted(deps.pool, {
-          withinSeconds: input.livenessSeconds,
-          keyId: input.keyId,
-        })
-      ).map((v) => v.verifierId),
-    );
     const all: VerifierAdoption[] = live.map((v) => ({
       verifierId: v.verifierId,
       anchorVersion: v.anchorVersion,
       lastSeen: v.lastSeenAt.toISOString(),
       adopted: true,
-      acceptedNewKey: !notAccepted.has(v.verifierId),
+      acceptedNewKey: v.accepted,
     }));
     const s = summarise(all, (v) => !v.acceptedNewKey);
     return {

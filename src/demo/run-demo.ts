@@ -26,6 +26,7 @@ import { convertV01ToV02, signCoseRoot } from '../manifest';
 import { connect, type Pool } from '../store/db';
 import { type ImportItem, importManifests, pageManifests, statsByVersion } from '../store/manifests';
 import { migrate } from '../store/migrate';
+import { registerVerifier } from '../store/verifiers';
 import { syntheticManifests } from '../synthetic/manifests';
 import { startDevServer } from '../temporal/dev-server';
 import { createRotorWorker } from '../worker';
@@ -183,11 +184,14 @@ async function demo(
   );
   reached('custodian');
 
-  const checkInToken = randomBytes(24).toString('base64url');
+  // Each verifier checks in with a credential of its own, bound to its id and the identity.
+  const credentials: Record<string, string> = {};
+  for (const id of VERIFIER_IDS) {
+    credentials[id] = (await registerVerifier(pool, { verifierId: id, identity: DEMO_IDENTITY })).credential;
+  }
   const http = createHttpService({
     pool,
     identity: DEMO_IDENTITY,
-    checkInToken,
     anchorMaxAgeSeconds: policy.anchorMaxAgeSeconds,
     // Verifiers learn of revocations within the compressed window too.
     crlCacheSeconds: policy.anchorMaxAgeSeconds,
@@ -227,7 +231,7 @@ async function demo(
     baseUrl,
     identity: DEMO_IDENTITY,
     root: { threshold: 1, keys: rootKeys.map((k) => ({ kid: k.keyId, publicKey: k.publicKey })) },
-    checkInToken,
+    credentials,
     ids: VERIFIER_IDS,
     intervalMs: VERIFIER_INTERVAL_MS,
   });

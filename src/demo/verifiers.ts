@@ -26,7 +26,8 @@ export interface DemoVerifiersOptions {
   pool: Pool;
   baseUrl: string;
   identity: string;
-  checkInToken: string;
+  /** Each verifier's own check-in credential (rotor verifier register), by id. */
+  credentials: Record<string, string>;
   /** The pinned anchor root. */
   root: RootSet;
   ids: string[];
@@ -53,7 +54,7 @@ export function startDemoVerifiers(options: DemoVerifiersOptions): DemoVerifiers
         id,
         baseUrl: options.baseUrl,
         identity: options.identity,
-        checkInToken: options.checkInToken,
+        checkInToken: options.credentials[id] ?? '',
         root: options.root,
       }),
       tally: { VALID: 0, INVALID: 0, REVOKED: 0, EXPIRED: 0 },

@@ -13,10 +13,21 @@ import { badRequest, HttpError } from './respond';
 
 export const CHECK_IN_BODY_LIMIT = 64 * 1024;
 const MAX_KEYS = 256;
-const FIELDS = new Set(['anchor_version', 'identity', 'trusted_key_ids', 'valid_counts', 'rejection_counts']);
+const FIELDS = new Set([
+  'anchor_version',
+  'anchor_sha256',
+  'identity',
+  'trusted_key_ids',
+  'valid_counts',
+  'rejection_counts',
+]);
 
-export interface ParsedCheckIn extends CheckIn {
+export interface ParsedCheckIn extends Omit<CheckIn, 'anchorVersion'> {
   identity: string;
+  /** As reported; a registered verifier's is derived from `anchorSha256` instead. */
+  anchorVersion?: number;
+  /** Whether the body named an identity (a registered verifier may only name its own). */
+  identityGiven: boolean;
   /** key_id (or 'none') → reason → count since the verifier started. */
   rejectionCounts: RejectionCounts;
 }
@@ -30,8 +41,18 @@ export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity:
     if (!FIELDS.has(name)) throw badRequest(`unknown field ${JSON.stringify(name.slice(0, 64))}`);
   }
   const version = fields.anchor_version;
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 0 || version > 2 ** 31 - 1) {
+  if (
+    version !== undefined &&
+    (typeof version !== 'number' || !Number.isInteger(version) || version < 0 || version > 2 ** 31 - 1)
+  ) {
     throw badRequest('anchor_version must be a non-negative integer');
+  }
+  const sha = fields.anchor_sha256;
+  if (sha !== undefined && (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha))) {
+    throw badRequest('anchor_sha256 must be the lowercase hex SHA-256 of the signed anchor held (64 digits)');
+  }
+  if (version === undefined && sha === undefined) {
+    throw badRequest("report the anchor held: anchor_sha256 (the signed anchor's SHA-256) or anchor_version");
   }
   let identity = defaultIdentity;
   if (fields.identity !== undefined) {
@@ -60,7 +81,16 @@ export function parseCheckIn(verifierId: string, body: unknown, defaultIdentity:
     validCounts[keyId] = n;
   }
   const rejectionCounts = parseRejections(fields.rejection_counts);
-  return { verifierId, anchorVersion: version, identity, trustedKeyIds, validCounts, rejectionCounts };
+  return {
+    verifierId,
+    ...(version === undefined ? {} : { anchorVersion: version as number }),
+    ...(sha === undefined ? {} : { anchorSha256: sha as string }),
+    identity,
+    identityGiven: fields.identity !== undefined,
+    trustedKeyIds,
+    validCounts,
+    rejectionCounts,
+  };
 }
 
 /** `rejection_counts`: `{ key_id or "none": { reason: count } }`, reasons from REJECTION_REASONS. */
@@ -98,25 +128,33 @@ function parseRejections(value: unknown): RejectionCounts {
   return out;
 }
 
+const CHALLENGE = { 'WWW-Authenticate': 'Bearer realm="rotor"' };
+
+/** The bearer credential of a check-in; 401 without one. */
+export function bearerOf(req: IncomingMessage): string {
+  const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required', CHALLENGE);
+  return m[1]!;
+}
+
+/** A refused credential: 401, the reason in one line. */
+export function unauthorized(reason: string): HttpError {
+  return new HttpError(401, 'UNAUTHORIZED', reason, CHALLENGE);
+}
+
 /**
- * Checks `Authorization: Bearer <token>` against the configured token in constant time. Without
- * a configured token check-in is switched off (503), never open.
+ * The shared fleet token (ROTOR_CHECKIN_TOKEN), accepted for one release only and only for
+ * verifiers that are not registered: compared in constant time. Without a configured token an
+ * unregistered verifier cannot check in at all.
  */
-export function authorizeCheckIn(req: IncomingMessage, expected: string | undefined): void {
+export function checkSharedToken(verifierId: string, presented: string, expected: string | undefined): void {
   if (!expected) {
-    throw new HttpError(
-      503,
-      'CHECK_IN_DISABLED',
-      'verifier check-in is not configured (ROTOR_CHECKIN_TOKEN unset)',
+    throw unauthorized(
+      `verifier ${verifierId} is not registered (rotor verifier register ${verifierId} --identity …) and no shared token is configured`,
     );
   }
-  const header = req.headers.authorization ?? '';
-  const m = /^Bearer ([^\s]+)$/i.exec(header);
-  const challenge = { 'WWW-Authenticate': 'Bearer realm="rotor"' };
-  if (!m) throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required', challenge);
-  if (!timingSafeEqual(digest(m[1]!), digest(expected))) {
-    throw new HttpError(401, 'UNAUTHORIZED', 'the bearer token is not valid', challenge);
-  }
+  if (!timingSafeEqual(digest(presented), digest(expected)))
+    throw unauthorized('the bearer token is not valid');
 }
 
 function digest(text: string): Buffer {

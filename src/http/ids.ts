@@ -33,6 +33,11 @@ export function checkManifestId(id: string): string {
   return id;
 }
 
+/** A verifier id as the check-in path and the registry accept it. */
+export function isVerifierId(id: string): boolean {
+  return VERIFIER_ID.test(id);
+}
+
 export function verifierIdFromPath(raw: string): string {
   const id = decode(raw, 'verifier id');
   if (!VERIFIER_ID.test(id)) throw badRequest(`verifier id ${JSON.stringify(id.slice(0, 260))} is malformed`);

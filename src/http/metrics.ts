@@ -11,6 +11,8 @@ export interface ServiceMetrics {
 
 export interface MetricSources {
   crlRecords(): Promise<number>;
+  /** The CRL's head sequence number (what a verifier sends as `since`). */
+  crlHead?(): Promise<number>;
   anchorVersion(): Promise<number | null>;
   /** Verification results verifiers reported at check-in, summed over all check-ins. */
   verificationTotals?(): Promise<{ identity: string; keyId: string; outcome: string; count: number }[]>;
@@ -34,11 +36,19 @@ export function createMetrics(sources: MetricSources, identity: string): Service
   });
   new Gauge({
     name: 'rotor_crl_records',
-    help: 'Revocation records in the published CRL',
+    help: 'Revocation records in the published CRL (compacted records, kept in the archive, not counted)',
     registers: [registry],
     async collect() {
       // A scrape during a database outage shows NaN here rather than failing as a whole.
       this.set(await sources.crlRecords().catch(() => Number.NaN));
+    },
+  });
+  new Gauge({
+    name: 'rotor_crl_head',
+    help: 'Head sequence number of the CRL (CRL-Head): moves with every append and compaction',
+    registers: [registry],
+    async collect() {
+      this.set((await sources.crlHead?.().catch(() => Number.NaN)) ?? Number.NaN);
     },
   });
   new Gauge({

@@ -8,12 +8,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { RotorLogger } from '../log';
 import { inTransaction, type Pool } from '../store/db';
-import { countRevocations, getRevocationLine, openCrlSnapshot } from '../store/revocations';
+import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { currentTrustAnchorServed } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
-import { recordCheckIn } from '../store/verifiers';
+import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
 import type { RotationStatus } from '../workflows/rotation-api';
-import { authorizeCheckIn, CHECK_IN_BODY_LIMIT, parseCheckIn } from './check-in';
+import { bearerOf, CHECK_IN_BODY_LIMIT, checkSharedToken, parseCheckIn, unauthorized } from './check-in';
 import { AGENT_MANIFEST, serveAgentManifest } from './delivery';
 import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
 import { createMetrics } from './metrics';
@@ -85,7 +85,8 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const log = options.log ?? (() => {});
   const metrics = createMetrics(
     {
-      crlRecords: () => countRevocations(pool),
+      crlRecords: async () => (await crlHead(pool)).served,
+      crlHead: async () => (await crlHead(pool)).head,
       anchorVersion: async () => (await currentTrustAnchorServed(pool, identity))?.version ?? null,
       verificationTotals: () => verificationTotals(pool),
     },
@@ -143,11 +144,32 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
 
-  const crl: Handler = async (req, res) => {
+  // The full list (a FileCRL, byte for byte what the SDK reads) or, with `?since=N`, a delta: only
+  // the records after sequence number N. Either way CRL-Head names the snapshot's head, which the
+  // verifier sends as `since` next time; the ETag is derived from it (README, "CRL deltas").
+  const crl: Handler = async (req, res, query) => {
+    const since = sinceOf(query);
     const snapshot = await openCrlSnapshot(pool);
     try {
-      const etag = `"crl-${snapshot.records}"`;
-      const headers = { ETag: etag, 'Cache-Control': `public, max-age=${crlCacheSeconds}` };
+      const position = { 'CRL-Head': String(snapshot.head), 'CRL-Horizon': String(snapshot.horizon) };
+      if (since !== null && since > snapshot.head) {
+        throw new HttpError(
+          409,
+          'CRL_SINCE_AHEAD',
+          `since=${since} is ahead of the CRL head ${snapshot.head}: fetch the full list`,
+          position,
+        );
+      }
+      if (since !== null && since < snapshot.horizon) {
+        throw new HttpError(
+          410,
+          'CRL_SINCE_COMPACTED',
+          `since=${since} is before the compaction horizon ${snapshot.horizon}: fetch the full list`,
+          position,
+        );
+      }
+      const etag = since === null ? `"crl-${snapshot.head}"` : `"crl-${snapshot.head}-since-${since}"`;
+      const headers = { ETag: etag, 'Cache-Control': `public, max-age=${crlCacheSeconds}`, ...position };
       if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
         res.writeHead(304, headers);
         res.end();
@@ -158,7 +180,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
         res.end();
         return;
       }
-      for await (const batch of snapshot.batches()) {
+      for await (const batch of snapshot.batches(since ?? 0)) {
         if (res.destroyed) return;
         if (!res.write(`${batch.join('\n')}\n`)) await drained(res);
       }
@@ -190,9 +212,56 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const checkIn = (rawId: string): Handler => {
     return async (req, res) => {
       const verifierId = verifierIdFromPath(rawId);
-      authorizeCheckIn(req, options.checkInToken);
+      const presented = bearerOf(req);
+      // A registered verifier presents its own credential, bound to its id and identity
+      // (issue 12 point 4): no holder of another credential can speak for it or move it.
+      const credential = await checkVerifierCredential(pool, verifierId, presented);
+      if (credential.kind === 'refused') throw unauthorized(credential.reason);
+      if (credential.kind === 'legacy') {
+        checkSharedToken(verifierId, presented, options.checkInToken);
+        options.logger?.warn(
+          { verifierId, fix: `rotor verifier register ${verifierId} --identity <identity>` },
+          'check-in with the shared fleet token',
+        );
+        res.setHeader(
+          'Warning',
+          '299 rotor "shared check-in token: register this verifier, the token goes away"',
+        );
+      }
       const body = await readJsonBody(req, CHECK_IN_BODY_LIMIT);
-      const input = parseCheckIn(verifierId, body, identity);
+      const parsed = parseCheckIn(verifierId, body, identity);
+      if (credential.kind === 'registered') {
+        if (parsed.identityGiven && parsed.identity !== credential.identity) {
+          throw new HttpError(
+            403,
+            'IDENTITY_MISMATCH',
+            `verifier ${verifierId} is registered for identity ${credential.identity}, not ${parsed.identity}`,
+          );
+        }
+        parsed.identity = credential.identity;
+        if (parsed.anchorSha256 === undefined) {
+          throw badRequest(
+            'a registered verifier reports anchor_sha256, the SHA-256 of the signed anchor it holds',
+          );
+        }
+      }
+      // The version held is what the anchor's hash says, not a number the verifier chose.
+      let anchorVersion = parsed.anchorVersion;
+      if (parsed.anchorSha256 !== undefined) {
+        const byHash = await anchorVersionBySha256(pool, parsed.identity, parsed.anchorSha256);
+        if (byHash === null) {
+          throw badRequest(
+            `anchor_sha256 ${parsed.anchorSha256.slice(0, 16)}… names no anchor of identity ${parsed.identity}`,
+          );
+        }
+        if (anchorVersion !== undefined && anchorVersion !== byHash) {
+          throw badRequest(
+            `anchor_version ${anchorVersion} does not match anchor_sha256 (version ${byHash})`,
+          );
+        }
+        anchorVersion = byHash;
+      }
+      const input = { ...parsed, anchorVersion: anchorVersion! };
       await inTransaction(pool, async (client) => {
         // The increase over the last report is computed before the check-in overwrites it.
         await recordResults(client, {
@@ -341,6 +410,21 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       });
     },
   };
+}
+
+/** `?since=N`: absent (the full list), or one sequence number; anything else is a 400. */
+function sinceOf(query: URLSearchParams): number | null {
+  const given = query.getAll('since');
+  if (given.length === 0) return null;
+  if (given.length > 1) throw badRequest('give at most one since query parameter');
+  const text = given[0]!;
+  const n = Number(text);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(n)) {
+    throw badRequest(
+      `since must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
+    );
+  }
+  return n;
 }
 
 function drained(res: ServerResponse): Promise<void> {

@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors';
+import { appendAudit } from './audit';
 import type { Pool, PoolClient } from './db';
 import { atomically, type Queryable } from './queryable';
 
@@ -138,17 +139,42 @@ export async function revokedAmong(q: Queryable, manifestIds: string[]): Promise
   return new Set(rows.map((r) => r.manifest_id));
 }
 
-/** The record count, kept by a trigger: constant time at any CRL size. */
+/** The record count (the archive, compacted records included), kept by a trigger: constant time at any CRL size. */
 export async function countRevocations(q: Queryable): Promise<number> {
   const { rows } = await q.query<{ records: string }>('SELECT records FROM crl_state');
   return Number(rows[0]!.records);
 }
 
-export interface CrlSnapshot {
-  /** Records in this snapshot; the CRL's ETag is derived from it. */
-  records: number;
-  /** The lines in publication order, in batches, read through a cursor (constant memory). */
-  batches(): AsyncGenerator<string[]>;
+export interface CrlHead {
+  /** The highest sequence number any committed change used (an append or a compaction). */
+  head: number;
+  /** The sequence number the latest compaction took (0 before any): deltas start at or after it. */
+  horizon: number;
+  /** Records the served list holds (the archive minus the compacted). */
+  served: number;
+  /** Records compacted out of the served list (still in the archive). */
+  compacted: number;
+}
+
+export async function crlHead(q: Queryable): Promise<CrlHead> {
+  const { rows } = await q.query<{ head: string; horizon: string; records: string; compacted: string }>(
+    'SELECT head, horizon, records, compacted FROM crl_state',
+  );
+  const r = rows[0]!;
+  return {
+    head: Number(r.head),
+    horizon: Number(r.horizon),
+    served: Number(r.records) - Number(r.compacted),
+    compacted: Number(r.compacted),
+  };
+}
+
+export interface CrlSnapshot extends CrlHead {
+  /**
+   * The served lines in publication (seq) order, in batches, read through a cursor (constant
+   * memory): all of them, or only those after `since` (a delta).
+   */
+  batches(since?: number): AsyncGenerator<string[]>;
   /** Ends the snapshot and returns the connection; safe to call twice. */
   close(): Promise<void>;
 }
@@ -156,8 +182,10 @@ export interface CrlSnapshot {
 const FETCH_SIZE = 2000;
 
 /**
- * One consistent view of the CRL on a connection of its own: the count and the lines come from
- * the same snapshot, so an ETag computed from `records` names exactly the bytes streamed.
+ * One consistent view of the CRL on a connection of its own: the head and the lines come from the
+ * same snapshot, so an ETag computed from `head` names exactly the bytes streamed, and a verifier
+ * that asks next for the records after `head` misses none (appends take seq numbers in commit
+ * order, migration 080).
  */
 export async function openCrlSnapshot(pool: Pool): Promise<CrlSnapshot> {
   const client = await pool.connect();
@@ -175,17 +203,26 @@ export async function openCrlSnapshot(pool: Pool): Promise<CrlSnapshot> {
   };
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const records = await countRevocations(client);
-    return { records, batches: () => readBatches(client), close };
+    const head = await crlHead(client);
+    return { ...head, batches: (since = 0) => readBatches(client, since), close };
   } catch (err) {
     await close();
     throw err;
   }
 }
 
-async function* readBatches(client: PoolClient): AsyncGenerator<string[]> {
+async function* readBatches(client: PoolClient, since: number): AsyncGenerator<string[]> {
+  if (!Number.isSafeInteger(since) || since < 0)
+    throw new UsageError(`since ${since} is not a sequence number`);
   const cursor = `crl_${randomBytes(4).toString('hex')}`;
-  await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT line FROM revocations ORDER BY seq`);
+  // Compacted records stay in revocations (the archive) and leave only what is served.
+  await client.query(
+    `DECLARE ${cursor} NO SCROLL CURSOR FOR
+       SELECT line FROM revocations r
+        WHERE r.seq > ${since}
+          AND NOT EXISTS (SELECT 1 FROM revocations_compacted c WHERE c.seq = r.seq)
+        ORDER BY r.seq`,
+  );
   try {
     for (;;) {
       const { rows } = await client.query<{ line: string }>(`FETCH ${FETCH_SIZE} FROM ${cursor}`);
@@ -196,6 +233,95 @@ async function* readBatches(client: PoolClient): AsyncGenerator<string[]> {
     // The cursor dies with the transaction anyway; a failed CLOSE must not mask the stream's own error.
     await client.query(`CLOSE ${cursor}`).catch(() => {});
   }
+}
+
+/**
+ * How long after a manifest's `expires_at` its revocation record stays served. rotor's verifier
+ * (like the SDK's) refuses a manifest past `expires_at` by its own clock with no leeway, so a
+ * compacted record matters only to a verifier whose clock runs behind the database's: the margin
+ * must exceed that lag. An hour is far beyond NTP-disciplined hosts (milliseconds) and the
+ * 5-minute skew allowances common elsewhere, and costs an hour's worth of records in the list.
+ */
+export const DEFAULT_COMPACTION_MARGIN_SECONDS = 3600;
+
+export interface CompactionResult {
+  /** Records compacted by this run (0: nothing had expired; head and horizon unchanged). */
+  compacted: number;
+  head: number;
+  horizon: number;
+  /** Records the served list holds afterwards. */
+  served: number;
+}
+
+/**
+ * Compacts the served CRL (ADR-0007, Consequences): records whose manifest expired more than
+ * `marginSeconds` ago (by the database's clock) leave the full list and every delta. The records
+ * stay in revocations (append-only, the archive); revocations_compacted names each, and one audit
+ * entry says how many and at which horizon. The run takes a sequence number of its own, so the
+ * head (and the ETag) moves, and verifiers holding an older position are told to fetch the full
+ * list. Records of manifests rotor does not store, or with no expires_at, are never compacted.
+ */
+export async function compactCrl(
+  q: Queryable,
+  options: { marginSeconds?: number; actor: string },
+): Promise<CompactionResult> {
+  const marginSeconds = options.marginSeconds ?? DEFAULT_COMPACTION_MARGIN_SECONDS;
+  if (!Number.isSafeInteger(marginSeconds) || marginSeconds < 0) {
+    throw new UsageError(
+      `the compaction margin must be a whole number of seconds >= 0, got ${marginSeconds}`,
+    );
+  }
+  return atomically(q, async (client) => {
+    // Serialises with appends (their statement trigger takes this lock first): the horizon drawn
+    // below is above every committed record and below every later one.
+    await client.query('SELECT 1 FROM crl_state FOR UPDATE');
+    const { rows: candidates } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM revocations r JOIN manifests m ON m.manifest_id = r.manifest_id
+        WHERE m.expires_at < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM revocations_compacted c WHERE c.seq = r.seq)`,
+      [marginSeconds],
+    );
+    if (Number(candidates[0]!.n) === 0) {
+      const h = await crlHead(client);
+      return { compacted: 0, head: h.head, horizon: h.horizon, served: h.served };
+    }
+    const { rows: drawn } = await client.query<{ horizon: string }>(
+      "SELECT nextval(pg_get_serial_sequence('revocations', 'seq')) AS horizon",
+    );
+    const horizon = Number(drawn[0]!.horizon);
+    const inserted = await client.query<{ first: string; last: string }>(
+      `WITH moved AS (
+         INSERT INTO revocations_compacted (seq, manifest_id, expires_at, horizon)
+         SELECT r.seq, r.manifest_id, m.expires_at, $2
+           FROM revocations r JOIN manifests m ON m.manifest_id = r.manifest_id
+          WHERE m.expires_at < now() - make_interval(secs => $1)
+            AND NOT EXISTS (SELECT 1 FROM revocations_compacted c WHERE c.seq = r.seq)
+         RETURNING seq)
+       SELECT count(*) AS n, min(seq) AS first, max(seq) AS last FROM moved`,
+      [marginSeconds, horizon],
+    );
+    const row = inserted.rows[0] as unknown as { n: string; first: string; last: string };
+    const compacted = Number(row.n);
+    await client.query(
+      'UPDATE crl_state SET head = $1, horizon = $1, compacted = compacted + $2, updated_at = now()',
+      [horizon, compacted],
+    );
+    const after = await crlHead(client);
+    await appendAudit(client, {
+      actor: options.actor,
+      action: 'crl.compacted',
+      subject: 'crl',
+      details: {
+        compacted,
+        firstSeq: Number(row.first),
+        lastSeq: Number(row.last),
+        horizon,
+        marginSeconds,
+        served: after.served,
+      },
+    });
+    return { compacted, head: after.head, horizon: after.horizon, served: after.served };
+  });
 }
 
 /** Every line of the CRL in publication order, constant memory. */

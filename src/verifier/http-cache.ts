@@ -77,6 +77,28 @@ export async function fetchCached(
   };
 }
 
+export interface FetchedText {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * GET `url` under the same timeout and size limit, whatever the status: for callers that act on
+ * more than 200 and 304 (the CRL delta's 409 and 410 mean "fetch the full list").
+ */
+export async function fetchText(url: string, limits: FetchLimits = {}): Promise<FetchedText> {
+  const timeoutMs = limits.timeoutMs ?? 10_000;
+  const maxBytes = limits.maxBytes ?? 64 * 1024 * 1024;
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    throw new EnvironmentError(`cannot reach ${url}: ${causeOf(err)}`, 'ENV_VERIFIER_FETCH');
+  }
+  return { status: res.status, headers: res.headers, text: await readLimited(res, url, maxBytes) };
+}
+
 /** The server's own one-line error message, when it sent one in rotor's error shape. */
 export function detailOf(text: string): string {
   try {

@@ -25,7 +25,16 @@ import {
   verifySignedAnchor,
 } from '../manifest';
 import { rejectionReason } from '../manifest/rejection';
-import { type CachedBody, causeOf, checkTransport, detailOf, fetchCached, isFresh } from './http-cache';
+import {
+  type CachedBody,
+  causeOf,
+  checkTransport,
+  detailOf,
+  fetchCached,
+  fetchText,
+  freshnessSeconds,
+  isFresh,
+} from './http-cache';
 
 /** A manifest as presented: v0.1 JSON text, or a v0.2 COSE envelope's bytes. */
 export type ManifestInput = string | Uint8Array;
@@ -76,6 +85,12 @@ export interface ReferenceVerifierOptions {
   fetchTimeoutMs?: number;
   /** Largest CRL accepted (default 64 MiB); the signed anchor is capped at 256 KiB. */
   maxCrlBytes?: number;
+  /**
+   * Refresh the CRL with deltas (`?since=<CRL-Head>`, README "CRL deltas") once a full list gave
+   * a head; default true. false fetches the full list every time (revalidated with If-None-Match),
+   * as a verifier that knows no deltas does: the benchmark's "before".
+   */
+  incrementalCrl?: boolean;
   now?: () => Date;
 }
 
@@ -100,7 +115,13 @@ export class ReferenceVerifier {
   /** The pinned root; replaced by the anchor's root set after a trusted root rotation. */
   #root: RootSet;
   #anchorBody: CachedBody | undefined;
-  #crlBody: CachedBody | undefined;
+  readonly #incrementalCrl: boolean;
+  /** The CRL held: its lines as served (full list, then the deltas appended), and where it stands. */
+  #crl: HeldCrl | undefined;
+  /** Set when a delta was refused or made no sense: the next refresh fetches the full list. */
+  #crlNeedsFull = false;
+  #crlBytes = 0;
+  #crlFetches = 0;
   #anchor: TrustedAnchor | undefined;
   /** manifest_ids the held CRL revokes, by records whose signature verifies with the held anchor's keys. */
   #revoked = new Set<string>();
@@ -115,7 +136,9 @@ export class ReferenceVerifier {
   constructor(options: ReferenceVerifierOptions) {
     if (!options.id) throw new UsageError('a reference verifier needs an id');
     if (!options.checkInToken)
-      throw new UsageError('a reference verifier needs a check-in token (ROTOR_CHECKIN_TOKEN)');
+      throw new UsageError(
+        'a reference verifier needs its check-in credential (ROTOR_VERIFIER_CREDENTIAL, from rotor verifier register)',
+      );
     let base: URL;
     try {
       base = new URL(options.baseUrl);
@@ -128,6 +151,7 @@ export class ReferenceVerifier {
     this.#root = options.root;
     this.#fetchTimeoutMs = options.fetchTimeoutMs ?? 10_000;
     this.#maxCrlBytes = options.maxCrlBytes ?? 64 * 1024 * 1024;
+    this.#incrementalCrl = options.incrementalCrl ?? true;
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#identity = options.identity;
     this.#token = options.checkInToken;
@@ -183,6 +207,16 @@ export class ReferenceVerifier {
     return this.#crlRejected;
   }
 
+  /** The CRL-Head of the list held (what the next delta asks from); null when none is known. */
+  get crlHead(): number | null {
+    return this.#crl?.head ?? null;
+  }
+
+  /** CRL response bodies downloaded so far, in bytes, and the CRL requests made (full or delta). */
+  get crlTraffic(): { bytes: number; requests: number } {
+    return { bytes: this.#crlBytes, requests: this.#crlFetches };
+  }
+
   /**
    * Fetches the anchor and the CRL, each only when its held copy is no longer fresh, revalidating
    * with If-None-Match. On a failure the held copies stay in use and the error is thrown.
@@ -190,7 +224,7 @@ export class ReferenceVerifier {
   async refresh(): Promise<void> {
     const nowMs = this.#now().getTime();
     const anchorStale = !isFresh(this.#anchorBody, nowMs);
-    const crlStale = !isFresh(this.#crlBody, nowMs);
+    const crlStale = this.#crl === undefined || nowMs >= this.#crl.freshUntil;
     if (!anchorStale && !crlStale) return;
     const [anchor, crl] = await Promise.allSettled([
       anchorStale
@@ -199,15 +233,9 @@ export class ReferenceVerifier {
             maxBytes: MAX_SIGNED_ANCHOR_BYTES,
           })
         : undefined,
-      crlStale
-        ? fetchCached(this.#url(CRL_PATH), this.#crlBody, nowMs, {
-            timeoutMs: this.#fetchTimeoutMs,
-            maxBytes: this.#maxCrlBytes,
-          })
-        : undefined,
+      crlStale ? this.#fetchCrl(nowMs) : undefined,
     ]);
     let keysChanged = false;
-    let crlChanged = false;
     const failures: unknown[] = [];
     if (anchor.status === 'rejected') failures.push(anchor.reason);
     else if (anchor.value) {
@@ -221,14 +249,98 @@ export class ReferenceVerifier {
       }
       if (failures.length === 0) this.#anchorBody = anchor.value.body;
     }
+    // Records are trusted by the anchor's keys, so a new anchor re-reads the CRL held.
+    let reread = keysChanged;
     if (crl.status === 'rejected') failures.push(crl.reason);
     else if (crl.value) {
-      crlChanged = crl.value.changed;
-      this.#crlBody = crl.value.body;
+      const got = crl.value;
+      if (got.kind === 'unchanged') {
+        this.#crl = { ...this.#crl!, freshUntil: got.freshUntil, etag: got.etag ?? this.#crl!.etag };
+      } else if (got.kind === 'full') {
+        this.#crl = { lines: got.lines, head: got.head, etag: got.etag, freshUntil: got.freshUntil };
+        this.#crlNeedsFull = false;
+        reread = true;
+      } else {
+        try {
+          await this.#applyDelta(got);
+        } catch (err) {
+          // Fail closed: nothing of a delta holding a bad record is taken, and since a record
+          // the server keeps serving would refuse every later delta too, the next refresh
+          // fetches the full list, where each line stands or falls on its own.
+          this.#crlNeedsFull = true;
+          failures.push(err);
+        }
+      }
     }
-    // Records are trusted by the anchor's keys, so a new anchor re-reads the CRL held.
-    if ((keysChanged || crlChanged) && this.#crlBody) await this.#readRevocations(this.#crlBody.text);
+    if (reread && this.#crl) await this.#readRevocations(this.#crl.lines);
     if (failures.length > 0) throw failures[0];
+  }
+
+  /** The full list, a delta after the head held, or "unchanged" (a 304 on the full list). */
+  async #fetchCrl(nowMs: number): Promise<CrlFetch> {
+    const limits = { timeoutMs: this.#fetchTimeoutMs, maxBytes: this.#maxCrlBytes };
+    const held = this.#crl;
+    if (this.#incrementalCrl && held?.head !== undefined && !this.#crlNeedsFull) {
+      const url = `${this.#url(CRL_PATH)}?since=${held.head}`;
+      this.#crlFetches++;
+      const res = await fetchText(url, limits);
+      this.#crlBytes += Buffer.byteLength(res.text);
+      if (res.status === 200) {
+        const head = headOf(res.headers);
+        if (head === undefined || head < held.head) {
+          this.#crlNeedsFull = true;
+          throw new RotorError(
+            `GET ${url}: the delta's CRL-Head ${JSON.stringify(res.headers.get('crl-head'))} is not a sequence number at or after ${held.head}: refused`,
+            'CRL_DELTA_REFUSED',
+          );
+        }
+        return {
+          kind: 'delta',
+          url,
+          lines: splitLines(res.text),
+          head,
+          freshUntil: nowMs + freshnessSeconds(res.headers) * 1000,
+        };
+      }
+      // 410: compacted past our position; 409: the server's history is not the one we followed.
+      // Both say: take the full list.
+      if (res.status !== 409 && res.status !== 410) {
+        throw new RotorError(
+          `GET ${url} answered ${res.status}${detailOf(res.text)}`,
+          'VERIFIER_FETCH_STATUS',
+        );
+      }
+    }
+    const previous = held?.etag ? { text: '', etag: held.etag, freshUntil: held.freshUntil } : undefined;
+    this.#crlFetches++;
+    const fetched = await fetchCached(this.#url(CRL_PATH), previous, nowMs, limits);
+    this.#crlBytes += fetched.changed ? Buffer.byteLength(fetched.body.text) : 0;
+    if (!fetched.changed)
+      return { kind: 'unchanged', freshUntil: fetched.body.freshUntil, etag: fetched.body.etag };
+    return {
+      kind: 'full',
+      lines: splitLines(fetched.body.text),
+      // A server that sends no CRL-Head (a static FileCRL) is always read in full.
+      head: headOf(fetched.headers),
+      etag: fetched.body.etag,
+      freshUntil: fetched.body.freshUntil,
+    };
+  }
+
+  /** Every record of the delta verifies with the held anchor's signers, or none is taken. */
+  async #applyDelta(delta: Extract<CrlFetch, { kind: 'delta' }>): Promise<void> {
+    const held = this.#crl!;
+    const report = await readCrl(delta.lines, this.#signers());
+    if (report.rejected.length > 0) {
+      const first = report.rejected[0]!;
+      throw new RotorError(
+        `GET ${delta.url}: refused whole, ${report.rejected.length} of ${delta.lines.length} records do not verify (line ${first.line}: ${first.reason}); the CRL held stays at ${held.head}`,
+        'CRL_DELTA_REFUSED',
+      );
+    }
+    for (const line of delta.lines) held.lines.push(line);
+    for (const r of report.accepted) this.#revoked.add(r.manifestId);
+    this.#crl = { ...held, head: delta.head, freshUntil: delta.freshUntil };
   }
 
   /**
@@ -275,6 +387,9 @@ export class ReferenceVerifier {
     const url = this.#url(`/v1/verifiers/${encodeURIComponent(this.id)}/check-in`);
     const body: Record<string, unknown> = {
       anchor_version: this.anchorVersion,
+      // The anchor held, by the hash of its signed form: the registry derives the version from it
+      // rather than taking a number (a registered verifier must report it).
+      ...(this.anchorSha256 === null ? {} : { anchor_sha256: this.anchorSha256 }),
       trusted_key_ids: this.trustedKeyIds,
       valid_counts: this.validCounts,
       rejection_counts: this.rejectionCounts,
@@ -384,17 +499,50 @@ export class ReferenceVerifier {
     return trustedKeysFromAnchor(this.#anchor.document, { now: this.#now() });
   }
 
-  async #readRevocations(text: string): Promise<void> {
-    // A record's signer is trusted for as long as the anchor lists its key, whatever the key's
-    // validity window: revocations signed by a retiring key still stand.
+  /**
+   * The keys a CRL record may be signed by. A record's signer is trusted for as long as the anchor
+   * lists its key, whatever the key's validity window: revocations signed by a retiring key still
+   * stand. The identity's revocation authority (ADR-0007) signs records across key rotations.
+   */
+  #signers(): Map<string, Uint8Array> {
     const signers = this.#anchor
       ? trustedKeysFromAnchor(this.#anchor.document)
       : new Map<string, Uint8Array>();
-    // The identity's revocation authority (ADR-0007) signs records across key rotations.
     const rk = this.#anchor?.payload.revocation_key;
     if (rk) signers.set(rk.key_id, b64urlDecode(rk.public_key));
-    const report = await readCrl(text, signers);
+    return signers;
+  }
+
+  async #readRevocations(lines: string[]): Promise<void> {
+    const report = await readCrl(lines, this.#signers());
     this.#revoked = new Set(report.accepted.map((r) => r.manifestId));
     this.#crlRejected = report.rejected.length;
   }
+}
+
+interface HeldCrl {
+  lines: string[];
+  /** CRL-Head of the list held; undefined when the server sends none (no deltas then). */
+  head: number | undefined;
+  etag: string | undefined;
+  freshUntil: number;
+}
+
+type CrlFetch =
+  | { kind: 'unchanged'; freshUntil: number; etag: string | undefined }
+  | { kind: 'full'; lines: string[]; head: number | undefined; etag: string | undefined; freshUntil: number }
+  | { kind: 'delta'; url: string; lines: string[]; head: number; freshUntil: number };
+
+function headOf(headers: Headers): number | undefined {
+  const text = headers.get('crl-head');
+  if (text === null || !/^(0|[1-9][0-9]{0,15})$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Lines of a JSON-lines body, as readCrl splits a whole text (the line numbers it reports match). */
+function splitLines(text: string): string[] {
+  const parts = text.split(/\r\n|\r|\n/);
+  if (parts[parts.length - 1] === '') parts.pop();
+  return parts;
 }

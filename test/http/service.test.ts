@@ -242,7 +242,7 @@ describe('verifier check-in', () => {
     expect(await getVerifier(db.pool, 'v')).toBeNull();
   });
 
-  it('answers 503 when no token is configured', async () => {
+  it('refuses an unregistered verifier when no shared token is configured, naming the fix', async () => {
     const open = createHttpService({ pool: db.pool, anchorMaxAgeSeconds: 60, identity: 'default' });
     const { port } = await open.listen(0);
     try {
@@ -251,7 +251,10 @@ describe('verifier check-in', () => {
         headers: { 'Content-Type': 'application/json', Authorization: 'Bearer anything' },
         body: JSON.stringify(body),
       });
-      await expectError(res, 503, 'CHECK_IN_DISABLED');
+      const err = await expectError(res, 401, 'UNAUTHORIZED');
+      expect(err.error_message).toBe(
+        'verifier v9 is not registered (rotor verifier register v9 --identity …) and no shared token is configured',
+      );
       expect(await getVerifier(db.pool, 'v9')).toBeNull();
     } finally {
       await open.close();

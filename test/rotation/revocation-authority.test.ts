@@ -199,6 +199,11 @@ describe('revocation records signed by the revocation authority', () => {
       await forge(current[2]!.manifestId, stranger, init.revocationKey.keyId),
     ]);
     clock += 31_000;
+    // They arrive in one delta, which is refused whole (the CRL held is unchanged); the refresh
+    // after reads the full list, where each forged line is refused on its own.
+    await expect(v.refresh()).rejects.toThrow(/refused whole, 3 of 3 records do not verify/);
+    expect(v.revokedCount).toBe(12);
+    expect(current.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('VALID'));
     await v.refresh();
     expect(v.crlRejectedCount).toBe(3);
     expect(v.revokedCount).toBe(12);

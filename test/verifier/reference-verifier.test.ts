@@ -1,7 +1,8 @@
 /**
  * The reference verifier against the real HTTP service over a database of this file's own: it
- * keeps the anchor and CRL for their max-age, revalidates with If-None-Match, verifies with the
- * interop core, and its check-ins land in the verifier registry.
+ * keeps the anchor and CRL for their max-age, revalidates the anchor with If-None-Match and asks
+ * for the CRL's delta after its head, verifies with the interop core, and its check-ins land in
+ * the verifier registry.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -84,6 +85,7 @@ function rotor(
 /** What reached the server, per path, with the status it answered. */
 interface Seen {
   path: string;
+  query: string;
   status: number;
   ifNoneMatch: string | undefined;
 }
@@ -116,6 +118,7 @@ describe('ReferenceVerifier', () => {
       res.on('finish', () =>
         seen.push({
           path: (req.url ?? '').split('?')[0]!,
+          query: (req.url ?? '').split('?')[1] ?? '',
           status: res.statusCode,
           ifNoneMatch: req.headers['if-none-match'],
         }),
@@ -130,7 +133,7 @@ describe('ReferenceVerifier', () => {
     await db?.drop();
   });
 
-  it('fetches the anchor and the CRL, keeps them for max-age, then revalidates with If-None-Match', async () => {
+  it('fetches the anchor and the CRL, keeps them for max-age, then revalidates the anchor with If-None-Match and asks for the CRL delta', async () => {
     const v = new ReferenceVerifier({ id: 'cache-probe', baseUrl, checkInToken: TOKEN, now, root });
     expect(v.anchorVersion).toBe(0);
     await v.refresh();
@@ -152,14 +155,17 @@ describe('ReferenceVerifier', () => {
     expect(fetchesOf(CRL_PATH)).toHaveLength(1);
     expect(v.anchorVersion).toBe(1);
 
-    // The CRL's 30 s have run out, the anchor's 300 s have not: only the CRL is revalidated (304).
+    // The CRL's 30 s have run out, the anchor's 300 s have not: only the CRL is refreshed, as a
+    // delta after the head the full list named (README "CRL deltas"): nothing new, an empty 200.
     clockMs += 2000;
     await v.refresh();
     expect(fetchesOf(TRUST_ANCHOR_PATH)).toHaveLength(1);
     const crl = fetchesOf(CRL_PATH);
     expect(crl).toHaveLength(2);
-    expect(crl[1]!.ifNoneMatch).toBeDefined();
-    expect(crl[1]!.status).toBe(304);
+    expect(crl[0]!.query).toBe('');
+    expect(crl[1]!.query).toBe(`since=${v.crlHead}`);
+    expect(crl[1]!.status).toBe(200);
+    expect(v.crlTraffic).toEqual({ bytes: 0, requests: 2 });
     expect(v.anchorVersion).toBe(1);
 
     // Past the anchor's max-age: revalidated, changed (200), version 2 adopted.
@@ -325,8 +331,40 @@ describe('ReferenceVerifier', () => {
         },
       );
       expect(noToken.code).toBe(2);
-      expect(noToken.stderr).toMatch(/^rotor: .*ROTOR_CHECKIN_TOKEN/);
+      expect(noToken.stderr).toMatch(
+        /^rotor: a reference verifier needs its check-in credential \(ROTOR_VERIFIER_CREDENTIAL, from rotor verifier register\)/,
+      );
       expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
+
+      // A registered verifier: its own credential, its anchor by hash, then retired.
+      const registered = await rotor(['verifier', 'register', 'cli-reg', '--identity', IDENTITY], {
+        DATABASE_URL: db.url,
+      });
+      expect(registered.code).toBe(0);
+      const credential = registered.stdout.trim();
+      expect(credential).toMatch(/^rvc_[A-Za-z0-9_-]{43}$/);
+      expect(registered.stderr).toContain('shown only now');
+      const asRegistered = await rotor(
+        ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
+        { ROTOR_VERIFIER_CREDENTIAL: credential, ROTOR_CHECKIN_TOKEN: '' },
+      );
+      expect(asRegistered.stderr).toBe('');
+      expect(asRegistered.code).toBe(0);
+      expect(await getVerifier(db.pool, 'cli-reg')).toMatchObject({ anchorVersion: 2, checkedIn: true });
+      const listed = await rotor(['verifier', 'list', '--identity', IDENTITY], { DATABASE_URL: db.url });
+      expect(listed.stdout).toMatch(/^cli-reg +yes +2 +\d{4}-/m);
+      // The shared token cannot speak for it.
+      const impersonated = await rotor(
+        ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
+        { ROTOR_VERIFIER_CREDENTIAL: '', ROTOR_CHECKIN_TOKEN: TOKEN },
+      );
+      expect(impersonated.code).not.toBe(0);
+      expect(impersonated.stderr).toMatch(/refused with 401: the credential is not verifier cli-reg's/);
+      const retired = await rotor(['verifier', 'retire', 'cli-reg', '--reason', 'moved'], {
+        DATABASE_URL: db.url,
+      });
+      expect(retired.code).toBe(0);
+      expect((await getVerifier(db.pool, 'cli-reg'))?.retiredReason).toBe('moved');
 
       const missing = await rotor(
         [

@@ -1,6 +1,12 @@
-/** `rotor crl verify`: checks every line of a FileCRL and says which records hold and which do not. */
+/**
+ * `rotor crl verify`: checks every line of a FileCRL and says which records hold and which do not.
+ * `rotor crl compact`: takes the records of expired manifests out of the served CRL (ADR-0007).
+ */
 import type { Command } from 'commander';
+import { UsageError } from '../../errors';
 import { keyIdOf } from '../../manifest/index';
+import { withPool } from '../../store/db';
+import { compactCrl, DEFAULT_COMPACTION_MARGIN_SECONDS } from '../../store/revocations';
 import { parsePublicKey, readCrlFrom, writeJson } from './manifest';
 
 export function registerCrlCommands(program: Command): void {
@@ -23,5 +29,26 @@ export function registerCrlCommands(program: Command): void {
       const accepted = [...new Set(report.accepted.map((r) => r.manifestId))];
       writeJson({ accepted, rejected: report.rejected });
       if (report.rejected.length > 0) process.exitCode = 1;
+    });
+  crl
+    .command('compact')
+    .description(
+      'stop serving the records of manifests past expires_at + margin (they stay in the archive); prints {"compacted","head","horizon","served"}',
+    )
+    .option(
+      '--margin <seconds>',
+      'how long past expires_at a record stays served: more than any verifier clock lags',
+      String(DEFAULT_COMPACTION_MARGIN_SECONDS),
+    )
+    .action(async (opts: { margin: string }) => {
+      if (!/^\d{1,10}$/.test(opts.margin)) {
+        throw new UsageError(
+          `--margin must be a whole number of seconds, got ${JSON.stringify(opts.margin)}`,
+        );
+      }
+      const result = await withPool((pool) =>
+        compactCrl(pool, { marginSeconds: Number(opts.margin), actor: 'rotor crl compact' }),
+      );
+      writeJson(result);
     });
 }

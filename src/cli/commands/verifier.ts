@@ -2,13 +2,18 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { positiveInt } from '../../config';
 import { errorMessage, UsageError } from '../../errors';
+import { isVerifierId } from '../../http/ids';
 import type { Verdict } from '../../manifest';
+import { withPool } from '../../store/db';
+import { gateVerifiers, registerVerifier, retireVerifier } from '../../store/verifiers';
+import { table } from '../../text/table';
 import {
   type ManifestInput,
   manifestFromLine,
   pinnedRoot,
   ReferenceVerifier,
 } from '../../verifier/reference-verifier';
+import { checkIdentity } from '../rotation-options';
 
 interface RunOptions {
   id: string;
@@ -24,10 +29,60 @@ interface RunOptions {
 export function registerVerifierCommands(program: Command): void {
   const verifier = program.command('verifier').description('a reference verifier, as a sidecar runs one');
   verifier
+    .command('register <id>')
+    .description(
+      'register a verifier with a check-in credential of its own, bound to its id and identity; ' +
+        'prints the credential once (stdout), stored only as a hash. Again for the same id: a new credential, the old one stops working',
+    )
+    .requiredOption('--identity <name>', 'the signing identity whose anchor this verifier holds')
+    .action(async (id: string, opts: { identity: string }) => {
+      if (!isVerifierId(id))
+        throw new UsageError(`verifier id ${JSON.stringify(id.slice(0, 80))} is malformed`);
+      const identity = checkIdentity(opts.identity);
+      const reg = await withPool((pool) => registerVerifier(pool, { verifierId: id, identity }));
+      process.stdout.write(`${reg.credential}\n`);
+      process.stderr.write(
+        `verifier ${id} registered for identity ${identity}; give it this credential as ROTOR_VERIFIER_CREDENTIAL (shown only now). ` +
+          'It now counts in every adoption and acceptance gate of the identity until it adopts or is retired\n',
+      );
+    });
+  verifier
+    .command('retire <id>')
+    .description('take a verifier out of the gates (a host gone for good); its credential stops working')
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .action(async (id: string, opts: { reason: string }) => {
+      const v = await withPool((pool) => retireVerifier(pool, id, opts.reason));
+      process.stderr.write(`verifier ${v.verifierId} (${v.identity}) retired: ${opts.reason}\n`);
+    });
+  verifier
+    .command('list')
+    .description(
+      "the verifiers a rotation's gates wait for: registered ones (quiet or not) and unregistered ones that check in",
+    )
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--liveness-seconds <n>', "how recent an unregistered verifier's check-in must be", '600')
+    .action(async (opts: { identity: string; livenessSeconds: string }) => {
+      const identity = checkIdentity(opts.identity);
+      const withinSeconds = positiveInt(opts.livenessSeconds, '--liveness-seconds', 600);
+      const rows = await withPool((pool) => gateVerifiers(pool, { identity, withinSeconds }));
+      process.stdout.write(
+        table([
+          ['VERIFIER', 'REGISTERED', 'ANCHOR', 'LAST SEEN'],
+          ...rows.map((v) => [
+            v.verifierId,
+            v.registeredAt ? 'yes' : 'no (shared token)',
+            v.checkedIn ? String(v.anchorVersion) : '-',
+            v.checkedIn ? v.lastSeenAt.toISOString() : 'never',
+          ]),
+        ]),
+      );
+    });
+  verifier
     .command('run')
     .description(
       'fetch the trust anchor and CRL (honouring their cache lifetimes), verify manifests, check in; ' +
-        'prints one JSON line per cycle. The check-in token comes from ROTOR_CHECKIN_TOKEN',
+        'prints one JSON line per cycle. The check-in credential comes from ROTOR_VERIFIER_CREDENTIAL ' +
+        '(rotor verifier register), or the shared ROTOR_CHECKIN_TOKEN for an unregistered verifier',
     )
     .requiredOption('--id <id>', 'this verifier’s id in the registry')
     .requiredOption('--base-url <url>', 'where rotor serve answers, e.g. http://127.0.0.1:8080')
@@ -53,7 +108,7 @@ export function registerVerifierCommands(program: Command): void {
         id: opts.id,
         baseUrl: opts.baseUrl,
         identity: opts.identity ?? (process.env.ROTOR_IDENTITY || undefined),
-        checkInToken: process.env.ROTOR_CHECKIN_TOKEN ?? '',
+        checkInToken: process.env.ROTOR_VERIFIER_CREDENTIAL || process.env.ROTOR_CHECKIN_TOKEN || '',
         root: pinnedRoot(opts.root, positiveInt(opts.rootThreshold, '--root-threshold', 1)),
       });
       const manifests = () => (opts.manifests ? readManifestLines(opts.manifests) : []);
