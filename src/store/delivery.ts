@@ -326,12 +326,11 @@ export async function pickupCounts(q: Queryable, keyId: string): Promise<PickupC
   };
 }
 
-/** Agents of `keyId`'s twins that have not picked theirs up, a few, for messages. */
+/** Agents seen fetching that have not picked up their twin of `keyId` yet, a few, for messages. */
 export async function agentsBehind(q: Queryable, keyId: string, limit: number): Promise<string[]> {
   const { rows } = await q.query<{ agent_id: string }>(
-    `SELECT m.agent_id FROM manifests m
+    `SELECT m.agent_id FROM manifests m JOIN delivery_agents a ON a.agent_id = m.agent_id
       WHERE m.key_id = $1 AND m.previous_manifest_id IS NOT NULL AND m.status = 'active'
-        AND m.agent_id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM manifest_pickups p WHERE p.manifest_id = m.manifest_id)
       ORDER BY m.agent_id LIMIT $2`,
     [keyId, limit],

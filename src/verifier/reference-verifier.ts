@@ -126,6 +126,8 @@ export class ReferenceVerifier {
   /** manifest_ids the held CRL revokes, by records whose signature verifies with the held anchor's keys. */
   #revoked = new Set<string>();
   #crlRejected = 0;
+  /** key_ids refused even when the anchor lists them: a verifier mis-pinned to older keys. */
+  readonly #refused = new Set<string>();
   readonly #validCounts = new Map<string, number>();
   /** key_id (or 'none') → rejection reason → count, reported at check-in. */
   readonly #rejections = new Map<string, Map<string, number>>();
@@ -161,6 +163,14 @@ export class ReferenceVerifier {
   /** The version of the trust anchor held; 0 before one was trusted. */
   get anchorVersion(): number {
     return this.#anchor?.version ?? 0;
+  }
+
+  /**
+   * Refuse manifests signed by `keyId` whatever the anchor says, as a verifier whose deployment
+   * pinned an explicit key list does (the rotation's analysis gate is there to catch it).
+   */
+  refuseKey(keyId: string): void {
+    this.#refused.add(keyId);
   }
 
   /** SHA-256 (hex) of the signed anchor held, exactly as fetched; null before one was trusted. */
@@ -496,7 +506,9 @@ export class ReferenceVerifier {
 
   #trustedKeys(): Map<string, Uint8Array> {
     if (!this.#anchor || !this.anchorUsable) return new Map();
-    return trustedKeysFromAnchor(this.#anchor.document, { now: this.#now() });
+    const keys = trustedKeysFromAnchor(this.#anchor.document, { now: this.#now() });
+    for (const k of this.#refused) keys.delete(k);
+    return keys;
   }
 
   /**

@@ -169,6 +169,7 @@ function expectCompletedSummary(s: DemoSummary, newKeyId: string) {
     're-sign',
     'publish-anchor',
     'await-adoption',
+    'pre-revocation',
     'revoke',
     'decommission',
   ]);

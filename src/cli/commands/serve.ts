@@ -14,6 +14,7 @@
  *   ROTOR_PAGE_TOKEN      token of the live rotation page at /rotations/{identity} (Bearer, or HTTP
  *                         Basic with the token as password); unset: the page answers 503
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE  where the page reads rotation status from (a query)
+ *   ROTOR_RESULTS_BUCKET_SECONDS  width of the time buckets check-in results are counted in (default 5)
  *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
  *                         (default 60); the pickup gate waits at least this long for agents
  */
@@ -38,6 +39,7 @@ export interface ServeConfig {
   identity: string;
   manifestMaxAgeSeconds: number;
   pageToken: string | undefined;
+  resultsBucketSeconds: number;
 }
 
 export function serveConfig(env: Env = process.env): ServeConfig {
@@ -60,6 +62,7 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     identity,
     manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
     pageToken: env.ROTOR_PAGE_TOKEN || undefined,
+    resultsBucketSeconds: positiveInt(env.ROTOR_RESULTS_BUCKET_SECONDS, 'ROTOR_RESULTS_BUCKET_SECONDS', 5),
   };
 }
 
@@ -140,6 +143,7 @@ export function registerServeCommands(program: Command): void {
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
         pageToken: config.pageToken,
+        resultsBucketSeconds: config.resultsBucketSeconds,
         rotationStatus: config.pageToken ? temporal.status : undefined,
         // Failures go to the access logger (with their request id); no second line for them.
         logger: cliLogger(logLevel(), { component: 'serve' }),
