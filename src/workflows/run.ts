@@ -356,6 +356,9 @@ export class RotationRun {
         afterManifestId: cursor,
         limit: this.policy.chunkSize,
         batchSize: this.policy.batchSize,
+        // The version each re-issue gets (v0.1 is no longer issued upstream); a history recorded
+        // before the field existed replays unchanged: the activity reads its absence as "0.2".
+        reissueAs: this.policy.reissueAs,
         // Compromise: only manifests stored before the operator's cut-off (default: the start)
         // are trusted; one revoked before the rotation began stays revoked.
         ...(manifestStatus === 'revoked'
@@ -481,6 +484,8 @@ export class RotationRun {
       identity: this.input.identity,
       expectedAnchorVersion: this.status.anchorVersion ?? 0,
       ...plans[kind],
+      // Stragglers re-issued inside the switch get the version the re-sign pass gives.
+      reissueAs: this.policy.reissueAs,
     });
     this.status.anchorVersion = switched.version;
     this.anchorPublishedAt = switched.publishedAt;
@@ -816,6 +821,8 @@ export class RotationRun {
           reason,
           limit: this.policy.chunkSize,
           batchSize: this.policy.batchSize,
+          // Stragglers re-issued before revoking get the version the re-sign pass gives.
+          reissueAs: this.policy.reissueAs,
           ...distrust,
         });
         progress.done += chunk.revoked;
