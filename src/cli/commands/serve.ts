@@ -37,6 +37,8 @@ export interface ServeConfig {
   checkInToken: string | undefined;
   identity: string;
   manifestMaxAgeSeconds: number;
+  /** Cache-Control max-age of the CRL (the runbook's 30 s; the zero-downtime harness compresses it). */
+  crlCacheSeconds: number;
   pageToken: string | undefined;
 }
 
@@ -59,6 +61,7 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
     identity,
     manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
+    crlCacheSeconds: positiveInt(env.ROTOR_CRL_MAX_AGE, 'ROTOR_CRL_MAX_AGE', 30),
     pageToken: env.ROTOR_PAGE_TOKEN || undefined,
   };
 }
@@ -139,6 +142,7 @@ export function registerServeCommands(program: Command): void {
         checkInToken: config.checkInToken,
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
+        crlCacheSeconds: config.crlCacheSeconds,
         pageToken: config.pageToken,
         rotationStatus: config.pageToken ? temporal.status : undefined,
         // Failures go to the access logger (with their request id); no second line for them.
