@@ -58,7 +58,7 @@ try {
     process.execPath,
     [fileURLToPath(new URL('../bin/rotor-dev.mjs', import.meta.url)), 'serve'],
     {
-      env: { ...process.env, DATABASE_URL: url, ROTOR_HTTP_PORT: '0' },
+      env: { ...process.env, DATABASE_URL: url, ROTOR_HTTP_PORT: '0', ROTOR_METRICS_PORT: '0' },
       stdio: ['ignore', 'pipe', 'ignore'],
     },
   );

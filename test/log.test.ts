@@ -96,7 +96,7 @@ describe('structured log', () => {
       const mine = worker.lines.filter((l) => l.workflowId === workflowId);
       const done = mine.filter((l) => typeof l.activity === 'string' && /done$/.test(String(l.msg)));
       const steps = new Set(done.map((l) => l.activity));
-      for (const step of ['preflight', 'generateKey', 'publishAnchor', 'revokeChunk', 'decommissionKey'])
+      for (const step of ['preflight', 'generateKey', 'switchKeys', 'revokeChunk', 'decommissionKey'])
         expect(steps, step).toContain(step);
       for (const line of done) {
         expect(line).toMatchObject({

@@ -16,6 +16,7 @@ import { deliveryActivities } from './delivery';
 import { type ActivityDeps, stepLog } from './deps';
 import { keygenActivities } from './keygen';
 import { notifyActivities } from './notify';
+import { preRevocationActivities } from './pre-revocation';
 import { preflightActivities } from './preflight';
 import { publishAnchorActivities } from './publish-anchor';
 import { resignActivities } from './resign';
@@ -49,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...publishAnchorActivities(deps),
     ...adoptionActivities(deps),
     ...revokeActivities(deps),
+    ...preRevocationActivities(deps),
     ...decommissionActivities(deps),
     ...deliveryActivities(deps),
     ...auditActivities(deps),

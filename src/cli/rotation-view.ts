@@ -111,6 +111,13 @@ export function renderStatus(s: RotationStatus, now: Date = new Date()): string 
     lines.push(...indent(table(vrows)));
   }
 
+  if (s.gates) {
+    // The pickup and analysis gates before revocation, at their last check (issue 14).
+    lines.push('', `gates before revocation (checked ${s.gates.checkedAt})`);
+    lines.push(`  pickup    ${s.gates.pickup.detail}`);
+    lines.push(`  analysis  ${s.gates.analysis.detail}`);
+  }
+
   lines.push('', 'blockers');
   lines.push(...(s.blockers.length > 0 ? s.blockers.map((b) => `  - ${b}`) : ['  none']));
   return `${lines.join('\n')}\n`;

@@ -48,6 +48,7 @@ export function createMetrics(sources: MetricSources, identity: string): Service
     help: 'Head sequence number of the CRL (CRL-Head): moves with every append and compaction',
     registers: [registry],
     async collect() {
+      // A scrape during a database outage shows NaN here rather than failing as a whole.
       this.set((await sources.crlHead?.().catch(() => Number.NaN)) ?? Number.NaN);
     },
   });

@@ -291,6 +291,16 @@ export function chartSvg(d: PageData, width = 760, height = 240): string {
 <ul class="legend" data-testid="chart-legend">${legend.join('') || '<li>no results reported yet</li>'}</ul>`;
 }
 
+function gates(s: RotationStatus): string {
+  const g = s.gates;
+  if (!g) return '';
+  const state = (ok: boolean, off: boolean) => (off ? 'off' : ok ? 'passing' : 'holding');
+  return `<section data-testid="gates"><h2>Gates before revocation (checked ${esc(g.checkedAt)})</h2><ul>
+<li data-gate="pickup" data-state="${state(g.pickup.satisfied, g.pickup.mode !== 'fetch')}">pickup: ${esc(g.pickup.detail)}</li>
+<li data-gate="analysis" data-state="${g.analysis.tripped ? 'tripped' : state(true, !g.analysis.enabled)}">${esc(g.analysis.detail)}</li>
+</ul></section>`;
+}
+
 /** The part of the page the script refreshes. */
 export function renderLive(d: PageData): string {
   const s = d.status;
@@ -315,6 +325,7 @@ ${bar('progress-resign', 're-sign', s.progress.resign.done, s.progress.resign.to
 ${bar('progress-revoke', 'revoke', s.progress.revoke.done, s.progress.revoke.total)}
 ${s.progress.rollback.total > 0 ? bar('progress-rollback', 'rollback', s.progress.rollback.done, s.progress.rollback.total) : ''}
 </section>
+${gates(s)}
 <section data-testid="adoption"><h2>Verifier adoption</h2>${adoption(s)}</section>
 <section data-testid="pickup"><h2>Agent pickup</h2>${pickup(d)}</section>
 <section data-testid="chart"><h2>Verification results per second (check-ins, ${d.bucketSeconds} s buckets)</h2>${chartSvg(d)}</section>

@@ -5,14 +5,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RotorLogger } from '../log';
 import { inTransaction, type Pool } from '../store/db';
 import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
-import { currentTrustAnchorServed } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
 import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
 import type { RotationStatus } from '../workflows/rotation-api';
+import { createAnchorCache } from './anchor-cache';
 import { bearerOf, CHECK_IN_BODY_LIMIT, checkSharedToken, parseCheckIn, unauthorized } from './check-in';
 import { AGENT_MANIFEST, serveAgentManifest } from './delivery';
 import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
@@ -24,8 +25,24 @@ export interface HttpServiceOptions {
   pool: Pool;
   /** Cache-Control max-age of the trust anchor: how long verifiers may hold it (the rotation waits this out). */
   anchorMaxAgeSeconds: number;
-  /** Bearer token verifiers present at check-in; without one, check-in answers 503. */
+  /**
+   * The shared fleet token, accepted for one release from verifiers that are not registered
+   * (registered ones present their own credential); without it only registered verifiers check in.
+   */
   checkInToken?: string;
+  /**
+   * The pool CRL streams take their connection from (a stream holds one for its whole length), so
+   * slow readers can never starve the anchor, check-ins or health (default: `pool`, for tests).
+   */
+  crlPool?: Pool;
+  /** At most this many CRL streams at once; one more is answered 429 with Retry-After (default 8). */
+  maxCrlStreams?: number;
+  /** A CRL reader that takes nothing for this long is cut off (default 15 s). */
+  crlStallSeconds?: number;
+  /** Open connections at most (default 1024); the kernel queues the rest. */
+  maxConnections?: number;
+  /** TLS for the main listener (PEM): ROTOR_HTTP_TLS_CERT / ROTOR_HTTP_TLS_KEY. */
+  tls?: { cert: string; key: string };
   /** The signing identity whose trust anchor is served. */
   identity: string;
   /** Cache-Control max-age of the CRL and of single revocation records (the runbook uses 30). */
@@ -57,6 +74,11 @@ function requestIdOf(req: IncomingMessage): string {
 export interface HttpService {
   server: Server;
   listen(port: number, host?: string): Promise<{ port: number }>;
+  /**
+   * `/metrics` on a listener of its own (issue 12 point 5): scrapers reach it, the public side
+   * does not (ROTOR_METRICS_HOST/PORT, loopback by default).
+   */
+  listenMetrics(port: number, host?: string): Promise<{ port: number }>;
   close(): Promise<void>;
 }
 
@@ -83,18 +105,23 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const manifestMaxAgeSeconds = options.manifestMaxAgeSeconds ?? 60;
   const resultsBucketSeconds = options.resultsBucketSeconds ?? 5;
   const log = options.log ?? (() => {});
+  const crlPool = options.crlPool ?? pool;
+  const maxCrlStreams = options.maxCrlStreams ?? 8;
+  const crlStallMs = (options.crlStallSeconds ?? 15) * 1000;
+  let crlStreams = 0;
+  const anchors = createAnchorCache(pool, identity, { logger: options.logger });
   const metrics = createMetrics(
     {
       crlRecords: async () => (await crlHead(pool)).served,
       crlHead: async () => (await crlHead(pool)).head,
-      anchorVersion: async () => (await currentTrustAnchorServed(pool, identity))?.version ?? null,
+      anchorVersion: async () => (await anchors.current())?.version ?? null,
       verificationTotals: () => verificationTotals(pool),
     },
     identity,
   );
 
   const anchor: Handler = async (req, res) => {
-    const current = await currentTrustAnchorServed(pool, identity);
+    const current = await anchors.current();
     if (!current) {
       throw new HttpError(
         404,
@@ -121,7 +148,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
   // The same version, signed (issue 12): a JWS in the JSON General Serialization.
   const anchorJws: Handler = async (req, res) => {
-    const current = await currentTrustAnchorServed(pool, identity);
+    const current = await anchors.current();
     if (!current?.jws || !current.jwsSha256) {
       throw new HttpError(
         404,
@@ -149,7 +176,26 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   // verifier sends as `since` next time; the ETag is derived from it (README, "CRL deltas").
   const crl: Handler = async (req, res, query) => {
     const since = sinceOf(query);
-    const snapshot = await openCrlSnapshot(pool);
+    // A stream holds a connection of crlPool for its whole length: a cap, and a cut-off for readers
+    // that stop reading, keep slow or stalled clients from holding them all (issue 12 point 5).
+    if (crlStreams >= maxCrlStreams) {
+      throw new HttpError(
+        429,
+        'TOO_MANY_CRL_STREAMS',
+        `${maxCrlStreams} CRL streams are in progress; retry shortly`,
+        {
+          'Retry-After': '5',
+        },
+      );
+    }
+    crlStreams++;
+    let snapshot: Awaited<ReturnType<typeof openCrlSnapshot>>;
+    try {
+      snapshot = await openCrlSnapshot(crlPool);
+    } catch (err) {
+      crlStreams--;
+      throw err;
+    }
     try {
       const position = { 'CRL-Head': String(snapshot.head), 'CRL-Horizon': String(snapshot.horizon) };
       if (since !== null && since > snapshot.head) {
@@ -182,10 +228,16 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       }
       for await (const batch of snapshot.batches(since ?? 0)) {
         if (res.destroyed) return;
-        if (!res.write(`${batch.join('\n')}\n`)) await drained(res);
+        if (!res.write(`${batch.join('\n')}\n`) && !(await drained(res, crlStallMs))) {
+          // The reader took nothing for crlStallMs: cut it off and give the connection back.
+          options.logger?.warn({ stallMs: crlStallMs }, 'CRL reader stalled; connection closed');
+          res.destroy();
+          return;
+        }
       }
       res.end();
     } finally {
+      crlStreams--;
       await snapshot.close();
     }
   };
@@ -338,7 +390,12 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       };
     }
     if (path === '/healthz') return { name: path, methods: READ, handler: healthz };
+    return null;
+  }
+
+  function metricsRouteOf(path: string): Route | null {
     if (path === '/metrics') return { name: path, methods: READ, handler: metricsRoute };
+    if (path === '/healthz') return { name: path, methods: READ, handler: healthz };
     return null;
   }
 
@@ -352,12 +409,12 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     await found.handler(req, res, new URLSearchParams(query));
   }
 
-  const server = createServer((req, res) => {
+  const handle = (routeOf: (path: string) => Route | null) => (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const found = route(path);
+    const found = routeOf(path);
     const requestId = requestIdOf(req);
     res.setHeader('X-Request-Id', requestId);
     // 'close' rather than 'finish': a stream cut short still counts.
@@ -388,26 +445,43 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       }
       sendError(res, err as HttpError);
     });
-  });
+  };
+  const server: Server = options.tls
+    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handle(route))
+    : createServer(handle(route));
+  // Slowloris and idle sockets: a request's headers within 10 s, its whole body within 30 s, an
+  // idle keep-alive socket closed after 5 s; at most maxConnections open at once. A CRL stream
+  // outlasts requestTimeout legitimately; its own guard is the stall cut-off above.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = options.maxConnections ?? 1024;
+  const metricsServer = createServer(handle(metricsRouteOf));
+  metricsServer.headersTimeout = 10_000;
+  metricsServer.requestTimeout = 30_000;
+
+  const listenOn = (srv: Server, port: number, host: string) =>
+    new Promise<{ port: number }>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        srv.off('error', reject);
+        resolve({ port: (srv.address() as AddressInfo).port });
+      });
+    });
+  const closeServer = (srv: Server) =>
+    new Promise<void>((resolve) => {
+      if (!srv.listening) return resolve();
+      srv.close(() => resolve());
+      srv.closeAllConnections();
+    });
 
   return {
     server,
-    listen(port, host = '127.0.0.1') {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve({ port: (server.address() as AddressInfo).port });
-        });
-      });
-    },
-    close() {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    listen: (port, host = '127.0.0.1') => listenOn(server, port, host),
+    listenMetrics: (port, host = '127.0.0.1') => listenOn(metricsServer, port, host),
+    async close() {
+      await Promise.all([closeServer(server), closeServer(metricsServer)]);
+      await anchors.close();
     },
   };
 }
@@ -427,14 +501,18 @@ function sinceOf(query: URLSearchParams): number | null {
   return n;
 }
 
-function drained(res: ServerResponse): Promise<void> {
+/** True once `res` drained (or closed); false when it took nothing for `stallMs`. */
+function drained(res: ServerResponse, stallMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (ok: boolean) => () => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onDrain);
+      resolve(ok);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const onDrain = done(true);
+    const timer = setTimeout(done(false), stallMs);
+    res.on('drain', onDrain);
+    res.on('close', onDrain);
   });
 }

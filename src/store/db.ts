@@ -25,6 +25,14 @@ export function createPool(url: string = databaseUrl(), max = 10): Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
+  // The pool listens for errors only on the clients it holds idle, and drops that listener when
+  // it hands a client out. A checked-out client whose server ends it between two queries (57P01
+  // from pg_terminate_backend, a failover) then emits 'error' with no listener, which is an
+  // uncaught exception that ends a worker. The holder's next query fails on its own, and release
+  // drops the dead client (test/store/terminated-connection.test.ts).
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

@@ -224,7 +224,10 @@ export interface DeliverableManifest {
   keyId: string | null;
   previousManifestId: string | null;
   status: 'active' | 'superseded';
-  text: string;
+  /** v0.1: the JSON text (null for v0.2). */
+  text: string | null;
+  /** v0.2: the COSE envelope bytes (null for v0.1). */
+  envelope: Uint8Array | null;
 }
 
 /**
@@ -238,9 +241,10 @@ export async function currentManifestFor(q: Queryable, agentId: string): Promise
     key_id: string | null;
     previous_manifest_id: string | null;
     status: 'active' | 'superseded';
-    text: string;
+    text: string | null;
+    envelope: Buffer | null;
   }>(
-    `SELECT m.manifest_id, m.key_id, m.previous_manifest_id, m.status, m.text
+    `SELECT m.manifest_id, m.key_id, m.previous_manifest_id, m.status, m.text, m.envelope
        FROM manifests m
       WHERE m.agent_id = $1 AND m.status <> 'revoked'
         AND (m.expires_at IS NULL OR m.expires_at > now())
@@ -258,6 +262,7 @@ export async function currentManifestFor(q: Queryable, agentId: string): Promise
         previousManifestId: r.previous_manifest_id,
         status: r.status,
         text: r.text,
+        envelope: r.envelope === null ? null : new Uint8Array(r.envelope),
       }
     : null;
 }
@@ -321,12 +326,11 @@ export async function pickupCounts(q: Queryable, keyId: string): Promise<PickupC
   };
 }
 
-/** Agents of `keyId`'s twins that have not picked theirs up, a few, for messages. */
+/** Agents seen fetching that have not picked up their twin of `keyId` yet, a few, for messages. */
 export async function agentsBehind(q: Queryable, keyId: string, limit: number): Promise<string[]> {
   const { rows } = await q.query<{ agent_id: string }>(
-    `SELECT m.agent_id FROM manifests m
+    `SELECT m.agent_id FROM manifests m JOIN delivery_agents a ON a.agent_id = m.agent_id
       WHERE m.key_id = $1 AND m.previous_manifest_id IS NOT NULL AND m.status = 'active'
-        AND m.agent_id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM manifest_pickups p WHERE p.manifest_id = m.manifest_id)
       ORDER BY m.agent_id LIMIT $2`,
     [keyId, limit],

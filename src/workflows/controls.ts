@@ -32,8 +32,11 @@ export class Interrupted extends Error {
   }
 }
 
-/** The only pauses a forced resume may end: a verifier gate that passed its bound. */
-const FORCEABLE: readonly PauseKind[] = ['adoption', 'acceptance'];
+/**
+ * The only pauses a forced resume may end: a gate's own pause (verifiers behind at the adoption
+ * or acceptance bound, agents behind at the pickup bound, the analysis gate tripped).
+ */
+const FORCEABLE: readonly PauseKind[] = ['adoption', 'acceptance', 'pickup', 'analysis'];
 
 const ENDED = ['completed', 'rolled-back', 'aborted', 'failed', 'skipped'];
 
@@ -100,7 +103,7 @@ export class RotationControls {
       case 'resume':
         if (!s.pause) return 'the rotation is not paused';
         if (req.force && !FORCEABLE.includes(s.pause.kind))
-          return `--force applies only to a verifier gate's own pause (adoption or acceptance bound); this pause is '${s.pause.kind}': ${s.pause.reason}. Resume without --force`;
+          return `--force applies only to a gate's own pause (adoption, acceptance or pickup bound, analysis tripped); this pause is '${s.pause.kind}': ${s.pause.reason}. Resume without --force`;
         return undefined;
       case 'rollback':
       case 'abort':
@@ -171,6 +174,16 @@ export class RotationControls {
     const forced = this.forced === gate;
     this.forced = undefined;
     return forced;
+  }
+
+  /**
+   * The runbook's own request (the analysis gate's automatic rollback): taken like an operator's,
+   * if the same control would be accepted now. Returns why not, when refused.
+   */
+  request(kind: InterruptKind, request: ControlRequest): string | undefined {
+    const why = this.refuse(kind, request);
+    if (!why) this.interrupt = { kind, request };
+    return why;
   }
 
   /** The pending interrupt, handed to the runbook (which carries it out). */

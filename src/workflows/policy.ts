@@ -3,7 +3,7 @@
  * Pure and deterministic: imported by the workflow, the CLI's `rotate plan` and the tests.
  */
 
-import { type CustodianKind, TRIGGERS, type Trigger } from '../domain';
+import { type CustodianKind, REISSUE_AS, type ReissueAs, TRIGGERS, type Trigger } from '../domain';
 import { PolicyError } from '../errors';
 
 export { type CustodianKind, PolicyError, TRIGGERS, type Trigger };
@@ -51,7 +51,39 @@ export interface RotationPolicy {
    * cap) pauses the rotation and alerts after this long; it goes on by itself once it succeeds.
    */
   stepAlertSeconds: number;
+  /**
+   * The version a re-issued v0.1 manifest gets: "0.2" (a COSE_Sign1; agent-manifest ended new v0.1
+   * issuance on 2026-11-30, and a re-issue is an issuance) or "same" (each manifest keeps its
+   * version). v0.2 manifests are always re-issued as v0.2.
+   */
+  reissueAs: ReissueAs;
+  /**
+   * Pickup gate (issue 14): before revocation, agents that rotor serves manifests to must have
+   * fetched their re-issued twin. Agents seen fetching but still on the original hold revocation
+   * for up to `pickupGraceSeconds` past its planned time, then the rotation pauses and alerts.
+   */
+  pickupGate: boolean;
+  pickupGraceSeconds: number;
+  /** The agents' cache lifetime of their manifest (`ROTOR_MANIFEST_MAX_AGE` of rotor serve). */
+  deliveryMaxAgeSeconds: number;
+  /** Agents never seen fetching are waited for until release + deliveryMaxAgeSeconds + this. */
+  pickupMarginSeconds: number;
+  /**
+   * Analysis gate (issue 14): from the release of the new key's manifests until revocation,
+   * rejections that verifiers report of new-key manifests or of not-yet-revoked old-key manifests,
+   * over a sliding window. More than `analysisMaxRejections`, or a rate above
+   * `analysisMaxRejectionRate` over at least `analysisMinResults` results, pauses the rotation
+   * before revocation and alerts; with `analysisRollback` it rolls back on its own.
+   */
+  analysisGate: boolean;
+  analysisWindowSeconds: number;
+  analysisMaxRejections: number;
+  analysisMaxRejectionRate: number;
+  analysisMinResults: number;
+  analysisRollback: boolean;
 }
+
+export { REISSUE_AS, type ReissueAs };
 
 const MINUTE = 60;
 const HOUR = 3600;
@@ -97,6 +129,17 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     heartbeatTimeoutSeconds: 60,
     gateSliceSeconds: 5 * MINUTE,
     stepAlertSeconds: 10 * MINUTE,
+    reissueAs: '0.2',
+    pickupGate: true,
+    pickupGraceSeconds: 5 * MINUTE,
+    deliveryMaxAgeSeconds: 60,
+    pickupMarginSeconds: 60,
+    analysisGate: true,
+    analysisWindowSeconds: 5 * MINUTE,
+    analysisMaxRejections: 50,
+    analysisMaxRejectionRate: 0.01,
+    analysisMinResults: 100,
+    analysisRollback: false,
   };
 }
 
@@ -115,10 +158,20 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
       decommissionAtSeconds: 0,
     });
   }
+  if (!REISSUE_AS.includes(policy.reissueAs)) {
+    throw new PolicyError(
+      `policy.reissueAs must be one of ${REISSUE_AS.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(policy.reissueAs)}`,
+    );
+  }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
       throw new PolicyError(`policy.${name} must be a non-negative number, got ${value}`);
     }
+  }
+  if (policy.analysisMaxRejectionRate > 1) {
+    throw new PolicyError(
+      `policy.analysisMaxRejectionRate is a fraction from 0 to 1, got ${policy.analysisMaxRejectionRate}`,
+    );
   }
   for (const name of [
     'batchSize',
@@ -156,6 +209,7 @@ export type StepName =
   | 're-sign'
   | 'publish-anchor'
   | 'await-adoption'
+  | 'pre-revocation'
   | 'revoke'
   | 'decommission';
 
@@ -183,6 +237,9 @@ export function plannedSteps(
     { step: 're-sign', atSeconds: policy.resignAtSeconds },
     { step: 'publish-anchor', atSeconds: policy.resignAtSeconds },
     { step: 'await-adoption', atSeconds: policy.resignAtSeconds },
+    // Right after adoption, until revocation: the analysis gate watches verifiers' rejections,
+    // and at revocation time the pickup gate waits for the agents (issue 14).
+    { step: 'pre-revocation', atSeconds: policy.resignAtSeconds },
     { step: 'revoke', atSeconds: policy.revokeAtSeconds },
     { step: 'decommission', atSeconds: policy.decommissionAtSeconds },
   ];

@@ -37,6 +37,7 @@ export type Phase =
   | 're-sign'
   | 'publish-anchor'
   | 'await-adoption'
+  | 'pre-revocation'
   | 'revoke'
   | 'decommission'
   | 'rolling-back'
@@ -63,8 +64,9 @@ export interface Progress {
 }
 
 /**
- * Why the rotation is paused. Only a verifier gate's own pause (`adoption`, `acceptance`) can be
- * forced past; `retrying` is a step that keeps failing and is retried by itself meanwhile.
+ * Why the rotation is paused. Only a gate's own pause (`adoption`, `acceptance`, `pickup`,
+ * `analysis`) can be forced past; `retrying` is a step that keeps failing and is retried by
+ * itself meanwhile.
  */
 export type PauseKind =
   | 'operator'
@@ -73,6 +75,8 @@ export type PauseKind =
   | 'unresignable'
   | 'adoption'
   | 'acceptance'
+  | 'pickup'
+  | 'analysis'
   | 'undo-failed';
 
 export interface PauseState {
@@ -118,6 +122,8 @@ export interface RotationStatus {
    * list is in Postgres (`rotation_declined`, `rotor rotate unresignable`): never an unbounded list.
    */
   unresignable: { manifestId: string; reason: string }[];
+  /** The pickup and analysis gates before revocation, at their last check: counts and a sample. */
+  gates?: PreRevocationGates;
   /** How many manifests were declined for re-issue in all. */
   unresignableCount: number;
   /** Twins that carry their original's log entry as prior_transparency_log_entry (spec 2.2). */
@@ -127,6 +133,33 @@ export interface RotationStatus {
   policy: RotationPolicy;
 }
 
+export interface PreRevocationGates {
+  checkedAt: string;
+  pickup: {
+    /** 'not-in-use': no delivery credential or webhook exists; 'disabled' by policy or a force. */
+    mode: 'fetch' | 'not-in-use' | 'disabled';
+    satisfied: boolean;
+    twins: number;
+    pickedUp: number;
+    seenNotPickedUp: number;
+    neverSeen: number;
+    /** Agents seen fetching but still on their original: at most SAMPLE_SIZE. */
+    behind: string[];
+    detail: string;
+  };
+  analysis: {
+    enabled: boolean;
+    tripped: boolean;
+    windowSeconds: number;
+    results: number;
+    rejections: number;
+    rate: number;
+    /** Rejections by key role and reason, e.g. {"new/unknown_key": 12}: a bounded map. */
+    byReason: Record<string, number>;
+    detail: string;
+  };
+}
+
 export interface ControlRequest {
   reason?: string;
   /** Who asks; recorded in the audit log. */
@@ -134,7 +167,7 @@ export interface ControlRequest {
 }
 
 export interface ResumeRequest extends ControlRequest {
-  /** Go past the verifier gate that paused the rotation (only that gate, only while it is that pause). */
+  /** Go past the gate that paused the rotation (only that gate, only while it is that pause). */
   force?: boolean;
 }
 

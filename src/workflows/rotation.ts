@@ -38,6 +38,9 @@ async function overlapPath(r: RotationRun): Promise<RotationStatus> {
     await r.releaseDelivery(r.newKey, r.status.anchorVersion!, 'verifier adoption gate passed');
     return adopted;
   });
+  // Until t=35m: what verifiers reject of either key is watched (analysis gate); at t=35m, the
+  // agents have picked up their twins (pickup gate). Either one holds revocation.
+  await r.runStep('pre-revocation', () => r.preRevocationGates());
   // t=35m: one signed revocation record per superseded manifest of the old key. No way back.
   await r.waitFor('revoke');
   await r.runStep('revoke', () => r.revoke(['superseded']));

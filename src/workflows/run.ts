@@ -21,11 +21,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RotationActivities } from '../activities';
+import type { PreRevocationCheck } from '../activities/pre-revocation';
 import type { AnchorKeyInput, GateCheck, ResignChunkResult, SwitchKeysInput } from '../activities/types';
 import { Interrupted, RotationControls } from './controls';
 import { COMPROMISE_STEPS, plannedSteps, type RotationPolicy, resolvePolicy, type StepName } from './policy';
 import {
   type ControlRequest,
+  type PauseKind,
   type Phase,
   type Progress,
   type RotationInput,
@@ -98,7 +100,7 @@ export class RotationRun {
   /** The compromise switch (old key out of the anchor, retired) is committed. */
   private distrusted = false;
   private anchorPublishedAt?: string;
-  private readonly gatesPassed = new Set<'adoption' | 'acceptance'>();
+  private readonly gatesPassed = new Set<'adoption' | 'acceptance' | 'pre-revocation'>();
 
   constructor(readonly input: RotationInput) {
     this.policy = resolvePolicyOrFail(input);
@@ -346,6 +348,9 @@ export class RotationRun {
         afterManifestId: cursor,
         limit: this.policy.chunkSize,
         batchSize: this.policy.batchSize,
+        // The version each re-issue gets (v0.1 is no longer issued upstream); a history recorded
+        // before the field existed replays unchanged: the activity reads its absence as "0.2".
+        reissueAs: this.policy.reissueAs,
         // Compromise: only manifests stored before the operator's cut-off (default: the start)
         // are trusted; one revoked before the rotation began stays revoked.
         ...(manifestStatus === 'revoked'
@@ -471,6 +476,8 @@ export class RotationRun {
       identity: this.input.identity,
       expectedAnchorVersion: this.status.anchorVersion ?? 0,
       ...plans[kind],
+      // Stragglers re-issued inside the switch get the version the re-sign pass gives.
+      reissueAs: this.policy.reissueAs,
     });
     this.status.anchorVersion = switched.version;
     this.anchorPublishedAt = switched.publishedAt;
@@ -588,6 +595,197 @@ export class RotationRun {
     };
   }
 
+  /**
+   * The two gates between the release of the twins and revocation (issue 14; README "pickup and
+   * analysis gates"). Until revocation is due, the analysis gate watches what verifiers reject;
+   * from then on the pickup gate waits for the agents, the analysis still watching. Both are
+   * polled inside one heartbeating activity per slice, like the verifier gates, and report counts
+   * plus a sample. A tripped analysis pauses `analysis` (or, by policy, rolls back on its own);
+   * agents still behind at the pickup bound pause `pickup`, which ends by itself once they pick up.
+   * `resume --force` goes past the gate that paused, and only that one.
+   */
+  async preRevocationGates(): Promise<Record<string, unknown>> {
+    if (this.gatesPassed.has('pre-revocation')) return { passed: 'earlier' };
+    const p = this.policy;
+    const revokeAt = this.at(p.revokeAtSeconds);
+    const grace = p.pickupGraceSeconds * 1000;
+    const slice = p.gateSliceSeconds * 1000;
+    let pickupBound = revokeAt + grace;
+    let analysisOn = p.analysisGate;
+    let pickupOn = p.pickupGate;
+    /** After a plain resume of a tripped analysis, rejections count from the resume on. */
+    let analysisSince: number | undefined;
+    let pickupPausedHere = false;
+    let pickupAlerted = false;
+    let first = true;
+    const own = (kind: PauseKind) => this.status.pause?.kind === kind;
+    try {
+      for (;;) {
+        if (pickupPausedHere && !own('pickup') && !this.controls.interrupt) {
+          // Resumed without --force: another full grace before pausing again.
+          pickupPausedHere = false;
+          pickupBound = Date.now() + grace;
+        }
+        if (!own('pickup')) await this.controls.holdIfPaused();
+        const now = Date.now();
+        const due = now >= revokeAt;
+        if (!due && !analysisOn) {
+          // Nothing to watch before revocation: a plain timer, no activity.
+          this.status.blockers = [`waiting for t=${iso(revokeAt)} before revoke`];
+          await this.controls.sleepUntil(revokeAt);
+          continue;
+        }
+        if (due && !pickupOn) break;
+        // The first look reports at once, so the status shows both gates from the start.
+        const until = first
+          ? now
+          : !due
+            ? Math.min(revokeAt, now + slice)
+            : !own('pickup') && pickupBound > now
+              ? Math.min(pickupBound, now + slice)
+              : now + slice;
+        first = false;
+        const check: PreRevocationCheck | undefined = await this.controls.cancellableWait('pickup', () =>
+          this.acts.gate.watchPreRevocation({
+            identity: this.input.identity,
+            oldKeyId: this.oldKey,
+            newKeyId: this.newKey,
+            untilMs: until,
+            returnWhenPickedUp: due,
+            pollSeconds: p.pollSeconds,
+            pickup: {
+              enabled: pickupOn,
+              deliveryMaxAgeSeconds: p.deliveryMaxAgeSeconds,
+              marginSeconds: p.pickupMarginSeconds,
+            },
+            analysis: {
+              enabled: analysisOn,
+              sinceMs: analysisSince,
+              windowSeconds: p.analysisWindowSeconds,
+              maxRejections: p.analysisMaxRejections,
+              maxRejectionRate: p.analysisMaxRejectionRate,
+              minResults: p.analysisMinResults,
+            },
+          }),
+        );
+        if (this.controls.takeForce('pickup')) {
+          const g = this.status.gates?.pickup;
+          pickupOn = false;
+          this.status.blockers = [];
+          await this.audit('pickup-forced', {
+            pickedUp: g?.pickedUp,
+            seenNotPickedUp: g?.seenNotPickedUp,
+            neverSeen: g?.neverSeen,
+            sample: g?.behind,
+          });
+          continue;
+        }
+        if (!check) continue;
+        this.showGates(check);
+        const a = check.analysis;
+        if (a.tripped) {
+          const figures = {
+            rejections: a.rejections,
+            results: a.results,
+            rate: a.rate,
+            byReason: a.byReason,
+            windowSeconds: a.windowSeconds,
+          };
+          this.status.blockers = [a.detail];
+          await this.audit('analysis-tripped', figures);
+          if (p.analysisRollback) {
+            const request = {
+              reason: `automatic rollback by the analysis gate: ${a.detail}`,
+              by: 'rotor analysis gate',
+            };
+            // Refused only where a rollback no longer applies (one already under way): then pause.
+            if (this.controls.request('rollback', request) === undefined) {
+              await this.audit('rollback-requested', { ...request, phase: this.status.phase });
+              await this.notify(
+                'critical',
+                `rotor: rotation ${this.workflowId} rolling back on its own before revocation: ${a.detail}`,
+              );
+              this.controls.checkpoint();
+            }
+          }
+          this.controls.pauseFor(
+            'analysis',
+            `${a.detail}. Nothing is revoked; resume counts afresh from then, resume --force goes past this gate, or roll back`,
+          );
+          await this.notify(
+            'critical',
+            `rotor: rotation ${this.workflowId} paused before revocation: ${a.detail}`,
+          );
+          await this.controls.holdIfPaused();
+          this.status.blockers = [];
+          if (this.controls.takeForce('analysis')) {
+            analysisOn = false;
+            await this.audit('analysis-forced', figures);
+          } else {
+            analysisSince = Date.now();
+          }
+          continue;
+        }
+        if (!due) {
+          this.status.blockers = [`waiting for t=${iso(revokeAt)} before revoke (${a.detail})`];
+          continue;
+        }
+        const pickup = check.pickup;
+        if (pickup.satisfied) {
+          if (own('pickup')) {
+            this.controls.clearPause('pickup');
+            await this.audit('pickup-caught-up', { pickedUp: pickup.pickedUp, twins: pickup.twins });
+          }
+          break;
+        }
+        this.status.blockers = [`pickup: ${pickup.detail}`];
+        if (!own('pickup') && Date.now() >= pickupBound && pickup.seenNotPickedUp + pickup.neverSeen > 0) {
+          pickupPausedHere = true;
+          this.controls.pauseFor(
+            'pickup',
+            `pickup bound passed: ${pickup.detail}. The pause ends by itself once they pick up; resume --force goes past them`,
+          );
+          if (!pickupAlerted) {
+            pickupAlerted = true;
+            await this.notify(
+              'critical',
+              `rotor: rotation ${this.workflowId} paused at the pickup bound: ${pickup.detail}`,
+            );
+            await this.audit('pickup-bound', {
+              twins: pickup.twins,
+              pickedUp: pickup.pickedUp,
+              seenNotPickedUp: pickup.seenNotPickedUp,
+              neverSeen: pickup.neverSeen,
+              sample: pickup.behind,
+            });
+          }
+        }
+      }
+    } finally {
+      // A force belongs to this gate's pause: it never carries over to a later gate.
+      this.controls.takeForce('pickup');
+    }
+    this.status.blockers = [];
+    this.gatesPassed.add('pre-revocation');
+    const g = this.status.gates;
+    return {
+      pickup: pickupOn
+        ? {
+            mode: g?.pickup.mode,
+            twins: g?.pickup.twins,
+            pickedUp: g?.pickup.pickedUp,
+            neverSeen: g?.pickup.neverSeen,
+          }
+        : 'off',
+      analysis: analysisOn ? { results: g?.analysis.results, rejections: g?.analysis.rejections } : 'off',
+    };
+  }
+
+  private showGates(check: PreRevocationCheck): void {
+    const { neverSeenWaiting: _waiting, ...pickup } = check.pickup;
+    this.status.gates = { checkedAt: check.checkedAt, pickup, analysis: check.analysis };
+  }
+
   /** One signed revocation record per manifest of the old key in `statuses`. No way back (overlap path). */
   async revoke(statuses: ('active' | 'superseded')[]): Promise<Record<string, unknown>> {
     if (this.status.path === 'overlap') this.controls.revocationStarted = true;
@@ -615,6 +813,8 @@ export class RotationRun {
           reason,
           limit: this.policy.chunkSize,
           batchSize: this.policy.batchSize,
+          // Stragglers re-issued before revoking get the version the re-sign pass gives.
+          reissueAs: this.policy.reissueAs,
           ...distrust,
         });
         progress.done += chunk.revoked;

@@ -47,6 +47,12 @@ export const COMPRESSED: Partial<RotationPolicy> = {
   allowSoftwareCustodian: true,
   batchSize: 200,
   chunkSize: 1000,
+  // These suites check v0.1 re-issue (twins as JSON text); the v0.1 -> v0.2 migration, the
+  // production default, has its own suite (test/rotation/migration-v02.test.ts).
+  reissueAs: 'same',
+  // Agents' manifest cache lifetime: never-seen agents hold revocation this long after release.
+  deliveryMaxAgeSeconds: 1,
+  pickupMarginSeconds: 0,
 };
 
 export interface RotationEnv {
@@ -82,6 +88,12 @@ export interface RotationEnv {
 }
 
 export interface RotationEnvOptions {
+  /**
+   * Whose anchor the env's HTTP service publishes (and the default identity of the check-ins it
+   * takes). Workflow ids are per identity and the run's Temporal server is shared by every test
+   * file, so a file that starts rotations uses an identity of its own.
+   */
+  identity?: string;
   /** Another Temporal server than the run's (default: the run's). */
   temporalAddress?: string;
   /** Start the in-process worker (default true); false when worker processes do the work. */
@@ -98,7 +110,7 @@ export async function createRotationEnv(
     pool: db.pool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,
-    identity: 'default',
+    identity: options.identity ?? 'default',
   });
   const { port } = await http.listen(0, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;

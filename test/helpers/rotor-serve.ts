@@ -20,7 +20,7 @@ export async function startRotorServe(
   nodeFlags: string[] = [],
 ): Promise<RotorServe> {
   const child = spawn(process.execPath, [...nodeFlags, ROTOR, 'serve'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, ROTOR_HTTP_PORT: '0', ...env },
+    env: { ...process.env, DATABASE_URL: databaseUrl, ROTOR_HTTP_PORT: '0', ROTOR_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const stop = async () => {

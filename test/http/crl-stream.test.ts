@@ -44,7 +44,13 @@ beforeAll(async () => {
     await appendRevocations(db.pool, batch);
   }
   server = spawn(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, ROTOR, 'serve'], {
-    env: { ...process.env, DATABASE_URL: db.url, ROTOR_HTTP_PORT: '0', ROTOR_CHECKIN_TOKEN: 'unused' },
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      ROTOR_HTTP_PORT: '0',
+      ROTOR_METRICS_PORT: '0',
+      ROTOR_CHECKIN_TOKEN: 'unused',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const first = await new Promise<string>((resolve, reject) => {

@@ -77,7 +77,12 @@ describe('trust anchor endpoint', () => {
     // A new version: the old ETag no longer matches, and the body is the runbook's shape plus
     // version and per-key status and valid_until.
     const v2 = await publishTrustAnchor(db.pool, 'default', overlapAnchor());
-    const fresh = await fetch(base + path, { headers: { 'If-None-Match': v1.etag } });
+    // The service holds the anchor in memory and learns of v2 from Postgres' NOTIFY, moments later.
+    let fresh = await fetch(base + path, { headers: { 'If-None-Match': v1.etag } });
+    for (let i = 0; i < 50 && fresh.status === 304; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      fresh = await fetch(base + path, { headers: { 'If-None-Match': v1.etag } });
+    }
     expect(fresh.status).toBe(200);
     expect(fresh.headers.get('etag')).toBe(v2.etag);
     const doc = (await fresh.json()) as Record<string, unknown>;
@@ -297,7 +302,8 @@ describe('routing, health and metrics', () => {
 
   it('exposes request counts and latency per route, CRL size and anchor version', async () => {
     await fetch(`${base}/.well-known/agent-manifest/trust-anchor`);
-    const res = await fetch(`${base}/metrics`);
+    const { port: metricsPort } = await service.listenMetrics(0);
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(

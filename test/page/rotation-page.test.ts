@@ -17,6 +17,8 @@ import { ReferenceVerifier } from '../../src/verifier/reference-verifier';
 import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../src/workflows/rotation-api';
 import { CHECKIN_TOKEN, createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
+const IDENTITY = 'page-demo';
+
 const CHROMIUM = process.env.ROTOR_CHROMIUM ?? '/usr/bin/chromium';
 const PAGE_TOKEN = 'page-token-for-tests';
 const SHOTS = join(process.cwd(), 'test-output', 'rotation-page');
@@ -35,12 +37,12 @@ beforeAll(async () => {
       `no Chromium at ${CHROMIUM}: install Debian's chromium (bash .ci/run does) or set ROTOR_CHROMIUM`,
     );
   }
-  env = await createRotationEnv('software');
+  env = await createRotationEnv('software', { identity: IDENTITY });
   service = createHttpService({
     pool: env.db.pool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,
-    identity: 'pageview',
+    identity: IDENTITY,
     manifestMaxAgeSeconds: 1,
     resultsBucketSeconds: 1,
     pageToken: PAGE_TOKEN,
@@ -88,19 +90,19 @@ async function shot(name: string) {
 
 describe('rotation page: access', () => {
   it('answers 401 with a Basic challenge without the token or with a wrong one, 503 where no token is configured', async () => {
-    const none = await fetch(`${base}/rotations/pageview`);
+    const none = await fetch(`${base}/rotations/${IDENTITY}`);
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
-    const wrong = await fetch(`${base}/rotations/pageview`, {
+    const wrong = await fetch(`${base}/rotations/${IDENTITY}`, {
       headers: { Authorization: `Basic ${Buffer.from('oncall:nope').toString('base64')}` },
     });
     expect(wrong.status).toBe(401);
-    const bearer = await fetch(`${base}/rotations/pageview`, {
+    const bearer = await fetch(`${base}/rotations/${IDENTITY}`, {
       headers: { Authorization: `Bearer ${PAGE_TOKEN}` },
     });
     expect(bearer.status).toBe(200);
     expect(bearer.headers.get('content-security-policy')).toContain("script-src 'self'");
-    const disabled = await fetch(`${env.baseUrl}/rotations/pageview`, {
+    const disabled = await fetch(`${env.baseUrl}/rotations/${IDENTITY}`, {
       headers: { Authorization: `Bearer ${PAGE_TOKEN}` },
     });
     expect(disabled.status).toBe(503);
@@ -109,10 +111,12 @@ describe('rotation page: access', () => {
 
 describe('rotation page: a personnel rotation watched in Chromium', () => {
   it('shows each phase as it happens, with adoption, pickup, the results chart, blockers and the commands', async () => {
-    const signer = await env.initIdentity('pageview');
-    await env.seed('pageview', signer, 40);
+    const signer = await env.initIdentity(IDENTITY);
+    await env.seed(IDENTITY, signer, 40);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-    const agents = originals.slice(0, 6).map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id);
+    const agents = originals
+      .slice(0, 6)
+      .map((m) => (JSON.parse(m.text ?? '') as { agent_id: string }).agent_id);
     const { token } = await createCredential(env.db.pool, {
       kind: 'deployment',
       agentPrefixes: ['spiffe://'],
@@ -125,9 +129,9 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     };
 
     // Before any rotation.
-    const first = await page.goto(`${base}/rotations/pageview`);
+    const first = await page.goto(`${base}/rotations/${IDENTITY}`);
     expect(first?.status(), await first?.text()).toBe(200);
-    expect(await text('no-rotation')).toContain('no rotation of pageview');
+    expect(await text('no-rotation')).toContain(`no rotation of ${IDENTITY}`);
     await shot('0-no-rotation');
 
     // A live verifier on anchor v1 holds the adoption gate.
@@ -135,11 +139,11 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
       id: 'sidecar-page',
       baseUrl: base,
       checkInToken: CHECKIN_TOKEN,
-      root: await env.rootOf('pageview'),
+      root: await env.rootOf(IDENTITY),
     });
     await verifier.refresh();
     await verifier.checkIn();
-    const handle = await env.start('pageview', 'personnel', {
+    const handle = await env.start(IDENTITY, 'personnel', {
       adoptBySeconds: 40,
       revokeAtSeconds: 40,
       decommissionAtSeconds: 42,
@@ -153,7 +157,7 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     expect(await text('adoption-summary')).toMatch(/^0 of 1 live verifier\(s\) hold anchor version 2$/);
     expect(await text('pickup-summary')).toMatch(/^held: agents keep their original manifests/);
     expect(await text('progress-resign')).toContain('40/40 (100%)');
-    expect(await text('controls')).toContain("rotor rotate rollback pageview --reason '…'");
+    expect(await text('controls')).toContain(`rotor rotate rollback ${IDENTITY} --reason '…'`);
     expect(
       await page.locator('[data-testid=timeline] tr[data-step=re-sign]').getAttribute('data-state'),
     ).toBe('done');
@@ -167,13 +171,14 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
       intervalMs: 200,
       manifests: () => Promise.all(agents.map(fetchAgent)),
     });
-    await waitForPhase('waiting', 30_000);
+    // Released: the gates before revocation watch verifiers' rejections, then the agents' pickup.
+    await waitForPhase('pre-revocation', 30_000);
     await expect.poll(() => text('pickup-counts'), { timeout: 10_000 }).toMatch(/^6 picked up/);
     expect(await text('adoption-summary')).toBe('1 of 1 live verifier(s) hold anchor version 2');
     expect(await text('pickup-summary')).toMatch(
       /^released for delivery at .* \(verifiers adopted anchor v2\)$/,
     );
-    expect(await text('blockers')).toMatch(/waiting for t=.* before revoke/);
+    expect(await text('gates')).toMatch(/pickup: 6 of 40 agent\(s\) picked up/);
     // The chart: VALID results of the old key, then of the new key, the phase starts marked.
     await expect
       .poll(() => page.locator('[data-testid=chart-svg] polyline[data-kind=VALID]').count(), {
@@ -199,7 +204,7 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     expect(await text('progress-revoke')).toContain('40/40 (100%)');
     expect(await text('outcome')).toMatch(/^outcome: rotated /);
     expect(await text('controls')).not.toContain('rollback');
-    expect(await text('controls')).toContain('rotor rotate start --identity pageview');
+    expect(await text('controls')).toContain(`rotor rotate start --identity ${IDENTITY}`);
     expect(await text('blockers')).toBe('nothing');
     expect(
       await page.locator('[data-testid=timeline] tr[data-step=decommission]').getAttribute('data-state'),

@@ -41,6 +41,9 @@ function compressed24h(factor: number): Partial<RotationPolicy> {
   };
 }
 
+/** The activities a gate is polled in, one per slice: the verifier gates, then pickup and analysis. */
+const GATE_ACTIVITIES = new Set(['watchGate', 'watchPreRevocation']);
+
 interface HistoryStats {
   events: number;
   bytes: number;
@@ -54,7 +57,9 @@ async function historyStats(handle: WorkflowHandle): Promise<HistoryStats> {
   const events = history.events ?? [];
   const sizes = events.map((e) => temporal.api.history.v1.HistoryEvent.encode(e).finish().length);
   const sliceAt = events
-    .map((e, i) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'watchGate' ? i : -1))
+    .map((e, i) =>
+      GATE_ACTIVITIES.has(e.activityTaskScheduledEventAttributes?.activityType?.name ?? '') ? i : -1,
+    )
     .filter((i) => i >= 0);
   const gaps = sliceAt.slice(1).map((at, i) => at - sliceAt[i]!);
   gaps.sort((a, b) => a - b);
@@ -103,10 +108,12 @@ describe('bounded history (Temporal + Postgres, software custody)', () => {
     const result = await forceThroughGates(env, handle);
     expect(result.phase).toBe('completed');
     const stats = await historyStats(handle);
-    // A real 24-hour run: the adoption and acceptance waits each last about the overlap window.
+    // A real 24-hour run: the adoption and acceptance waits each last about the overlap window,
+    // and the gates before revocation watch from adoption until revocation (however early
+    // adoption passes, adoption plus those gates last until revocation is due).
     const p = defaultPolicy('scheduled');
     const window = p.adoptBySeconds - p.resignAtSeconds;
-    const slicesIn24h = Math.ceil((2 * window) / p.gateSliceSeconds);
+    const slicesIn24h = Math.ceil((2 * window + (p.revokeAtSeconds - p.adoptBySeconds)) / p.gateSliceSeconds);
     const projected = stats.events + Math.max(0, slicesIn24h - stats.gateSlices) * stats.eventsPerSlice;
     console.info(
       `[bounded-history] 24h overlap, 1 stuck verifier: ${stats.events} events measured (${stats.gateSlices} gate slices, ${stats.eventsPerSlice} events each), ${projected} projected for a real 24 h (${slicesIn24h} slices); history ${stats.bytes} bytes; largest event ${stats.largestEvent} bytes`,

@@ -10,9 +10,11 @@ import { pageManifests } from '../../src/store/manifests';
 import { ReferenceVerifier } from '../../src/verifier/reference-verifier';
 import { CHECKIN_TOKEN, createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
+const IDENTITY = 'delivery-order';
+
 let env: RotationEnv;
 beforeAll(async () => {
-  env = await createRotationEnv('software');
+  env = await createRotationEnv('software', { identity: IDENTITY });
 });
 afterAll(async () => {
   await env?.close();
@@ -20,10 +22,10 @@ afterAll(async () => {
 
 describe('manifest delivery in the safe order', () => {
   it('hands out a twin only after the adoption gate passed for the anchor that trusts its key', async () => {
-    const signer = await env.initIdentity('default');
-    await env.seed('default', signer, 8);
+    const signer = await env.initIdentity(IDENTITY);
+    await env.seed(IDENTITY, signer, 8);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-    const agentOf = (text: string) => (JSON.parse(text) as { agent_id: string }).agent_id;
+    const agentOf = (text: string | null) => (JSON.parse(text ?? '') as { agent_id: string }).agent_id;
     const { token } = await createCredential(env.db.pool, {
       kind: 'deployment',
       agentPrefixes: ['spiffe://'],
@@ -40,15 +42,15 @@ describe('manifest delivery in the safe order', () => {
       id: 'sidecar-1',
       baseUrl: env.baseUrl,
       checkInToken: CHECKIN_TOKEN,
-      root: await env.rootOf('default'),
+      root: await env.rootOf(IDENTITY),
     });
     await verifier.refresh();
     await verifier.checkIn();
 
-    const handle = await env.start('default', 'personnel', {
-      adoptBySeconds: 15,
-      revokeAtSeconds: 15,
-      decommissionAtSeconds: 16,
+    const handle = await env.start(IDENTITY, 'personnel', {
+      adoptBySeconds: 40,
+      revokeAtSeconds: 40,
+      decommissionAtSeconds: 41,
     });
     const waiting = await env.waitForStatus(
       handle,

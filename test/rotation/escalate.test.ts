@@ -226,10 +226,16 @@ describe('escalate a scheduled rotation to a compromise (Temporal + Postgres, so
     await env.waitForStatus(
       handle,
       'adoption done',
-      (s) => s.phase === 'waiting' && Boolean(s.timeline.find((e) => e.step === 'await-adoption')?.actualEnd),
+      (s) =>
+        s.phase === 'pre-revocation' &&
+        Boolean(s.timeline.find((e) => e.step === 'await-adoption')?.actualEnd),
     );
     await escalate(handle);
-    await expectCompromiseHandled('esc-before-revoke', handle, oldKeyId, 'waiting');
+    const result = await expectCompromiseHandled('esc-before-revoke', handle, oldKeyId, 'pre-revocation');
+    // The gates before revocation were watching when the escalation cut them short.
+    expect(result.timeline.find((e) => e.step === 'pre-revocation')).toMatchObject({
+      note: 'cut short: escalated to compromise',
+    });
   });
 
   it('while the scheduled revocation keeps failing (rollback is refused there, escalation is not)', async () => {

@@ -83,7 +83,7 @@ describe('scoped --force (Temporal + Postgres, software custody)', () => {
     await expect(handle.executeUpdate(resumeUpdate, { args: [{ force: true }] })).rejects.toMatchObject({
       cause: {
         message: expect.stringMatching(
-          /^--force applies only to a verifier gate's own pause \(adoption or acceptance bound\); this pause is 'unresignable': .*Resume without --force$/,
+          /^--force applies only to a gate's own pause \(adoption, acceptance or pickup bound, analysis tripped\); this pause is 'unresignable': .*Resume without --force$/,
         ),
       },
     });

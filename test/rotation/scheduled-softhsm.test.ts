@@ -53,6 +53,7 @@ describe.skipIf(!inject('softhsm').available)(
         're-sign',
         'publish-anchor',
         'await-adoption',
+        'pre-revocation',
         'revoke',
         'decommission',
       ]);

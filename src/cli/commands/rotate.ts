@@ -176,7 +176,7 @@ export function registerRotateCommands(program: Command): void {
     .argument('[identity]', 'the signing identity (default: the one running rotation)')
     .option(
       '--force',
-      "only for a verifier gate's own pause (adoption or acceptance bound): go past the verifiers behind",
+      "only for a gate's own pause (adoption, acceptance or pickup bound, analysis tripped): go past that gate",
     )
     .option('--reason <text>', 'why (recorded in the audit log)')
     .option('--by <who>', 'who asks (default: $USER)')
@@ -335,7 +335,8 @@ async function buildPlan(
   }));
   if (trigger !== 'compromise') {
     // The adoption deadline is not a step, but it is when an unadopted anchor pauses the rotation.
-    const i = timeline.findIndex((e) => e.step === 'await-adoption');
+    // The gates before revocation start as soon as adoption passes, so the deadline follows them.
+    const i = timeline.findIndex((e) => e.step === 'pre-revocation');
     timeline.splice(i + 1, 0, {
       step: 'adoption-deadline',
       offset: offset(policy.adoptBySeconds),

@@ -9,14 +9,21 @@
  *   ROTOR_HTTP_PORT       port to bind (default 8080; 0 picks a free one, printed on stdout)
  *   ROTOR_ANCHOR_MAX_AGE  seconds verifiers may cache the trust anchor: its Cache-Control max-age,
  *                         and the wait a rotation sits out after publishing (default 300)
- *   ROTOR_CHECKIN_TOKEN   bearer token verifiers present at check-in; without it check-in answers 503
+ *   ROTOR_CHECKIN_TOKEN   shared fleet token, for unregistered verifiers only (one release; warns)
+ *   ROTOR_METRICS_HOST, ROTOR_METRICS_PORT  /metrics on a listener of its own (127.0.0.1:9464)
+ *   ROTOR_HTTP_TLS_CERT, ROTOR_HTTP_TLS_KEY  PEM files: serve HTTPS instead of HTTP
+ *   ROTOR_CRL_MAX_STREAMS CRL streams at once (default 8; more get 429), each on its own connection
+ *   ROTOR_CRL_STALL_SECONDS  a CRL reader taking nothing this long is cut off (default 15)
  *   ROTOR_IDENTITY        signing identity whose trust anchor is served (default 'default')
  *   ROTOR_PAGE_TOKEN      token of the live rotation page at /rotations/{identity} (Bearer, or HTTP
  *                         Basic with the token as password); unset: the page answers 503
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE  where the page reads rotation status from (a query)
+ *   ROTOR_RESULTS_BUCKET_SECONDS  width of the time buckets check-in results are counted in (default 5)
  *   ROTOR_MANIFEST_MAX_AGE  seconds agents may cache their manifest from /v1/agents/{id}/manifest
  *                         (default 60); the pickup gate waits at least this long for agents
  */
+
+import { readFileSync } from 'node:fs';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { databaseUrl, logLevel, positiveInt } from '../../config';
@@ -40,13 +47,38 @@ export interface ServeConfig {
   /** Cache-Control max-age of the CRL (the runbook's 30 s; the zero-downtime harness compresses it). */
   crlCacheSeconds: number;
   pageToken: string | undefined;
+  metricsHost: string;
+  metricsPort: number;
+  tls: { cert: string; key: string } | undefined;
+  maxCrlStreams: number;
+  crlStallSeconds: number;
+  resultsBucketSeconds: number;
+}
+
+function portOf(value: string | undefined, name: string, fallback: number): number {
+  const port = value === undefined || value === '' ? fallback : Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`${name} must be a port number (0 to 65535), got '${value}'`);
+  }
+  return port;
+}
+
+function pemFile(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `${name} (${path}) cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
 }
 
 export function serveConfig(env: Env = process.env): ServeConfig {
-  const rawPort = env.ROTOR_HTTP_PORT;
-  const port = rawPort === undefined || rawPort === '' ? 8080 : Number(rawPort);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`ROTOR_HTTP_PORT must be a port number (0 to 65535), got '${rawPort}'`);
+  const port = portOf(env.ROTOR_HTTP_PORT, 'ROTOR_HTTP_PORT', 8080);
+  const certPath = env.ROTOR_HTTP_TLS_CERT || undefined;
+  const keyPath = env.ROTOR_HTTP_TLS_KEY || undefined;
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new UsageError('set both ROTOR_HTTP_TLS_CERT and ROTOR_HTTP_TLS_KEY (PEM files), or neither');
   }
   const identity = env.ROTOR_IDENTITY || 'default';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(identity)) {
@@ -63,6 +95,15 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
     crlCacheSeconds: positiveInt(env.ROTOR_CRL_MAX_AGE, 'ROTOR_CRL_MAX_AGE', 30),
     pageToken: env.ROTOR_PAGE_TOKEN || undefined,
+    metricsHost: env.ROTOR_METRICS_HOST || '127.0.0.1',
+    metricsPort: portOf(env.ROTOR_METRICS_PORT, 'ROTOR_METRICS_PORT', 9464),
+    tls:
+      certPath && keyPath
+        ? { cert: pemFile(certPath, 'ROTOR_HTTP_TLS_CERT'), key: pemFile(keyPath, 'ROTOR_HTTP_TLS_KEY') }
+        : undefined,
+    maxCrlStreams: positiveInt(env.ROTOR_CRL_MAX_STREAMS, 'ROTOR_CRL_MAX_STREAMS', 8),
+    crlStallSeconds: positiveInt(env.ROTOR_CRL_STALL_SECONDS, 'ROTOR_CRL_STALL_SECONDS', 15),
+    resultsBucketSeconds: positiveInt(env.ROTOR_RESULTS_BUCKET_SECONDS, 'ROTOR_RESULTS_BUCKET_SECONDS', 5),
   };
 }
 
@@ -136,29 +177,46 @@ export function registerServeCommands(program: Command): void {
         return;
       }
       const temporal = lazyTemporalStatus();
+      // CRL streams get a pool of their own, one connection per allowed stream.
+      const crlPool = await connect(databaseUrl(), config.maxCrlStreams);
       const service = createHttpService({
         pool,
+        crlPool,
+        maxCrlStreams: config.maxCrlStreams,
+        crlStallSeconds: config.crlStallSeconds,
+        tls: config.tls,
         anchorMaxAgeSeconds: config.anchorMaxAgeSeconds,
         checkInToken: config.checkInToken,
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
         crlCacheSeconds: config.crlCacheSeconds,
         pageToken: config.pageToken,
+        resultsBucketSeconds: config.resultsBucketSeconds,
         rotationStatus: config.pageToken ? temporal.status : undefined,
         // Failures go to the access logger (with their request id); no second line for them.
         logger: cliLogger(logLevel(), { component: 'serve' }),
       });
       let port: number;
+      let metricsPort: number;
       try {
         ({ port } = await service.listen(config.port, config.host));
+        ({ port: metricsPort } = await service.listenMetrics(config.metricsPort, config.metricsHost));
       } catch (err) {
+        await service.close();
+        await crlPool.end();
         await pool.end();
-        throw new UsageError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+        throw new UsageError(`cannot listen: ${(err as Error).message}`);
       }
-      const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-      process.stdout.write(`${JSON.stringify({ listening: url, identity: config.identity })}\n`);
-      if (!config.checkInToken)
-        process.stderr.write('rotor serve: ROTOR_CHECKIN_TOKEN unset: check-in answers 503\n');
+      const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
+      const url = `${config.tls ? 'https' : 'http'}://${hostOf(config.host)}:${port}`;
+      const metricsUrl = `http://${hostOf(config.metricsHost)}:${metricsPort}/metrics`;
+      process.stdout.write(
+        `${JSON.stringify({ listening: url, metrics: metricsUrl, identity: config.identity })}\n`,
+      );
+      if (config.checkInToken)
+        process.stderr.write(
+          'rotor serve: ROTOR_CHECKIN_TOKEN is set: unregistered verifiers may check in with it this release (each logs a warning); register them with rotor verifier register\n',
+        );
       let timer: NodeJS.Timeout | undefined;
       if (opts.crlFile) {
         const file = opts.crlFile;
@@ -176,6 +234,7 @@ export function registerServeCommands(program: Command): void {
       clearInterval(timer);
       await service.close();
       await temporal.close();
+      await crlPool.end();
       await pool.end();
     });
 }
