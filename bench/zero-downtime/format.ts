@@ -5,8 +5,8 @@ import type { HarnessReport } from './harness';
 export function formatReport(r: HarnessReport): string {
   const lines: string[] = [];
   lines.push(
-    `agents: ${r.agents['on-time']} on time, ${r.agents.late} late, ${r.agents.never} never fetching again; ` +
-      `fetches ${r.fetches.ok} (200) + ${r.fetches.notModified} (304), ${r.fetches.pickups} pickups, ${r.fetches.errors} errors`,
+    `agents: ${r.agents['on-time']} on time, ${r.agents.late} late, ${r.agents.never} never fetching; ` +
+      `fetches ${r.fetches.ok} (200, ${r.fetches.envelopes} of them v0.2 envelopes) + ${r.fetches.notModified} (304), ${r.fetches.pickups} pickups, ${r.fetches.errors} errors`,
     `verifications: ${r.totalVerifications} in ${r.seconds.toFixed(1)} s = ${Math.round(r.rate)}/s over ${r.verifiers} verifier processes ` +
       `(target ${r.targetRate}/s, ${r.skipped} presentations held back)`,
     `machine: ${r.load.cpus} cores, 1-min load average ${r.load.loadavg1.before.toFixed(2)} before the run, mean ${r.load.loadavg1.mean.toFixed(2)}, max ${r.load.loadavg1.max.toFixed(2)}; ` +

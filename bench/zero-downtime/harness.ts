@@ -7,8 +7,9 @@
  * - N simulated agents each hold their current manifest. They take it from
  *   `GET /v1/agents/{agent_id}/manifest` with their delivery credential (a per-agent one, or their
  *   deployment's), honouring Cache-Control and revalidating with If-None-Match: most fetch again
- *   every max-age ("on time"), some only every `lateFetchSeconds` ("late"), some never after their
- *   first fetch ("never").
+ *   every max-age ("on time"), some only every `lateFetchSeconds` ("late"), and some never fetch:
+ *   they were handed their original out of band ("never"). Twins come as the policy re-issues
+ *   them (by default v0.2 COSE envelopes); what an agent holds is what it presents.
  * - M verifier processes (verifier-process.ts, rotor's ReferenceVerifier), each registered with its
  *   own credential, pin the anchor root, refresh the anchor and CRL when their lifetimes run out,
  *   check in, and verify what the agents present: `rate` presentations per second in all.
@@ -23,7 +24,8 @@
  * condemnation produces at that time. REVOKED after the rotation's revoke step began (or after an
  * escalation); INVALID for an unknown key after the key left the anchor (the overlap's
  * decommission, or the escalation). An on-time agent's revoked manifest is false (rotor revoked
- * before it could pick up its twin); a late or never-fetching agent's is intended. Anything else
+ * before it could pick up its twin); a late or never-fetching agent's is intended (the pickup gate
+ * makes revocation wait for late agents it has seen fetching, so those should not occur). Anything else
  * (a new-key twin refused, a verifier without an anchor, EXPIRED) is false.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -31,12 +33,13 @@ import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { b64urlEncode, type RootSet, type Signer } from '../../src/manifest';
+import { b64urlEncode, examineEnvelope, type RootSet, type Signer } from '../../src/manifest';
 import { seedManifests } from '../../src/rotation/import';
 import type { Pool } from '../../src/store/db';
 import { createCredential } from '../../src/store/delivery';
 import { pageManifests } from '../../src/store/manifests';
 import { registerVerifier, retireVerifier } from '../../src/store/verifiers';
+import type { ManifestInput } from '../../src/verifier/reference-verifier';
 import type { CustodianKind, RotationPolicy, Trigger } from '../../src/workflows/policy';
 import {
   type ControlRequest,
@@ -183,7 +186,7 @@ export interface HarnessReport {
   falseByVerifier: Record<string, number>;
   intendedByWhy: Record<string, number>;
   falseSample: Rejection[];
-  fetches: { ok: number; notModified: number; errors: number; pickups: number };
+  fetches: { ok: number; notModified: number; errors: number; pickups: number; envelopes: number };
   /** Per second (index) and key label: VALID, intended and false rejections. */
   series: Record<string, { valid: number[]; intended: number[]; false: number[] }>;
   marks: PhaseMark[];
@@ -219,7 +222,7 @@ async function run(
   const { signer, root } = await stack.initIdentity(o.identity);
   await seedManifests(pool, signer, o.agents, { seed: 14 });
   const seeded = await pageManifests(pool, { keyId: signer.keyId, status: 'active', limit: 10_000 });
-  const agentIds = [...new Set(seeded.map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id))];
+  const agentIds = [...new Set(seeded.map((m) => agentOf(m.text ?? '')))];
   agentIds.sort();
   const agents: Agent[] = [];
   // Deployment credentials cover roles by prefix; the other roles' agents each hold their own.
@@ -253,7 +256,7 @@ async function run(
   const agentCounts = { 'on-time': 0, late: 0, never: 0 } as Record<AgentKind, number>;
   for (const a of agents) agentCounts[a.kind]++;
   log(
-    `  ${agents.length} agents (${agentCounts['on-time']} on time, ${agentCounts.late} late, ${agentCounts.never} never fetching again), ${deploymentTokens.size} deployment credentials and ${perAgent} per-agent ones`,
+    `  ${agents.length} agents (${agentCounts['on-time']} on time, ${agentCounts.late} late, ${agentCounts.never} never fetching), ${deploymentTokens.size} deployment credentials and ${perAgent} per-agent ones`,
   );
 
   // ---- rotor serve -------------------------------------------------------------------------------
@@ -292,6 +295,8 @@ async function run(
       execArgv: ['--import', 'tsx'],
       env: { ...process.env, ROTOR_BENCH_VERIFIER: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Structured clone over the channel: a v0.2 envelope goes as bytes.
+      serialization: 'advanced',
     });
     let readyResolve: (v: number) => void = () => {};
     let stoppedResolve: () => void = () => {};
@@ -341,9 +346,21 @@ async function run(
   );
 
   // ---- agents ------------------------------------------------------------------------------------
-  const manifests = new Map<string, { handle: number; text: string }>();
-  const texts: string[] = [];
-  const fetchStats = { ok: 0, notModified: 0, errors: 0, pickups: 0 };
+  /** Every manifest an agent held, once: v0.1 JSON text, or a v0.2 envelope's bytes. */
+  const manifests = new Map<string, number>();
+  const texts: ManifestInput[] = [];
+  const hold = (a: Agent, body: ManifestInput): void => {
+    const { manifestId, keyId } = identify(body);
+    let handle = manifests.get(manifestId);
+    if (handle === undefined) {
+      handle = texts.length;
+      texts.push(body);
+      manifests.set(manifestId, handle);
+    }
+    if (a.held && a.held.manifestId !== manifestId) fetchStats.pickups++;
+    a.held = { handle, manifestId, keyId };
+  };
+  const fetchStats = { ok: 0, notModified: 0, errors: 0, pickups: 0, envelopes: 0 };
   const fetchErrors: string[] = [];
   const maxAgeMs = o.maxAgeSeconds * 1000;
   const fetchManifest = async (a: Agent) => {
@@ -359,22 +376,13 @@ async function run(
         await res.arrayBuffer();
         fetchStats.notModified++;
       } else if (res.status === 200) {
-        const text = await res.text();
+        // A v0.2 twin comes as its COSE envelope (application/agent-manifest+cose), v0.1 as JSON.
+        const cose = /cose/.test(res.headers.get('content-type') ?? '');
+        const body: ManifestInput = cose ? new Uint8Array(await res.arrayBuffer()) : await res.text();
         fetchStats.ok++;
+        if (cose) fetchStats.envelopes++;
         a.etag = res.headers.get('etag') ?? undefined;
-        const parsed = JSON.parse(text) as { manifest_id: string; signature: { key_id: string } };
-        let entry = manifests.get(parsed.manifest_id);
-        if (!entry) {
-          entry = { handle: texts.length, text };
-          texts.push(text);
-          manifests.set(parsed.manifest_id, entry);
-        }
-        if (a.held && a.held.manifestId !== parsed.manifest_id) fetchStats.pickups++;
-        a.held = {
-          handle: entry.handle,
-          manifestId: parsed.manifest_id,
-          keyId: parsed.signature.key_id.replace(/^sha256:/, ''),
-        };
+        hold(a, body);
       } else {
         fetchStats.errors++;
         if (fetchErrors.length < 10)
@@ -382,11 +390,9 @@ async function run(
       }
       const now = Date.now();
       a.nextFetchAt =
-        a.kind === 'never'
-          ? Number.POSITIVE_INFINITY
-          : a.kind === 'late'
-            ? now + o.lateFetchSeconds * 1000 * (0.75 + rng() * 0.5)
-            : now + maxAge * 1000 * (1 + rng() * 0.25);
+        a.kind === 'late'
+          ? now + o.lateFetchSeconds * 1000 * (0.75 + rng() * 0.5)
+          : now + maxAge * 1000 * (1 + rng() * 0.25);
     } catch (err) {
       fetchStats.errors++;
       if (fetchErrors.length < 10) fetchErrors.push(`${a.id}: ${String(err)}`);
@@ -395,8 +401,22 @@ async function run(
       a.fetching = false;
     }
   };
-  // Everyone takes a manifest at the start; late agents then wait a random part of their period.
-  await mapLimit(agents, 16, fetchManifest);
+  // Agents that never fetch were handed their manifest out of band (an image, a push): rotor never
+  // sees them, which is the pickup gate's "never seen" case. The others take theirs at the start,
+  // and late agents then wait a random part of their period.
+  const originals = new Map(seeded.map((m) => [agentOf(m.text ?? ''), m.text ?? '']));
+  for (const a of agents) {
+    if (a.kind === 'never') {
+      hold(a, originals.get(a.id)!);
+      a.nextFetchAt = Number.POSITIVE_INFINITY;
+    }
+  }
+  await mapLimit(
+    agents.filter((a) => a.kind !== 'never'),
+    16,
+    fetchManifest,
+  );
+  fetchStats.pickups = 0;
   for (const a of agents) {
     if (a.kind === 'late') a.nextFetchAt = Date.now() + rng() * o.lateFetchSeconds * 1000;
   }
@@ -495,7 +515,7 @@ async function run(
       }
       if (!proc.sent.has(held.handle)) {
         proc.sent.add(held.handle);
-        proc.child.send({ t: 'm', id: held.handle, text: texts[held.handle] });
+        proc.child.send({ t: 'm', id: held.handle, body: texts[held.handle] });
       }
       const s = ++seq;
       pending.set(s, { agent, held, at: now });
@@ -673,7 +693,8 @@ export function classify(
   if (!revoked && !distrusted)
     return { intended: false, why: `${r.result}/${r.reason}: not what the condemnation of its key produces` };
   if (c.compromise) return { intended: true, why: 'compromise: old-key manifest' };
-  if (r.agentKind === 'never') return { intended: true, why: 'revoked manifest: agent never fetched again' };
+  if (r.agentKind === 'never')
+    return { intended: true, why: 'revoked manifest: agent never fetches (given its manifest out of band)' };
   if (r.agentKind === 'late')
     return { intended: true, why: 'revoked manifest: late agent had not picked up' };
   return { intended: false, why: `${r.result}/${r.reason}: an on-time agent still held a revoked manifest` };
@@ -704,6 +725,11 @@ async function rotate(
     verifierLivenessSeconds: 60,
     allowSoftwareCustodian: true,
     minKeyAgeDays: 0,
+    // The pickup gate (policy default on) waits for agents seen fetching; never-seen ones hold it
+    // only for the agents' cache lifetime plus a margin after release.
+    deliveryMaxAgeSeconds: o.maxAgeSeconds,
+    pickupMarginSeconds: 1,
+    pickupGraceSeconds: 120,
     batchSize: 200,
     chunkSize: 1000,
   };
@@ -769,6 +795,20 @@ async function rotate(
 }
 
 // ---- small helpers ---------------------------------------------------------------------------------
+
+function agentOf(text: string): string {
+  return (JSON.parse(text) as { agent_id: string }).agent_id;
+}
+
+/** manifest_id and bare hex key_id of a v0.1 text or a v0.2 envelope. */
+function identify(body: ManifestInput): { manifestId: string; keyId: string } {
+  if (typeof body !== 'string') {
+    const e = examineEnvelope(body);
+    return { manifestId: e.manifestId, keyId: e.keyId };
+  }
+  const m = JSON.parse(body) as { manifest_id: string; signature: { key_id: string } };
+  return { manifestId: m.manifest_id, keyId: m.signature.key_id.replace(/^sha256:/, '') };
+}
 
 function mulberry(seed: number): () => number {
   let a = seed >>> 0;

@@ -6,7 +6,7 @@
  * harness's agents present to it, answering each presentation with its verdict.
  *
  * Messages over the IPC channel (child_process.fork):
- *   in:  {t:'m', id, text}        a manifest text, sent once, later named by id
+ *   in:  {t:'m', id, body}        a manifest (v0.1 text or v0.2 envelope bytes), sent once, later named by id
  *        {t:'v', b:[[seq, id]…]}  verify these presentations
  *        {t:'stop'}
  *   out: {t:'ready', version}     holds a trusted anchor
@@ -16,7 +16,7 @@
  */
 import { b64urlDecode, rootSetFromPublicKeys } from '../../src/manifest';
 import { rejectionReason } from '../../src/manifest/rejection';
-import { ReferenceVerifier } from '../../src/verifier/reference-verifier';
+import { type ManifestInput, ReferenceVerifier } from '../../src/verifier/reference-verifier';
 
 export interface VerifierProcessConfig {
   id: string;
@@ -31,7 +31,10 @@ export interface VerifierProcessConfig {
   checkInMs: number;
 }
 
-type Incoming = { t: 'm'; id: number; text: string } | { t: 'v'; b: [number, number][] } | { t: 'stop' };
+type Incoming =
+  | { t: 'm'; id: number; body: ManifestInput }
+  | { t: 'v'; b: [number, number][] }
+  | { t: 'stop' };
 
 const send = (msg: unknown) => {
   if (process.connected) process.send?.(msg);
@@ -55,7 +58,7 @@ function main(): void {
       config.rootThreshold,
     ),
   });
-  const texts = new Map<number, string>();
+  const texts = new Map<number, ManifestInput>();
   let lastError = '';
   const report = (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
@@ -92,7 +95,7 @@ function main(): void {
   let rejected = 0;
   process.on('message', (msg: Incoming) => {
     if (msg.t === 'm') {
-      texts.set(msg.id, msg.text);
+      texts.set(msg.id, msg.body);
     } else if (msg.t === 'v') {
       const out: [number, string, string, number][] = [];
       for (const [seq, id] of msg.b) {

@@ -9,6 +9,7 @@
  *   ROTOR_HTTP_PORT       port to bind (default 8080; 0 picks a free one, printed on stdout)
  *   ROTOR_ANCHOR_MAX_AGE  seconds verifiers may cache the trust anchor: its Cache-Control max-age,
  *                         and the wait a rotation sits out after publishing (default 300)
+ *   ROTOR_CRL_MAX_AGE     seconds verifiers may cache the CRL and single records (default 30)
  *   ROTOR_CHECKIN_TOKEN   shared fleet token, for unregistered verifiers only (one release; warns)
  *   ROTOR_METRICS_HOST, ROTOR_METRICS_PORT  /metrics on a listener of its own (127.0.0.1:9464)
  *   ROTOR_HTTP_TLS_CERT, ROTOR_HTTP_TLS_KEY  PEM files: serve HTTPS instead of HTTP
