@@ -282,11 +282,20 @@ describe('ReferenceVerifier pinned to the anchor root, through a rewriting proxy
     expect(verdict.result).toBe('INVALID');
     expect(verdict.reason).toMatch(/expired at .* and no newer one could be fetched/);
     expect(v.trustedKeyIds).toEqual([]);
+    // Reported at check-in as a verifier without a usable anchor, not as some other failure.
+    expect(v.rejectionCounts).toEqual({ none: { no_anchor: 1 } });
 
     // Served the same (now expired) anchor again, it is refused as expired, not re-adopted.
     mode = { kind: 'replace', body: (await currentTrustAnchor(db.pool, IDENTITY))!.jws! };
     await expect(v.refresh()).rejects.toThrow(/expired at/);
     mode = { kind: 'pass' };
+  });
+
+  it('counts what it rejects before it holds any anchor as no_anchor (the check-in reason)', async () => {
+    const v = verifier('never-refreshed');
+    const verdict = v.verify(await signedManifest(keyB));
+    expect(verdict).toMatchObject({ result: 'INVALID', keyId: null });
+    expect(v.rejectionCounts).toEqual({ none: { no_anchor: 1 } });
   });
 
   it('refuses plain http: off this machine', () => {
