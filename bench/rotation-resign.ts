@@ -1,16 +1,23 @@
 /**
- * Re-sign throughput inside a real rotation: a Temporal dev server, a worker in this process, a
- * fresh Postgres database, and software or SoftHSM custody. Seeds N manifests, runs a personnel
- * rotation with the timeline compressed, and reads the re-sign step's duration from the
- * workflow's own timeline. Peak RSS and heap of this process (worker + activities) are sampled
- * every 50 ms during the step, so a memory that grows with N shows up across the counts.
+ * Re-sign and revoke throughput inside a real rotation (issue 15): a Temporal dev server, a worker
+ * in this process over a prebuilt workflow bundle, a fresh Postgres database, and software or
+ * SoftHSM custody. Seeds N v0.1 manifests from a child process (so neither the seeding nor webpack
+ * is in this process's memory), runs a personnel rotation with the timeline compressed, and reads
+ * the re-sign and revoke steps' durations from the workflow's own timeline. Every original is
+ * verified before its twin is signed (decideReissue; README "Verify before trust"): `verified`.
  *
- *   node --expose-gc --import tsx bench/rotation-resign.ts [--custodian software|pkcs11] [--counts 10000,100000]
+ * In the same run, before each count, the raw ceilings: node:crypto verify-then-sign over a
+ * manifest-sized message on one thread per core (`rawVerifySignPerSecond`), and for pkcs11 the
+ * token's own signing rate with the same number of sessions (`rawHsmSignPerSecond`).
+ *
+ *   node --expose-gc --import tsx bench/rotation-resign.ts [--custodian software|pkcs11] [--counts 10000,100000] [--json]
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker as Thread } from 'node:worker_threads';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
@@ -36,50 +43,152 @@ function arg(name: string, fallback: string): string {
 }
 
 const kind = arg('custodian', 'software') as 'software' | 'pkcs11';
-const counts = arg('counts', '10000,100000').split(',').map(Number);
+const SESSIONS = 4;
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+async function openBenchCustodian(keyDir: string, env: NodeJS.ProcessEnv): Promise<KeyCustodian> {
+  return kind === 'pkcs11'
+    ? openCustodian('pkcs11', { ...env, ROTOR_PKCS11_SESSIONS: String(SESSIONS) })
+    : openSoftwareCustodian({ dir: keyDir });
+}
+
+// Child mode: seed a database with N signed manifests, streaming (batches of 1,000), then exit.
+if (process.argv.includes('--seed')) {
+  const custodian = await openBenchCustodian(arg('key-dir', ''), process.env);
+  const pool = await connect(arg('seed', ''), 2);
+  const signer = await custodian.signer(arg('handle', ''));
+  let batch: { text: string; source: string }[] = [];
+  for await (const text of syntheticManifests(Number(arg('count', '0')), signer, { seed: 3 })) {
+    batch.push({ text, source: 'bench' });
+    if (batch.length === 1000) {
+      await importManifests(pool, batch);
+      batch = [];
+    }
+  }
+  if (batch.length) await importManifests(pool, batch);
+  await pool.end();
+  await custodian.close();
+  process.exit(0);
+}
+
+const counts = arg('counts', '10000,100000').split(',').map(Number);
+const json = process.argv.includes('--json');
+
+/** Raw node:crypto verify-then-sign, one thread per core, over a manifest-sized message. */
+async function rawVerifySign(message: Buffer, seconds: number): Promise<number> {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { generateKeyPairSync, sign, verify } = require('node:crypto');
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const msg = Buffer.from(workerData.message);
+    const sig = sign(null, msg, privateKey);
+    let n = 0; const end = Date.now() + workerData.ms; const t0 = performance.now();
+    while (Date.now() < end) {
+      if (!verify(null, msg, publicKey, sig)) throw new Error('raw verify failed');
+      sign(null, msg, privateKey); n++;
+    }
+    parentPort.postMessage(n / ((performance.now() - t0) / 1000));`;
+  const rates = await Promise.all(
+    Array.from(
+      { length: availableParallelism() },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const t = new Thread(code, { eval: true, workerData: { message, ms: seconds * 1000 } });
+          t.once('message', resolve);
+          t.once('error', reject);
+        }),
+    ),
+  );
+  return Math.round(rates.reduce((a, b) => a + b, 0));
+}
+
+/** The token's own signing rate: SESSIONS signatures in flight, the same message. */
+async function rawHsmSign(custodian: KeyCustodian, handle: string, message: Buffer, seconds: number) {
+  const signer = await custodian.signer(handle);
+  let n = 0;
+  const end = Date.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: SESSIONS }, async () => {
+      while (Date.now() < end) {
+        await signer.sign(message);
+        n++;
+      }
+    }),
+  );
+  return Math.round(n / ((performance.now() - t0) / 1000));
+}
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
 const server = await startDevServer();
 const token = kind === 'pkcs11' ? await createSoftHsmToken() : undefined;
 const keyDir = mkdtempSync(join(tmpdir(), 'rotor-bench-keys-'));
-const custodian: KeyCustodian =
-  kind === 'pkcs11'
-    ? await openCustodian('pkcs11', { ...token!.env, ROTOR_PKCS11_SESSIONS: '4' })
-    : await openSoftwareCustodian({ dir: keyDir });
+const custodian = await openBenchCustodian(keyDir, token?.env ?? {});
 const admin = await connect(databaseUrl(), 1);
 const connection = await Connection.connect({ address: server.address });
 const client = new Client({ connection });
 const nativeConnection = await NativeConnection.connect({ address: server.address });
+// Bundled in a child process: webpack's memory stays out of the worker's RSS.
+const bundlePath = join(keyDir, 'workflow-bundle.js');
+{
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `import('@temporalio/worker').then(async ({ bundleWorkflowCode }) => { const b = await bundleWorkflowCode({ workflowsPath: ${JSON.stringify(WORKFLOWS_PATH)}, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } }); require('node:fs').writeFileSync(${JSON.stringify(bundlePath)}, b.code); })`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  if (r.status !== 0) throw new Error('bundling the workflows failed');
+}
 
-const rows: string[] = [];
+const results: Record<string, unknown>[] = [];
 try {
   for (const count of counts) {
     const name = `rotor_bench_resign_${randomBytes(3).toString('hex')}`;
     await admin.query(`CREATE DATABASE ${name}`);
-    const pool = await connect(databaseUrlFor(databaseUrl(), name), 10);
+    const url = databaseUrlFor(databaseUrl(), name);
+    const pool = await connect(url, 10);
     const http = createHttpService({ pool, anchorMaxAgeSeconds: 1, identity: 'bench' });
     const { port } = await http.listen(0, '127.0.0.1');
     try {
       await migrate(pool);
       const { key } = await initIdentity(pool, custodian, 'bench', `bench-${name}`);
-      const signer = await custodian.signer(key.handle);
+      const loadBefore = loadavg()[0]!;
       const seedStart = performance.now();
-      let batch: { text: string; source: string }[] = [];
-      for await (const text of syntheticManifests(count, signer, { seed: 3 })) {
-        batch.push({ text, source: 'bench' });
-        if (batch.length === 1000) {
-          await importManifests(pool, batch);
-          batch = [];
-        }
-      }
-      if (batch.length) await importManifests(pool, batch);
+      const seeded = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          new URL(import.meta.url).pathname,
+          '--seed',
+          url,
+          '--count',
+          String(count),
+          '--custodian',
+          kind,
+          '--key-dir',
+          keyDir,
+          '--handle',
+          key.handle,
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...(token?.env ?? {}) } },
+      );
+      if (seeded.status !== 0) throw new Error(`seeding failed (exit ${seeded.status})`);
       const seedSeconds = (performance.now() - seedStart) / 1000;
+      const { rows: sample } = await pool.query<{ text: string }>('SELECT text FROM manifests LIMIT 1');
+      const message = Buffer.from(sample[0]!.text);
+      const rawVerifySignPerSecond = await rawVerifySign(message, 3);
+      const rawHsmSignPerSecond =
+        kind === 'pkcs11' ? await rawHsmSign(custodian, key.handle, message, 3) : undefined;
 
       const taskQueue = `bench-${name}`;
       const worker = await Worker.create({
         connection: nativeConnection,
         taskQueue,
-        workflowsPath: WORKFLOWS_PATH,
+        workflowBundle: { codePath: bundlePath },
         activities: createActivities({
           pool,
           custodian: async () => custodian,
@@ -101,7 +210,7 @@ try {
           adoptionMarginSeconds: 0,
           allowSoftwareCustodian: true,
           pollSeconds: 1,
-          batchSize: 500,
+          batchSize: Number(arg('batch', '500')),
           chunkSize: 20_000,
         },
       };
@@ -111,16 +220,21 @@ try {
       let peakHeap = base.heapUsed;
       let peakLive = base.heapUsed;
       let ticks = 0;
+      let loadPeak = loadavg()[0]!;
       const sampler = setInterval(() => {
         const m = process.memoryUsage();
         peakRss = Math.max(peakRss, m.rss);
         peakHeap = Math.max(peakHeap, m.heapUsed);
         // With --expose-gc, once a second: the heap that is still reachable, garbage excluded.
-        if (global.gc && ++ticks % 20 === 0) {
-          global.gc();
-          peakLive = Math.max(peakLive, process.memoryUsage().heapUsed);
+        if (++ticks % 20 === 0) {
+          loadPeak = Math.max(loadPeak, loadavg()[0]!);
+          if (global.gc) {
+            global.gc();
+            peakLive = Math.max(peakLive, process.memoryUsage().heapUsed);
+          }
         }
       }, 50);
+      const rotationStart = performance.now();
       const result = (await worker.runUntil(
         client.workflow.execute('rotationWorkflow', {
           taskQueue,
@@ -128,18 +242,52 @@ try {
           args: [input],
         }),
       )) as RotationStatus;
+      const rotationSeconds = (performance.now() - rotationStart) / 1000;
       clearInterval(sampler);
       if (result.phase !== 'completed') throw new Error(`rotation ended ${result.phase}: ${result.outcome}`);
+      const { rows: states } = await pool.query<{ status: string; n: string }>(
+        'SELECT status, count(*) AS n FROM manifests GROUP BY status',
+      );
+      const byStatus = Object.fromEntries(states.map((s) => [s.status, Number(s.n)]));
+      const { rows: crl } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM revocations');
+      if (byStatus.revoked !== count || Number(crl[0]!.n) !== count || byStatus.active !== count)
+        throw new Error(`after the rotation: ${JSON.stringify(byStatus)}, ${crl[0]!.n} CRL records`);
       const step = (s: string) => result.timeline.find((e) => e.step === s)!;
       const seconds = (s: string) =>
         (Date.parse(step(s).actualEnd!) - Date.parse(step(s).actualStart!)) / 1000;
       const resign = seconds('re-sign');
       const revoke = seconds('revoke');
-      const mb = (n: number) => (n / 2 ** 20).toFixed(0);
-      rows.push(
-        `| ${kind} | ${count} | ${resign.toFixed(2)} | ${Math.round(count / resign)} | ${Math.round(count / revoke)} | ${mb(peakRss)} (+${mb(peakRss - base.rss)}) | ${mb(peakHeap)} | ${global.gc ? mb(peakLive) : '—'} | ${Math.round(count / seedSeconds)} |`,
-      );
-      console.error(rows[rows.length - 1]);
+      const mib = (n: number) => Math.round(n / 2 ** 20);
+      const row = {
+        custodian: kind,
+        ...(kind === 'pkcs11' ? { sessions: SESSIONS } : {}),
+        manifests: count,
+        verified: true,
+        resignSeconds: Number(resign.toFixed(2)),
+        resignedPerSecond: Math.round(count / resign),
+        revokeSeconds: Number(revoke.toFixed(2)),
+        revokedPerSecond: Math.round(count / revoke),
+        rawVerifySignPerSecond,
+        resignOfRaw: Number((count / resign / rawVerifySignPerSecond).toFixed(2)),
+        ...(rawHsmSignPerSecond === undefined
+          ? {}
+          : {
+              rawHsmSignPerSecond,
+              resignOfRawHsm: Number((count / resign / rawHsmSignPerSecond).toFixed(2)),
+            }),
+        peakRssMiB: mib(peakRss),
+        rssAtStartMiB: mib(base.rss),
+        peakHeapMiB: mib(peakHeap),
+        peakLiveHeapMiB: global.gc ? mib(peakLive) : null,
+        seedSeconds: Number(seedSeconds.toFixed(1)),
+        rotationSeconds: Number(rotationSeconds.toFixed(1)),
+        totalSeconds: Number((seedSeconds + rotationSeconds).toFixed(1)),
+        load1Before: Number(loadBefore.toFixed(1)),
+        load1Peak: Number(loadPeak.toFixed(1)),
+      };
+      results.push(row);
+      if (json) console.log(JSON.stringify(row));
+      else console.error(row);
     } finally {
       await http.close();
       await pool.end();
@@ -155,9 +303,3 @@ try {
   token?.remove();
   rmSync(keyDir, { recursive: true, force: true });
 }
-
-console.log(
-  '| custody | manifests | re-sign seconds | re-signed/s | revoked/s | peak RSS MiB (growth) | peak heap MiB | peak live heap MiB | seeded/s |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|');
-for (const r of rows) console.log(r);
