@@ -21,32 +21,21 @@
  */
 
 import { SAMPLE_SIZE } from '../domain';
-import { errorMessage } from '../errors';
-import {
-  decideReissue,
-  isJsonObject,
-  ManifestError,
-  type ParsedStoredManifest,
-  parseStoredCopy,
-  type RegistryKey,
-  type ReissueAs,
-  reissueCoseEnvelope,
-  reissueDocument,
-  reissueV01AsCose,
-  unreadableCode,
-} from '../manifest';
+import type { RegistryKey, ReissueAs } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { appendAudit } from '../store/audit';
 import type { Pool } from '../store/db';
 import { inTransaction } from '../store/db';
-import { type DeclinedRow, recordDeclined } from '../store/declined';
-import type { TwinRow } from '../store/manifests';
+import { recordDeclined } from '../store/declined';
+import type { ManifestPageRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
 import type { Queryable } from '../store/queryable';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
+import type { SignedRows } from './reissue-batch';
+import { signRowsOnPool } from './sign-pool';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
 
-/** Postgres writes one batch while this thread signs the next; two in flight keep both cores busy. */
+/** Postgres writes up to two batches while the sign pool verifies and signs the next. */
 const WRITES_IN_FLIGHT = 2;
 
 interface Heartbeat {
@@ -57,10 +46,7 @@ interface Heartbeat {
   withLogEntry: number;
 }
 
-interface SignedBatch {
-  twins: TwinRow[];
-  declined: DeclinedRow[];
-  withLogEntry: number;
+interface SignedBatch extends SignedRows {
   lastId: string;
 }
 
@@ -103,131 +89,50 @@ export interface ReissuePass {
 }
 
 /**
- * Signs the twin of a manifest `decideReissue` accepted, in the version the policy asks for.
- * Throws ManifestError when the manifest has no twin rotor can make (see `code`).
+ * Verifies and signs one page on the sign pool (src/activities/sign-pool.ts): the facts the
+ * decision needs are read here (the registry, and in a compromise which candidates were revoked
+ * before the rotation for their own reasons), the CPU work runs on one thread per core.
  */
-async function signTwin(
-  parsed: ParsedStoredManifest,
-  text: string | null,
-  pass: ReissuePass,
-  now: Date,
-  source: string,
-): Promise<{ manifestId: string; copy: { text: string } | { envelope: Uint8Array }; withLogEntry: boolean }> {
-  if (parsed.format === 'cose-v0.2') {
-    const twin = await reissueCoseEnvelope(parsed.envelope, pass.signer, { now, source });
-    return { manifestId: twin.manifestId, copy: { envelope: twin.envelope }, withLogEntry: false };
-  }
-  if (pass.reissueAs === '0.2') {
-    // The migration: the conversion reads the stored text (decideReissue verified it, duplicates refused).
-    const twin = await reissueV01AsCose(text!, pass.signer, { now, source });
-    // The original's log entry becomes the twin's prior_transparency_log_entry (spec §2.2).
-    const withLogEntry = isJsonObject(parsed.root.get('transparency_log_entry'));
-    return { manifestId: twin.manifestId, copy: { envelope: twin.envelope }, withLogEntry };
-  }
-  const twin = await reissueDocument(parsed.doc, pass.signer, { now, source });
-  return {
-    manifestId: twin.manifestId,
-    copy: { text: twin.text },
-    withLogEntry: Boolean(twin.priorTransparencyLogEntry),
-  };
-}
-
 async function signBatch(
   pass: ReissuePass,
   registry: Map<string, RegistryKey>,
-  page: {
-    manifestId: string;
-    text: string | null;
-    envelope: Uint8Array | null;
-    keyId: string | null;
-    storedAt: Date;
-  }[],
+  page: ManifestPageRow[],
   now: Date,
 ): Promise<SignedBatch> {
-  const declined: DeclinedRow[] = [];
   const identity = registry.get(pass.fromKeyId)?.identity;
   if (identity === undefined) throw new Error(`key ${pass.fromKeyId} is not in the key registry`);
-  // issued_at is written with whole seconds; the column holds the same instant.
-  const issuedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
   // In a compromise the candidates are revoked (by this rotation): one revoked earlier was
   // revoked for its own reasons and is not brought back.
-  const crl =
-    pass.status === 'revoked' && pass.rotationStartedAt
-      ? await revokedAt(
-          pass.pool,
-          page.map((m) => m.manifestId),
-        )
-      : undefined;
-  let withLogEntry = 0;
-  const results = await Promise.all(
-    page.map(async (m) => {
-      const source = `manifest ${m.manifestId}`;
-      let parsed: ParsedStoredManifest;
-      try {
-        parsed = parseStoredCopy(m, source);
-      } catch (err) {
-        if (!(err instanceof ManifestError)) throw err;
-        declined.push({
-          manifestId: m.manifestId,
-          keyId: m.keyId,
-          code: unreadableCode(err),
-          reason: errorMessage(err),
-        });
-        return undefined;
-      }
-      const revokedWhen = crl?.get(m.manifestId);
-      const decision = decideReissue(parsed, {
-        lookupKey: (k) => registry.get(k),
-        identity,
-        fromKeyId: pass.fromKeyId,
-        now,
-        revoked:
-          pass.status === 'active'
-            ? false
-            : revokedWhen !== undefined && revokedWhen.getTime() < pass.rotationStartedAt!.getTime(),
-        ...(pass.trustedBefore ? { trustedBefore: pass.trustedBefore, storedAt: m.storedAt } : {}),
-      });
-      if (!decision.ok) {
-        declined.push({
-          manifestId: m.manifestId,
-          keyId: m.keyId,
-          code: decision.code,
-          reason: decision.reason,
-        });
-        return undefined;
-      }
-      try {
-        const twin = await signTwin(parsed, m.text, pass, now, source);
-        if (twin.withLogEntry) withLogEntry++;
-        return {
-          manifestId: twin.manifestId,
-          previousManifestId: m.manifestId,
-          keyId: pass.signer.keyId,
-          issuedAt,
-          ...twin.copy,
-        } satisfies TwinRow;
-      } catch (err) {
-        // Only the manifest's own content makes it unresignable; a signer or HSM failure is the
-        // step's, and fails it so it is retried rather than leaving manifests behind.
-        if (!(err instanceof ManifestError)) throw err;
-        declined.push({
-          manifestId: m.manifestId,
-          keyId: m.keyId,
-          // A v0.2 twin the spec defines no way to make (a SCITT receipt, a v0.1 member with no
-          // v0.2 conversion) is the manifest's, not an unreadable copy.
-          code: parsed.format === 'cose-v0.2' || pass.reissueAs === '0.2' ? 'unresignable' : 'unreadable',
-          reason: errorMessage(err),
-        });
-        return undefined;
-      }
-    }),
+  const revokedEarlier: string[] = [];
+  if (pass.status === 'revoked' && pass.rotationStartedAt) {
+    const crl = await revokedAt(
+      pass.pool,
+      page.map((m) => m.manifestId),
+    );
+    for (const [id, when] of crl)
+      if (when.getTime() < pass.rotationStartedAt.getTime()) revokedEarlier.push(id);
+  }
+  const signed = await signRowsOnPool(
+    page.map((m) => ({
+      manifestId: m.manifestId,
+      text: m.text,
+      envelope: m.envelope,
+      keyId: m.keyId,
+      storedAt: m.storedAt,
+    })),
+    {
+      registry: [...registry.values()],
+      identity,
+      fromKeyId: pass.fromKeyId,
+      now,
+      status: pass.status,
+      revokedEarlier,
+      ...(pass.trustedBefore ? { trustedBefore: pass.trustedBefore } : {}),
+      reissueAs: pass.reissueAs,
+    },
+    pass.signer,
   );
-  return {
-    twins: results.filter((t): t is NonNullable<typeof t> => t !== undefined),
-    declined,
-    withLogEntry,
-    lastId: page[page.length - 1]!.manifestId,
-  };
+  return { ...signed, lastId: page[page.length - 1]!.manifestId };
 }
 
 /**
@@ -263,18 +168,31 @@ export async function reissuePass(
     opts.onCommitted?.(batch);
   };
   try {
-    while (examined < opts.limit) {
-      const page = await pageManifests(pass.pool, {
+    const readPage = (after: string | null, limit: number) =>
+      pageManifests(pass.pool, {
         keyId: pass.fromKeyId,
         status: pass.status,
-        afterManifestId: readCursor,
-        limit: Math.min(opts.batchSize, opts.limit - examined),
+        afterManifestId: after,
+        limit,
         withoutSuccessor,
         ...(opts.skipDeclined ? { notDeclinedInRun: pass.runId } : {}),
       });
+    let asked = Math.min(opts.batchSize, opts.limit);
+    let next: Promise<ManifestPageRow[]> | undefined = asked > 0 ? readPage(readCursor, asked) : undefined;
+    while (next) {
+      const page = await next;
+      next = undefined;
       if (page.length === 0) break;
       examined += page.length;
       readCursor = page[page.length - 1]!.manifestId;
+      // The next page is read while this one is signed: pages are disjoint (keyset order after the
+      // cursor), and the rows of batches in flight all sit at or before it.
+      if (page.length === asked && examined < opts.limit) {
+        asked = Math.min(opts.batchSize, opts.limit - examined);
+        next = readPage(readCursor, asked);
+        // Observed at once so a failed read is not an unhandled rejection while this batch signs.
+        next.catch(() => {});
+      }
       const batch = await signBatch(pass, registry, page, new Date());
       if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
       const written = inTransaction(pass.pool, async (client) => {

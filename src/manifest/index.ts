@@ -112,6 +112,7 @@ export {
   reissueCoseEnvelope,
   reissueStored,
   reissueV01AsCose,
+  reissueV01RootAsCose,
   V01_CONTEXTS,
 } from './reissue-cose';
 export {

@@ -84,6 +84,7 @@ export function softwareSigner(seed: Uint8Array): Signer {
     keyId: keyIdOf(publicKey),
     keyType: 'software',
     publicKey,
+    threadKey: key,
     async sign(message: Uint8Array) {
       return ed25519Sign(key, message);
     },

@@ -110,6 +110,19 @@ export async function reissueV01AsCose(
 }
 
 /**
+ * `reissueV01AsCose` from a document already parsed with no duplicate member name (the re-sign
+ * step's, which `decideReissue` declined otherwise), so the text is not read a second time.
+ */
+export async function reissueV01RootAsCose(
+  root: JsonObject,
+  signer: Signer,
+  opts: CoseReissueOptions,
+): Promise<CoseReissueResult> {
+  const { manifest, manifestId, dropped } = convertV01Root(root, opts.source);
+  return finish(manifest, manifestId, signer, opts, dropped, true);
+}
+
+/**
  * The v0.1 -> v0.2 conversion alone (the rules above), without the re-issue fields: the document
  * a v0.2 payload is made of. Throws ManifestError where the spec defines no conversion.
  */
@@ -117,9 +130,17 @@ export function convertV01ToV02(
   text: string,
   source?: string,
 ): { manifest: JsonObject; manifestId: string; dropped: string[] } {
-  const where = sourceOnly(source);
   const root = parseDocument(text, source, { rejectDuplicateKeys: true }).root;
-  if (!isJsonObject(root)) throw new ManifestError('is not a JSON object', where);
+  if (!isJsonObject(root)) throw new ManifestError('is not a JSON object', sourceOnly(source));
+  return convertV01Root(root, source);
+}
+
+/** The conversion of a parsed v0.1 document (with no duplicate member name); `root` is not changed. */
+function convertV01Root(
+  root: JsonObject,
+  source?: string,
+): { manifest: JsonObject; manifestId: string; dropped: string[] } {
+  const where = sourceOnly(source);
   const id = root.get('manifest_id');
   if (typeof id !== 'string' || id === '') {
     throw new ManifestError('has no string manifest_id to re-issue', { ...where, path: 'manifest_id' });

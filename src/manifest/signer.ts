@@ -13,4 +13,11 @@ export interface Signer {
   readonly publicKey: Uint8Array;
   /** A 64-byte Ed25519 signature over `message`. */
   sign(message: Uint8Array): Promise<Uint8Array>;
+  /**
+   * A software key's private key as a node:crypto KeyObject, which node:worker_threads clones to
+   * another thread of this process, so the re-sign step's pool of threads signs on every core
+   * (src/activities/sign-pool.ts). Absent where the key never leaves its holder (an HSM): the
+   * threads then ask this thread to sign.
+   */
+  readonly threadKey?: unknown;
 }
