@@ -221,9 +221,13 @@ try {
       let peakLive = base.heapUsed;
       let ticks = 0;
       let loadPeak = loadavg()[0]!;
+      // Peak RSS per 10 s of the rotation: flat memory shows as a flat series, whatever N is.
+      const rssSeries: number[] = [];
       const sampler = setInterval(() => {
         const m = process.memoryUsage();
         peakRss = Math.max(peakRss, m.rss);
+        const slot = Math.floor(ticks / 200);
+        rssSeries[slot] = Math.max(rssSeries[slot] ?? 0, Math.round(m.rss / 2 ** 20));
         peakHeap = Math.max(peakHeap, m.heapUsed);
         // With --expose-gc, once a second: the heap that is still reachable, garbage excluded.
         if (++ticks % 20 === 0) {
@@ -279,6 +283,7 @@ try {
         rssAtStartMiB: mib(base.rss),
         peakHeapMiB: mib(peakHeap),
         peakLiveHeapMiB: global.gc ? mib(peakLive) : null,
+        rssEvery10sMiB: rssSeries,
         seedSeconds: Number(seedSeconds.toFixed(1)),
         rotationSeconds: Number(rotationSeconds.toFixed(1)),
         totalSeconds: Number((seedSeconds + rotationSeconds).toFixed(1)),
