@@ -115,6 +115,7 @@ export {
   V01_CONTEXTS,
 } from './reissue-cose';
 export {
+  admissionProblem,
   DECLINE_CODES,
   type DeclineCode,
   decideReissue,
