@@ -39,6 +39,8 @@ beforeAll(async () => {
   }
   env = await createRotationEnv('software', { identity: IDENTITY });
   service = createHttpService({
+    // Each step publishes an anchor and reads it back at once: no staleness window.
+    anchorRevalidateMs: 0,
     pool: env.db.pool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,

@@ -40,6 +40,8 @@ describe('revocation records signed by the revocation authority', () => {
     dir = mkdtempSync(join(tmpdir(), 'rotor-authority-'));
     custodian = await openSoftwareCustodian({ dir });
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: 300,
       crlCacheSeconds: 30,

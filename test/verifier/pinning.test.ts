@@ -86,6 +86,8 @@ describe('ReferenceVerifier pinned to the anchor root, through a rewriting proxy
       testAnchorSigning([rootKey], { lifetimeSeconds: 3600 }),
     );
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: MAX_AGE,
       checkInToken: TOKEN,
@@ -330,6 +332,8 @@ describe('root rotation with the custodian: a pinned verifier follows it', () =>
     dir = mkdtempSync(join(tmpdir(), 'rotor-root-'));
     custodian = await openSoftwareCustodian({ dir });
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: 1,
       checkInToken: TOKEN,
