@@ -36,6 +36,7 @@ export function publishAnchorActivities(deps: ActivityDeps) {
       stragglers.declined += r.declined;
     }
     const counted = stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {};
+    await deps.failpoint?.reach('switchKeys:before-transaction');
     return inTransaction(deps.pool, async (client) => {
       // The same lock publishTrustAnchor takes: the version read here is the one it builds on.
       await client.query("SELECT pg_advisory_xact_lock(hashtextextended('rotor.trust_anchor:' || $1, 0))", [

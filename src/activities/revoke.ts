@@ -147,6 +147,7 @@ export function revokeActivities(deps: ActivityDeps) {
       );
       await inTransaction(deps.pool, async (client) => {
         await appendRevocations(client, records);
+        await deps.failpoint?.reach('revokeChunk:in-transaction');
         await setStatus(
           client,
           page.map((m) => m.manifestId),

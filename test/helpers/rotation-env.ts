@@ -74,7 +74,12 @@ export interface RotationEnv {
   /** The identity's anchor root set, as a verifier pins it. */
   rootOf(identity: string): Promise<RootSet>;
   seed(identity: string, signer: Signer, count: number): Promise<void>;
-  start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
+  start(
+    identity: string,
+    trigger: Trigger,
+    policy?: Partial<RotationPolicy>,
+    options?: { workflowTaskTimeout?: string },
+  ): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
   waitForStatus(
     handle: WorkflowHandle,
@@ -182,7 +187,7 @@ export async function createRotationEnv(
       }
       if (batch.length) await importManifests(db.pool, batch);
     },
-    async start(identity, trigger, policy = {}) {
+    async start(identity, trigger, policy = {}, options = {}) {
       const input: RotationInput = {
         identity,
         trigger,
@@ -195,6 +200,7 @@ export async function createRotationEnv(
         taskQueue: temporal.taskQueue,
         workflowId: rotationWorkflowId(identity),
         args: [input],
+        ...options,
       });
     },
     async waitForPhase(handle, phases, timeoutMs = 60_000) {
