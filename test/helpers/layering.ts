@@ -31,7 +31,7 @@ export const LAYER_RULES: Record<string, LayerRule> = {
   http: { value: [...BASE, 'config', 'log', 'manifest', 'store'], typeOnly: ['workflows'] },
   activities: { value: [...BASE, 'config', 'log', 'manifest', 'custody', 'store', 'http'] },
   workflows: { value: [...BASE], typeOnly: ['activities'] },
-  rotation: { value: [...BASE, 'manifest', 'store', 'synthetic'] },
+  rotation: { value: [...BASE, 'manifest', 'store', 'synthetic', 'activities', 'workflows'] },
   hsm: { value: [...BASE, 'config'] },
   temporal: { value: [...BASE, 'log', 'net', 'store'] },
   embedded: { value: [...BASE, 'log', 'net'] },
