@@ -6,14 +6,11 @@
  * operator would run it, pointed at all of these through its environment.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initIdentity } from '../../src/activities/identity';
-import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody/software';
+import type { SoftwareCustodian } from '../../src/custody/software';
 import { seedManifests } from '../../src/rotation/import';
-import { StopList, startRotorStack } from '../../src/rotation/stack';
+import { type RotorStack, StopList, startRotorStack } from '../../src/rotation/stack';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { connectTestTemporal, type TestTemporal, workflowBundle } from '../helpers/temporal';
 
@@ -44,33 +41,32 @@ export async function createRotationEnv(): Promise<RotationEnv> {
   const stops = new StopList((line) => process.stderr.write(`rotation env: ${line}\n`));
   let db: TestDatabase;
   let temporal: TestTemporal;
-  let custodian: SoftwareCustodian;
-  const keyDir = await mkdtemp(join(tmpdir(), 'rotor-cli-keys-'));
-  stops.add('the key folder', () => rm(keyDir, { recursive: true, force: true }));
+  let stack: RotorStack;
   try {
     db = await createTestDatabase();
     stops.add('the test database', () => db.drop());
     temporal = await connectTestTemporal();
     stops.add('the Temporal connections', () => temporal.close());
-    custodian = await openSoftwareCustodian({ dir: keyDir });
-    const stack = await startRotorStack({
-      pool: db.pool,
-      custodian,
-      custodianKind: 'software',
-      http: { anchorMaxAgeSeconds: 1, identity: 'default' },
-      settings: { revokedBy: 'urn:rotor:test' },
+    stack = await startRotorStack({
+      postgres: { pool: db.pool },
       temporal: {
         connection: temporal.nativeConnection,
         namespace: 'default',
+        address: temporal.address,
         taskQueue: temporal.taskQueue,
         workflowBundle: await workflowBundle(),
       },
+      custodian: { kind: 'software' },
+      http: { anchorMaxAgeSeconds: 1, identity: 'default' },
+      settings: { revokedBy: 'urn:rotor:test' },
     });
-    stops.add('the HTTP service and the worker', () => stack.stop());
+    stops.add('the rotor stack', () => stack.stop());
   } catch (err) {
     await stops.run();
     throw err;
   }
+  const custodian = stack.custodian as SoftwareCustodian;
+  const keyDir = stack.keyDir!;
 
   const env = {
     ...process.env,

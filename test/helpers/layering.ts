@@ -41,6 +41,8 @@ export const LAYER_RULES: Record<string, LayerRule> = {
       'http',
       'activities',
       'workflows',
+      'temporal',
+      'embedded',
       'worker',
     ],
   },

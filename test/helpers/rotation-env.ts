@@ -15,8 +15,6 @@ import { rootSetOf } from '../../src/activities/anchor-signing';
 import type { ActivityDeps } from '../../src/activities/deps';
 import { initIdentity } from '../../src/activities/identity';
 import type { CustodianKind, KeyCustodian } from '../../src/custody/custodian';
-import { openCustodian } from '../../src/custody/index';
-import { openSoftwareCustodian } from '../../src/custody/software';
 import type { HttpService } from '../../src/http/service';
 import type { RootSet, Signer } from '../../src/manifest';
 import { seedManifests } from '../../src/rotation/import';
@@ -105,46 +103,52 @@ export async function createRotationEnv(
   let stack: RotorStack;
   let db: TestDatabase;
   let temporal: TestTemporal;
-  let custodian: KeyCustodian;
-  const keyDir = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
-  stops.add('the key folder', () => rmSync(keyDir, { recursive: true, force: true }));
+  let keyDir: string;
   try {
     db = await createTestDatabase();
     stops.add('the test database', () => db.drop());
     temporal = await connectTestTemporal(options.temporalAddress);
     stops.add('the Temporal connections', () => temporal.close());
-    if (kind === 'pkcs11') {
-      const hsm = inject('softhsm');
-      custodian = await openCustodian('pkcs11', {
-        ROTOR_PKCS11_MODULE: hsm.modulePath,
-        ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
-        ROTOR_PKCS11_PIN: hsm.pin,
-        ROTOR_PKCS11_SESSIONS: '4',
-        SOFTHSM2_CONF: hsm.confPath,
-      });
-    } else {
-      custodian = await openSoftwareCustodian({ dir: keyDir });
-    }
-    stops.add('the custodian', () => custodian.close());
+    const hsm = kind === 'pkcs11' ? inject('softhsm') : undefined;
     stack = await startRotorStack({
-      pool: db.pool,
-      custodian,
-      custodianKind: kind,
-      http: { anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: options.identity ?? 'default' },
-      settings: { revokedBy: 'spiffe://trust.example/security-team' },
+      postgres: { pool: db.pool },
       temporal: {
         connection: temporal.nativeConnection,
         namespace: 'default',
+        address: temporal.address,
         taskQueue: temporal.taskQueue,
         workflowBundle: await workflowBundle(),
       },
+      custodian: hsm
+        ? {
+            kind,
+            env: {
+              ROTOR_PKCS11_MODULE: hsm.modulePath,
+              ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
+              ROTOR_PKCS11_PIN: hsm.pin,
+              ROTOR_PKCS11_SESSIONS: '4',
+              SOFTHSM2_CONF: hsm.confPath,
+            },
+          }
+        : { kind },
+      http: { anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: options.identity ?? 'default' },
+      settings: { revokedBy: 'spiffe://trust.example/security-team' },
       startWorker: options.worker !== false,
     });
-    stops.add('the HTTP service and the worker', () => stack.stop());
+    stops.add('the rotor stack', () => stack.stop());
+    // Worker processes of a pkcs11 test are still handed a (then empty) software key folder.
+    if (stack.keyDir) {
+      keyDir = stack.keyDir;
+    } else {
+      const empty = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
+      stops.add('the key folder', () => rmSync(empty, { recursive: true, force: true }));
+      keyDir = empty;
+    }
   } catch (err) {
     await stops.run();
     throw err;
   }
+  const { custodian } = stack;
   const env: RotationEnv = {
     db,
     temporal,
