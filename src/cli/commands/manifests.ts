@@ -1,7 +1,8 @@
 /**
  * `rotor manifests ...`: the manifest store. import (JSON lines, or one document per .json file),
  * export (JSON lines, text as stored), seed (synthetic signed manifests), stats.
- * stdout carries data (export lines, JSON totals); rejections and progress go to stderr.
+ * stdout carries data (export lines, JSON totals); rejections and progress go to stderr. Import and
+ * seed stream through src/rotation/import.ts in batches of one transaction each.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -11,61 +12,33 @@ import type { Command } from 'commander';
 import { positiveInt } from '../../config';
 import { openCustodian } from '../../custody';
 import { UsageError } from '../../errors';
-import { type Pool, withPool } from '../../store/db';
+import { importStream, seedManifests } from '../../rotation/import';
+import { withPool } from '../../store/db';
 import { requireKey } from '../../store/keys';
 import {
   checkStatus,
   type ImportItem,
-  type ImportResult,
-  importManifests,
   type ManifestStatus,
   pageManifests,
   statsByKey,
 } from '../../store/manifests';
-import { syntheticManifests } from '../../synthetic/manifests';
 
-const BATCH = 500;
 const LINE_FILES = new Set(['.jsonl', '.ndjson']);
 const DOCUMENT_FILES = new Set(['.json']);
 
-/** Batches items into the store and accumulates totals, reporting each rejection on stderr. */
-class Importer {
-  readonly totals: ImportResult = { imported: 0, duplicates: 0, rejected: [] };
-  private batch: ImportItem[] = [];
-  private rejectedCount = 0;
-
-  constructor(private readonly pool: Pool) {}
-
-  async add(item: ImportItem): Promise<void> {
-    this.batch.push(item);
-    if (this.batch.length >= BATCH) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.batch.length === 0) return;
-    const result = await importManifests(this.pool, this.batch);
-    this.batch = [];
-    this.totals.imported += result.imported;
-    this.totals.duplicates += result.duplicates;
-    for (const r of result.rejected) {
-      this.rejectedCount++;
-      const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
-      process.stderr.write(`rotor: rejected ${reason}\n`);
-    }
-  }
-
-  get rejected(): number {
-    return this.rejectedCount;
-  }
+/** Each rejection on stderr, with its source; the import goes on. */
+function reportRejected(r: { source: string; reason: string }): void {
+  const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
+  process.stderr.write(`rotor: rejected ${reason}\n`);
 }
 
-async function importLines(input: Readable, name: string, importer: Importer): Promise<void> {
+async function* lineItems(input: Readable, name: string): AsyncGenerator<ImportItem> {
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let n = 0;
   for await (const line of lines) {
     n++;
     if (line.trim() === '') continue;
-    await importer.add({ text: line, source: `${name}:${n}` });
+    yield { text: line, source: `${name}:${n}` };
   }
 }
 
@@ -81,36 +54,33 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-async function importFile(path: string, importer: Importer): Promise<void> {
+async function* fileItems(path: string): AsyncGenerator<ImportItem> {
   if (DOCUMENT_FILES.has(extname(path))) {
     // One document per .json file: its text is kept as written, bar the whitespace around it.
-    const text = (await fs.readFile(path, 'utf8')).trim();
-    await importer.add({ text, source: path });
+    yield { text: (await fs.readFile(path, 'utf8')).trim(), source: path };
     return;
   }
-  await importLines(createReadStream(path, 'utf8'), path, importer);
+  yield* lineItems(createReadStream(path, 'utf8'), path);
 }
 
-async function importSource(pool: Pool, source: string): Promise<Importer> {
-  const importer = new Importer(pool);
+/** FILE, DIR or - (stdin) as a stream of items; a missing path or an empty folder is a usage error. */
+async function* sourceItems(source: string): AsyncGenerator<ImportItem> {
   if (source === '-') {
     process.stdin.setEncoding('utf8');
-    await importLines(process.stdin, 'stdin', importer);
-  } else {
-    let stat: Awaited<ReturnType<typeof fs.stat>>;
-    try {
-      stat = await fs.stat(source);
-    } catch {
-      throw new UsageError(`${source}: no such file or directory`);
-    }
-    const files = stat.isDirectory() ? await filesUnder(source) : [source];
-    if (stat.isDirectory() && files.length === 0) {
-      throw new UsageError(`${source}: no .json, .jsonl or .ndjson files in this directory`);
-    }
-    for (const file of files) await importFile(file, importer);
+    yield* lineItems(process.stdin, 'stdin');
+    return;
   }
-  await importer.flush();
-  return importer;
+  let stat: Awaited<ReturnType<typeof fs.stat>>;
+  try {
+    stat = await fs.stat(source);
+  } catch {
+    throw new UsageError(`${source}: no such file or directory`);
+  }
+  const files = stat.isDirectory() ? await filesUnder(source) : [source];
+  if (stat.isDirectory() && files.length === 0) {
+    throw new UsageError(`${source}: no .json, .jsonl or .ndjson files in this directory`);
+  }
+  for (const file of files) yield* fileItems(file);
 }
 
 async function write(text: string): Promise<void> {
@@ -128,10 +98,10 @@ export function registerManifestsCommands(program: Command): void {
     )
     .action(async (source: string) => {
       await withPool(async (pool) => {
-        const importer = await importSource(pool, source);
-        const { imported, duplicates } = importer.totals;
-        process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected: importer.rejected })}\n`);
-        if (importer.rejected > 0) process.exitCode = 1;
+        const totals = await importStream(pool, sourceItems(source), { onRejected: reportRejected });
+        const { imported, duplicates, rejected } = totals;
+        process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected })}\n`);
+        if (totals.rejected > 0) process.exitCode = 1;
       });
     });
 
@@ -190,15 +160,8 @@ export function registerManifestsCommands(program: Command): void {
         const custodian = await openCustodian(key.custodian);
         try {
           const signer = await custodian.signer(key.handle);
-          const importer = new Importer(pool);
-          let n = 0;
-          for await (const text of syntheticManifests(count, signer, { seed })) {
-            await importer.add({ text, source: `seed:${++n}` });
-          }
-          await importer.flush();
-          process.stdout.write(
-            `${JSON.stringify({ key_id: key.keyId, imported: importer.totals.imported })}\n`,
-          );
+          const totals = await seedManifests(pool, signer, count, { seed, onRejected: reportRejected });
+          process.stdout.write(`${JSON.stringify({ key_id: key.keyId, imported: totals.imported })}\n`);
         } finally {
           await custodian.close();
         }
