@@ -27,3 +27,11 @@ export interface VerifierAdoption {
  * (bounded workflow history: a result never grows with the fleet).
  */
 export const SAMPLE_SIZE = 20;
+
+/**
+ * The version a re-issued v0.1 manifest gets (the rotation policy's `reissueAs`): "0.2", a
+ * COSE_Sign1 (agent-manifest ended new v0.1 issuance on 2026-11-30, and a re-issue is an
+ * issuance), or "same" (each manifest keeps its version). A v0.2 manifest is always re-issued as v0.2.
+ */
+export type ReissueAs = '0.2' | 'same';
+export const REISSUE_AS: readonly ReissueAs[] = ['0.2', 'same'];

@@ -37,7 +37,8 @@ export function rootSetOf(stored: StoredRootSet): RootSet {
   };
 }
 
-async function signerOf(custodianFor: CustodianFor, key: KeyRecord): Promise<Signer> {
+/** The custodian's signer for a registered key (root keys live in the custodian too). */
+export async function signerOf(custodianFor: CustodianFor, key: KeyRecord): Promise<Signer> {
   const custodian = await custodianFor(key.custodian as CustodianKind);
   return custodian.signer(key.handle);
 }

@@ -27,7 +27,11 @@ export function publishAnchorActivities(deps: ActivityDeps) {
     const stragglers = { resigned: 0, declined: 0 };
     for (const k of input.anchorKeys) {
       if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
-      const r = await reissueStragglers(deps, { fromKeyId: k.keyId, toKeyId: input.activeKeyId });
+      const r = await reissueStragglers(deps, {
+        fromKeyId: k.keyId,
+        toKeyId: input.activeKeyId,
+        reissueAs: input.reissueAs ?? '0.2',
+      });
       stragglers.resigned += r.resigned;
       stragglers.declined += r.declined;
     }
@@ -101,7 +105,11 @@ export function publishAnchorActivities(deps: ActivityDeps) {
     const stragglers = { resigned: 0, declined: 0 };
     for (const k of input.keys) {
       if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
-      const r = await reissueStragglers(deps, { fromKeyId: k.keyId, toKeyId: input.activeKeyId });
+      const r = await reissueStragglers(deps, {
+        fromKeyId: k.keyId,
+        toKeyId: input.activeKeyId,
+        reissueAs: input.reissueAs ?? '0.2',
+      });
       stragglers.resigned += r.resigned;
       stragglers.declined += r.declined;
     }

@@ -2,11 +2,14 @@
  * docs/runbook-key-rotation.txt Step 2 (t=5m): every active manifest of the old key gets its
  * re-issued twin (docs/upstream/agent-manifest-spec-v0.2.md §3.8: new manifest_id,
  * previous_manifest_id, new issued_at, attestation dropped; §2.2: the original's log entry
- * carried as prior_transparency_log_entry), signed by the new key.
+ * carried as prior_transparency_log_entry), signed by the new key. A v0.2 manifest's twin is a new
+ * COSE_Sign1 (src/manifest/cose-sign.ts); a v0.1 manifest's twin is a v0.2 COSE_Sign1 too (the
+ * migration: upstream ended new v0.1 issuance on 2026-11-30, and a re-issue is an issuance) unless
+ * the policy's reissueAs is "same". The recount of stragglers follows the same rule.
  *
  * Verify before trust: nothing is signed until `decideReissue` (src/manifest/reissue-policy.ts)
- * says so: the manifest's signature verifies under the public key the registry holds for its
- * key_id, that key is the one being rotated and belongs to the identity, the manifest is
+ * says so: the manifest's signature (v0.1's detached block, or v0.2's COSE_Sign1 over its
+ * Sig_structure) verifies under the public key the registry holds for its key_id, that key is the one being rotated and belongs to the identity, the manifest is
  * schema-valid, not revoked, not expired, and leaves the twin the SDK's 1-hour window. Whatever
  * is declined goes to the `rotation_declined` table with its reason, in the same transaction as
  * the batch's twins; the workflow sees counts and a small sample only (bounded history).
@@ -21,11 +24,16 @@ import { SAMPLE_SIZE } from '../domain';
 import { errorMessage } from '../errors';
 import {
   decideReissue,
+  isJsonObject,
   ManifestError,
   type ParsedStoredManifest,
-  parseStoredManifest,
+  parseStoredCopy,
   type RegistryKey,
+  type ReissueAs,
+  reissueCoseEnvelope,
   reissueDocument,
+  reissueV01AsCose,
+  unreadableCode,
 } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { appendAudit } from '../store/audit';
@@ -90,12 +98,50 @@ export interface ReissuePass {
   trustedBefore?: Date;
   /** Compromise: a manifest revoked before this instant was revoked for its own reasons. */
   rotationStartedAt?: Date;
+  /** The version a v0.1 original's twin gets (a v0.2 original's is always v0.2). */
+  reissueAs: ReissueAs;
+}
+
+/**
+ * Signs the twin of a manifest `decideReissue` accepted, in the version the policy asks for.
+ * Throws ManifestError when the manifest has no twin rotor can make (see `code`).
+ */
+async function signTwin(
+  parsed: ParsedStoredManifest,
+  text: string | null,
+  pass: ReissuePass,
+  now: Date,
+  source: string,
+): Promise<{ manifestId: string; copy: { text: string } | { envelope: Uint8Array }; withLogEntry: boolean }> {
+  if (parsed.format === 'cose-v0.2') {
+    const twin = await reissueCoseEnvelope(parsed.envelope, pass.signer, { now, source });
+    return { manifestId: twin.manifestId, copy: { envelope: twin.envelope }, withLogEntry: false };
+  }
+  if (pass.reissueAs === '0.2') {
+    // The migration: the conversion reads the stored text (decideReissue verified it, duplicates refused).
+    const twin = await reissueV01AsCose(text!, pass.signer, { now, source });
+    // The original's log entry becomes the twin's prior_transparency_log_entry (spec §2.2).
+    const withLogEntry = isJsonObject(parsed.root.get('transparency_log_entry'));
+    return { manifestId: twin.manifestId, copy: { envelope: twin.envelope }, withLogEntry };
+  }
+  const twin = await reissueDocument(parsed.doc, pass.signer, { now, source });
+  return {
+    manifestId: twin.manifestId,
+    copy: { text: twin.text },
+    withLogEntry: Boolean(twin.priorTransparencyLogEntry),
+  };
 }
 
 async function signBatch(
   pass: ReissuePass,
   registry: Map<string, RegistryKey>,
-  page: { manifestId: string; text: string; keyId: string | null; storedAt: Date }[],
+  page: {
+    manifestId: string;
+    text: string | null;
+    envelope: Uint8Array | null;
+    keyId: string | null;
+    storedAt: Date;
+  }[],
   now: Date,
 ): Promise<SignedBatch> {
   const declined: DeclinedRow[] = [];
@@ -118,13 +164,13 @@ async function signBatch(
       const source = `manifest ${m.manifestId}`;
       let parsed: ParsedStoredManifest;
       try {
-        parsed = parseStoredManifest(m.text, source);
+        parsed = parseStoredCopy(m, source);
       } catch (err) {
         if (!(err instanceof ManifestError)) throw err;
         declined.push({
           manifestId: m.manifestId,
           keyId: m.keyId,
-          code: 'unreadable',
+          code: unreadableCode(err),
           reason: errorMessage(err),
         });
         return undefined;
@@ -151,15 +197,15 @@ async function signBatch(
         return undefined;
       }
       try {
-        const twin = await reissueDocument(parsed.doc, pass.signer, { now, source });
-        if (twin.priorTransparencyLogEntry) withLogEntry++;
+        const twin = await signTwin(parsed, m.text, pass, now, source);
+        if (twin.withLogEntry) withLogEntry++;
         return {
           manifestId: twin.manifestId,
           previousManifestId: m.manifestId,
           keyId: pass.signer.keyId,
           issuedAt,
-          text: twin.text,
-        };
+          ...twin.copy,
+        } satisfies TwinRow;
       } catch (err) {
         // Only the manifest's own content makes it unresignable; a signer or HSM failure is the
         // step's, and fails it so it is retried rather than leaving manifests behind.
@@ -167,7 +213,9 @@ async function signBatch(
         declined.push({
           manifestId: m.manifestId,
           keyId: m.keyId,
-          code: 'unreadable',
+          // A v0.2 twin the spec defines no way to make (a SCITT receipt, a v0.1 member with no
+          // v0.2 conversion) is the manifest's, not an unreadable copy.
+          code: parsed.format === 'cose-v0.2' || pass.reissueAs === '0.2' ? 'unresignable' : 'unreadable',
           reason: errorMessage(err),
         });
         return undefined;
@@ -287,7 +335,13 @@ export function runOf(workflowId?: string): { runId: string; workflowId: string 
  */
 export async function reissueStragglers(
   deps: ActivityDeps,
-  input: { workflowId?: string; fromKeyId: string; toKeyId: string; batchSize?: number },
+  input: {
+    workflowId?: string;
+    fromKeyId: string;
+    toKeyId: string;
+    batchSize?: number;
+    reissueAs: ReissueAs;
+  },
 ): Promise<{ resigned: number; declined: number }> {
   const run = runOf(input.workflowId);
   const pending = await countManifests(deps.pool, {
@@ -300,7 +354,15 @@ export async function reissueStragglers(
   let resigned = 0;
   let declined = 0;
   await reissuePass(
-    { pool: deps.pool, ...run, fromKeyId: input.fromKeyId, signer, status: 'active' },
+    {
+      pool: deps.pool,
+      ...run,
+      fromKeyId: input.fromKeyId,
+      signer,
+      status: 'active',
+      // The same rule as the re-sign pass: a straggler's twin is the version the policy gives.
+      reissueAs: input.reissueAs,
+    },
     {
       cursor: null,
       limit: Number.MAX_SAFE_INTEGER,
@@ -345,6 +407,8 @@ export function resignActivities(deps: ActivityDeps) {
       fromKeyId: input.fromKeyId,
       signer,
       status: input.status,
+      // Absent in histories from before the field existed: the production default.
+      reissueAs: input.reissueAs ?? '0.2',
       ...(input.trustedBefore ? { trustedBefore: new Date(input.trustedBefore) } : {}),
       ...(input.rotationStartedAt ? { rotationStartedAt: new Date(input.rotationStartedAt) } : {}),
     };

@@ -105,7 +105,11 @@ export function revokeActivities(deps: ActivityDeps) {
     // A manifest with no twin is never revoked here; in a compromise every active one is.
     const stragglers =
       input.status === 'superseded'
-        ? await reissueStragglers(deps, { fromKeyId: input.oldKeyId, toKeyId: input.signingKeyId })
+        ? await reissueStragglers(deps, {
+            fromKeyId: input.oldKeyId,
+            toKeyId: input.signingKeyId,
+            reissueAs: input.reissueAs ?? '0.2',
+          })
         : { resigned: 0, declined: 0 };
     const untrustedTwins = input.distrustTwinsStoredFrom
       ? await revokeUntrustedTwins(deps, signer, {

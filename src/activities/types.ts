@@ -2,7 +2,7 @@
  * Inputs and outputs of the rotation's activities. Plain JSON only: these travel through
  * Temporal's history, so they carry key ids, counts and reasons, never key material.
  */
-import type { CustodianKind, Trigger, VerifierAdoption } from '../domain';
+import type { CustodianKind, ReissueAs, Trigger, VerifierAdoption } from '../domain';
 
 export interface Gate {
   name: string;
@@ -62,6 +62,8 @@ export interface ResignChunkInput {
   trustedBefore?: string;
   /** Compromise: when the rotation started; a manifest revoked before it stays revoked. */
   rotationStartedAt?: string;
+  /** The policy's reissueAs; absent (histories from before it existed) means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface ResignChunkResult {
@@ -98,6 +100,8 @@ export interface PublishAnchorInput {
   identity: string;
   activeKeyId: string;
   keys: AnchorKeyInput[];
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface PublishAnchorResult {
@@ -120,6 +124,8 @@ export interface SwitchKeysInput {
   transitions: { keyId: string; to: SetKeyStateInput['to'] }[];
   /** The anchor's keys, the active one first. */
   anchorKeys: AnchorKeyInput[];
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
 }
 
 export interface SwitchKeysResult {
@@ -184,6 +190,8 @@ export interface RevokeChunkInput {
   reason: string;
   limit: number;
   batchSize: number;
+  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
+  reissueAs?: ReissueAs;
   /**
    * Escalation only (ISO instant, the compromise's trusted cut-off): twins already made of the
    * old key's manifests stored at or after it are revoked too, their originals declined.

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { errorMessage, RotorError } from '../errors';
 import {
   b64urlDecode,
+  coseIndexFields,
   manifestIndexFields,
   type RootSet,
   readCrl,
@@ -16,6 +17,7 @@ import {
   unverifiedAnchorPayload,
   validateSignedAnchorPayload,
   validateTrustAnchor,
+  verifyCoseEnvelope,
   verifyManifest,
   verifySignedAnchor,
 } from '../manifest';
@@ -25,6 +27,8 @@ import { CRL_PATH, SIGNED_TRUST_ANCHOR_PATH, TRUST_ANCHOR_PATH } from '../verifi
 
 export const OUTPUT_FILES = {
   manifests: 'manifests.jsonl',
+  /** v0.2 manifests, one COSE envelope per line as hex of the stored bytes. */
+  coseManifests: 'manifests-cose.jsonl',
   anchor: 'trust-anchor.json',
   signedAnchor: 'trust-anchor.jws',
   crl: 'crl.jsonl',
@@ -33,13 +37,19 @@ export const OUTPUT_FILES = {
 
 export interface WrittenOutputs {
   manifests: number;
+  /** Of which v0.2 envelopes (in manifests-cose.jsonl). */
+  coseManifests: number;
   anchorBytes: number;
   crlBytes: number;
 }
 
 export async function writeOutputs(pool: Pool, baseUrl: string, dir: string): Promise<WrittenOutputs> {
   await mkdir(dir, { recursive: true });
-  const manifests = await writeActiveManifests(pool, join(dir, OUTPUT_FILES.manifests));
+  const { v01, v02 } = await writeActiveManifests(
+    pool,
+    join(dir, OUTPUT_FILES.manifests),
+    join(dir, OUTPUT_FILES.coseManifests),
+  );
   const anchor = await fetchServed(`${baseUrl}${TRUST_ANCHOR_PATH}`);
   await writeFile(join(dir, OUTPUT_FILES.anchor), anchor);
   await writeFile(
@@ -48,35 +58,53 @@ export async function writeOutputs(pool: Pool, baseUrl: string, dir: string): Pr
   );
   const crl = await fetchServed(`${baseUrl}${CRL_PATH}`);
   await writeFile(join(dir, OUTPUT_FILES.crl), crl);
-  return { manifests, anchorBytes: anchor.length, crlBytes: crl.length };
+  return { manifests: v01 + v02, coseManifests: v02, anchorBytes: anchor.length, crlBytes: crl.length };
 }
 
-async function writeActiveManifests(pool: Pool, file: string): Promise<number> {
+/** v0.1 texts to one file, v0.2 envelopes (hex) to the other, each exactly as stored. */
+async function writeActiveManifests(
+  pool: Pool,
+  file: string,
+  coseFile: string,
+): Promise<{ v01: number; v02: number }> {
   const out = await open(file, 'w');
-  let count = 0;
+  const coseOut = await open(coseFile, 'w');
+  let v01 = 0;
+  let v02 = 0;
   try {
     let after: string | null = null;
     for (;;) {
       const page = await pageManifests(pool, { status: 'active', afterManifestId: after, limit: 1000 });
       if (page.length === 0) break;
+      let texts = '';
+      let envelopes = '';
       for (const row of page) {
+        if (row.envelope !== null) {
+          envelopes += `${Buffer.from(row.envelope).toString('hex')}\n`;
+          v02++;
+          continue;
+        }
+        const text = row.text ?? '';
         // One manifest per line: a stored text spanning lines cannot go in as it is, and is
         // never rewritten to fit.
-        if (/[\r\n]/.test(row.text)) {
+        if (/[\r\n]/.test(text)) {
           throw new RotorError(
             `manifest_id ${row.manifestId}: its stored text spans several lines and cannot be written to ${file} as stored`,
             'DEMO_OUTPUT',
           );
         }
+        texts += `${text}\n`;
+        v01++;
       }
-      await out.write(page.map((row) => `${row.text}\n`).join(''));
-      count += page.length;
+      await out.write(texts);
+      await coseOut.write(envelopes);
       after = page.at(-1)!.manifestId;
     }
   } finally {
     await out.close();
+    await coseOut.close();
   }
-  return count;
+  return { v01, v02 };
 }
 
 /** The response body's bytes, untouched. */
@@ -106,7 +134,7 @@ export interface OutputVerification {
   ok: boolean;
   /** One line each, naming the file, line and manifest_id; at most a few per kind. */
   problems: string[];
-  manifests: { total: number; valid: number };
+  manifests: { total: number; valid: number; v01: number; v02: number };
   crl: { lines: number; accepted: number; rejected: number };
   oldRevoked: { expected: number; revoked: number };
   twins: { expected: number; linked: number };
@@ -120,7 +148,7 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
   const result: OutputVerification = {
     ok: false,
     problems: [],
-    manifests: { total: 0, valid: 0 },
+    manifests: { total: 0, valid: 0, v01: 0, v02: 0 },
     crl: { lines: 0, accepted: 0, rejected: 0 },
     oldRevoked: { expected: expect.oldManifestIds.size, revoked: 0 },
     twins: { expected: expect.oldManifestIds.size, linked: 0 },
@@ -183,13 +211,26 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
   }
 
   const trusted = trustedKeysFromAnchor(anchor, { now: expect.now });
-  const lines = (await readFile(join(dir, OUTPUT_FILES.manifests), 'utf8')).split('\n');
-  if (lines.at(-1) === '') lines.pop();
+  const lines = await readLines(join(dir, OUTPUT_FILES.manifests));
+  const coseLines = await readLines(join(dir, OUTPUT_FILES.coseManifests));
   const linked = new Set<string>();
-  lines.forEach((text, i) => {
-    const where = `${OUTPUT_FILES.manifests} line ${i + 1}`;
+  const check = (file: string, line: string, i: number) => {
+    const where = `${file} line ${i + 1}`;
     result.manifests.total++;
-    const verdict = verifyManifest(text, { trustedKeys: trusted, revokedIds: revoked, now: expect.now });
+    const cose = file === OUTPUT_FILES.coseManifests;
+    if (cose) result.manifests.v02++;
+    else result.manifests.v01++;
+    const ctx = { trustedKeys: trusted, revokedIds: revoked, now: expect.now };
+    let verdict: { result: string; keyId: string | null; reason: string };
+    let envelope: Uint8Array | null = null;
+    if (cose) {
+      if (!/^(?:[0-9a-f]{2})+$/.test(line)) {
+        problems.add('manifest', `${where}: not a hex envelope`);
+        return;
+      }
+      envelope = Uint8Array.from(Buffer.from(line, 'hex'));
+      verdict = verifyCoseEnvelope(envelope, ctx);
+    } else verdict = verifyManifest(line, ctx);
     if (verdict.result !== 'VALID') {
       problems.add('manifest', `${where}: ${verdict.result}: ${verdict.reason}`);
       return;
@@ -202,11 +243,14 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
       return;
     }
     result.manifests.valid++;
-    const previous = manifestIndexFields(text, where).previousManifestId;
+    const previous = (envelope !== null ? coseIndexFields(envelope, where) : manifestIndexFields(line, where))
+      .previousManifestId;
     if (previous !== null && expect.oldManifestIds.has(previous)) linked.add(previous);
     else
       problems.add('twin', `${where}: previous_manifest_id ${previous} is not one of the seeded manifests`);
-  });
+  };
+  for (const [i, line] of lines.entries()) check(OUTPUT_FILES.manifests, line, i);
+  for (const [i, line] of coseLines.entries()) check(OUTPUT_FILES.coseManifests, line, i);
   result.twins.linked = linked.size;
   if (linked.size < expect.oldManifestIds.size) {
     problems.add(
@@ -217,6 +261,19 @@ export async function verifyOutputs(dir: string, expect: OutputExpectations): Pr
   problems.close();
   result.ok = result.problems.length === 0;
   return result;
+}
+
+async function readLines(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
 }
 
 /** Keeps the first few problems of each kind and says how many more there were. */

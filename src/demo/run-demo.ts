@@ -14,12 +14,15 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../activities/identity';
 import { custodianKindFromEnv, type KeyCustodian } from '../custody/index';
 import { errorMessage, RotorError, UsageError } from '../errors';
-import { seedManifests } from '../rotation/import';
+import { convertV01ToV02, signCoseRoot } from '../manifest';
+import { importStream } from '../rotation/import';
 import { StopList, startRotorStack } from '../rotation/stack';
 import { startRotation } from '../rotation/start';
 import type { Pool } from '../store/db';
-import { pageManifests } from '../store/manifests';
+import type { ImportItem } from '../store/manifests';
+import { pageManifests, statsByVersion } from '../store/manifests';
 import { registerVerifier } from '../store/verifiers';
+import { syntheticManifests } from '../synthetic/manifests';
 import type { CustodianKind } from '../workflows/policy';
 import { type RotationInput, type RotationStatus, statusQuery } from '../workflows/rotation-api';
 import { OUTPUT_FILES, verifyOutputs, writeOutputs } from './outputs';
@@ -180,7 +183,10 @@ async function demo(
     key.keyId,
     check,
   );
-  say(`  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests`);
+  const versionsBefore = versionCounts(await statsByVersion(pool));
+  say(
+    `  [${elapsed()}] seeded ${oldManifestIds.size} signed manifests (${versionsBefore['0.1']} v0.1, ${versionsBefore['0.2']} v0.2)`,
+  );
   reached('seed');
 
   // The verifiers pin the anchor root, as a sidecar configured out of band would (issue 12).
@@ -322,10 +328,12 @@ async function demo(
     adoptedAtSeconds: adoptedAt.get(v.verifier.id) ?? null,
     acceptedNewKeyAtSeconds: acceptedAt.get(v.verifier.id) ?? null,
   }));
+  const versionsAfter = versionCounts(await statsByVersion(pool), 'active');
   const summary = buildSummary({
     status,
     timelineSeconds: options.timelineSeconds,
     seeded: oldManifestIds.size,
+    versions: { before: versionsBefore, after: versionsAfter },
     custodian: kind,
     written,
     verification,
@@ -351,6 +359,9 @@ async function demo(
   return summary;
 }
 
+/** Every V02_EVERY-th seeded manifest is a v0.2 envelope, the others v0.1 texts. */
+const V02_EVERY = 4;
+
 /** Seeds `count` manifests signed by the identity's first key; returns their manifest_ids. */
 async function seed(
   pool: Pool,
@@ -359,7 +370,24 @@ async function seed(
   keyId: string,
   check: () => void,
 ): Promise<Set<string>> {
-  await seedManifests(pool, signer, count, { seed: 7, afterBatch: check });
+  async function* items(): AsyncGenerator<ImportItem> {
+    let n = 0;
+    for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
+      n++;
+      if (n % V02_EVERY === 0) {
+        // A mixed store, as an issuer has it after 2026-11-30: every fourth manifest is v0.2,
+        // the same document converted (src/manifest/reissue-cose.ts) and signed as a COSE_Sign1.
+        const { envelope } = await signCoseRoot(convertV01ToV02(text).manifest, signer);
+        yield { envelope, source: `seed:${n}` };
+      } else yield { text, source: `seed:${n}` };
+    }
+  }
+  await importStream(pool, items(), {
+    onRejected: (r) => {
+      throw new RotorError(`seeding rejected ${r.source}: ${r.reason}`, 'DEMO_SEED');
+    },
+    afterBatch: check,
+  });
   const ids = new Set<string>();
   let after: string | null = null;
   for (;;) {
@@ -368,6 +396,16 @@ async function seed(
     for (const row of page) ids.add(row.manifestId);
     after = page.at(-1)!.manifestId;
   }
+}
+
+/** Manifests per version (only those in `status` when given). */
+function versionCounts(
+  stats: Awaited<ReturnType<typeof statsByVersion>>,
+  status?: string,
+): { '0.1': number; '0.2': number } {
+  const out = { '0.1': 0, '0.2': 0 };
+  for (const s of stats) if (status === undefined || s.status === status) out[s.version] += s.count;
+  return out;
 }
 
 /**

@@ -42,6 +42,8 @@ export interface DemoSummary {
   policy: RotationStatus['policy'];
   keys: { oldKeyId: string | null; newKeyId: string | null; custodian: CustodianKind };
   counts: { seeded: number; resigned: number; revoked: number; activeAfter: number; unresignable: number };
+  /** Manifests per version: all seeded before the rotation, the active ones after it (the migration). */
+  versions: { before: VersionCounts; after: VersionCounts };
   anchor: { version: number | null; keys: number; bytes: number };
   crl: { records: number; bytes: number };
   verifiers: VerifierSummary[];
@@ -50,10 +52,13 @@ export interface DemoSummary {
   verification: OutputVerification;
 }
 
+export type VersionCounts = { '0.1': number; '0.2': number };
+
 export function buildSummary(args: {
   status: RotationStatus;
   timelineSeconds: number;
   seeded: number;
+  versions: { before: VersionCounts; after: VersionCounts };
   custodian: CustodianKind;
   written: WrittenOutputs;
   verification: OutputVerification;
@@ -92,6 +97,7 @@ export function buildSummary(args: {
       activeAfter: args.written.manifests,
       unresignable: s.unresignableCount ?? s.unresignable.length,
     },
+    versions: args.versions,
     anchor: {
       version: args.verification.anchor.version,
       keys: args.verification.anchor.keys,
@@ -141,6 +147,11 @@ export function renderSummary(summary: DemoSummary, status: RotationStatus): str
         'manifests',
         `${summary.counts.seeded} seeded, ${summary.counts.resigned} re-issued, ${summary.counts.revoked} revoked, ${summary.counts.activeAfter} active after` +
           (summary.counts.unresignable > 0 ? `, ${summary.counts.unresignable} could not be re-issued` : ''),
+      ],
+      [
+        'versions',
+        `before: ${summary.versions.before['0.1']} v0.1 + ${summary.versions.before['0.2']} v0.2; ` +
+          `active after: ${summary.versions.after['0.1']} v0.1 + ${summary.versions.after['0.2']} v0.2 (reissueAs ${summary.policy.reissueAs ?? '0.2'})`,
       ],
       [
         'anchor',

@@ -9,7 +9,7 @@ import { errorMessage } from '../errors';
 import type { RootSet, VerificationResult } from '../manifest';
 import type { Pool } from '../store/db';
 import { type ManifestStatus, pageManifests } from '../store/manifests';
-import { ReferenceVerifier } from '../verifier/reference-verifier';
+import { type ManifestInput, ReferenceVerifier } from '../verifier/reference-verifier';
 
 export type VerdictTally = Record<VerificationResult, number>;
 
@@ -60,8 +60,8 @@ export function startDemoVerifiers(options: DemoVerifiersOptions): DemoVerifiers
       tally: { VALID: 0, INVALID: 0, REVOKED: 0, EXPIRED: 0 },
     };
     const cursors = new Map<string, string>();
-    const sample = async (): Promise<string[]> => {
-      const texts: string[] = [];
+    const sample = async (): Promise<ManifestInput[]> => {
+      const texts: ManifestInput[] = [];
       for (const keyId of entry.verifier.trustedKeyIds) {
         for (const status of SAMPLED_STATUSES) {
           const where = `${keyId}/${status}`;
@@ -77,7 +77,7 @@ export function startDemoVerifiers(options: DemoVerifiersOptions): DemoVerifiers
           }
           if (page.length > 0) cursors.set(where, page.at(-1)!.manifestId);
           else cursors.delete(where);
-          texts.push(...page.map((row) => row.text));
+          texts.push(...page.map((row) => row.envelope ?? row.text ?? ''));
         }
       }
       return texts;

@@ -1,14 +1,20 @@
 /**
  * The served trust anchor held in memory (issue 12 point 5): an anchor request costs no database
- * round trip. A new version reaches the cache through Postgres LISTEN/NOTIFY (migration 030's
- * trigger on `trust_anchors` notifies `rotor_trust_anchor` with the identity); while the listening
- * connection is down, the cache is read again at most every `fallbackSeconds`, and the listener is
- * re-established on the next request after a back-off.
+ * round trip for most requests. A new version reaches the cache through Postgres LISTEN/NOTIFY (migration 030's
+ * trigger on `trust_anchors` notifies `rotor_trust_anchor` with the identity); a lost listening
+ * connection is re-established on the next request after a back-off. Listening or not, a cached anchor older
+ * than `revalidateMs` (100 ms) is checked against the newest version number (an index lookup; the
+ * text is loaded only when it changed), so a notification that is late or lost never leaves an old
+ * anchor served for longer than that: at most ten small queries a second, whatever the load.
  */
 import type { PoolClient } from 'pg';
 import type { RotorLogger } from '../log';
 import type { Pool } from '../store/db';
-import { currentTrustAnchorServed, type ServedTrustAnchor } from '../store/trust-anchors';
+import {
+  currentTrustAnchorServed,
+  latestAnchorVersion,
+  type ServedTrustAnchor,
+} from '../store/trust-anchors';
 
 const CHANNEL = 'rotor_trust_anchor';
 
@@ -20,11 +26,10 @@ export interface AnchorCache {
 export function createAnchorCache(
   pool: Pool,
   identity: string,
-  options: { fallbackSeconds?: number; logger?: RotorLogger } = {},
+  options: { revalidateMs?: number; logger?: RotorLogger } = {},
 ): AnchorCache {
-  const fallbackMs = (options.fallbackSeconds ?? 1) * 1000;
-  let cached: { value: ServedTrustAnchor | null; at: number } | null = null;
-  let loading: Promise<ServedTrustAnchor | null> | null = null;
+  const revalidateMs = options.revalidateMs ?? 100;
+  let cached: { value: ServedTrustAnchor; at: number } | null = null;
   let listener: PoolClient | null = null;
   let listening: Promise<void> | null = null;
   let retryAt = 0;
@@ -84,24 +89,41 @@ export function createAnchorCache(
       });
   };
 
+  // One refresh at a time per generation: a request that arrives after a notification never
+  // joins a read that started before it.
+  let refreshing: { generation: number; value: Promise<ServedTrustAnchor | null> } | null = null;
+
+  const refresh = async (startedAt: number): Promise<ServedTrustAnchor | null> => {
+    const held = cached;
+    if (held?.value) {
+      const newest = await latestAnchorVersion(pool, identity);
+      if (newest === held.value.version) {
+        if (generation === startedAt && cached === held) cached = { value: held.value, at: Date.now() };
+        return held.value;
+      }
+    }
+    const value = await currentTrustAnchorServed(pool, identity);
+    // "No anchor yet" is not cached: the first one published is served at once (setup, tests).
+    if (generation === startedAt && value !== null) cached = { value, at: Date.now() };
+    return value;
+  };
+
   return {
     async current() {
       ensureListening();
       if (listening) await listening;
-      const fresh = cached && (listener !== null || Date.now() - cached.at < fallbackMs);
-      if (fresh) return cached!.value;
-      if (!loading) {
-        const startedAt = generation;
-        loading = currentTrustAnchorServed(pool, identity)
-          .then((value) => {
-            if (generation === startedAt) cached = { value, at: Date.now() };
-            return value;
-          })
+      if (cached && Date.now() - cached.at < revalidateMs) return cached.value;
+      if (refreshing?.generation !== generation) {
+        const mine = { generation, value: refresh(generation) };
+        refreshing = mine;
+        mine.value
           .finally(() => {
-            loading = null;
-          });
+            if (refreshing === mine) refreshing = null;
+          })
+          // The caller awaiting mine.value sees the failure; this chain only clears the slot.
+          .catch(() => undefined);
       }
-      return loading;
+      return refreshing!.value;
     },
     async close() {
       closed = true;

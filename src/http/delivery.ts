@@ -34,8 +34,8 @@ export async function authenticateDelivery(pool: Pool, req: IncomingMessage): Pr
 }
 
 /** A strong validator of the exact bytes served (RFC 9110 8.8.3). */
-export function strongEtag(text: string): string {
-  return `"${createHash('sha256').update(text).digest('base64url')}"`;
+export function strongEtag(body: string | Uint8Array): string {
+  return `"${createHash('sha256').update(body).digest('base64url')}"`;
 }
 
 export async function serveAgentManifest(
@@ -58,7 +58,12 @@ export async function serveAgentManifest(
   if (!current) {
     throw new HttpError(404, 'MANIFEST_NOT_FOUND', `agent ${agentId} has no deliverable manifest`);
   }
-  const etag = strongEtag(current.text);
+  // A v0.2 manifest is served as its envelope bytes, exactly as stored (cose-envelope-v0.2 §7).
+  const body: Buffer =
+    current.envelope !== null ? Buffer.from(current.envelope) : Buffer.from(current.text ?? '', 'utf8');
+  const contentType =
+    current.envelope !== null ? 'application/agent-manifest+cose' : 'application/json; charset=utf-8';
+  const etag = strongEtag(body);
   await recordFetch(pool, {
     agentId,
     credentialId: credential.credentialId,
@@ -79,8 +84,8 @@ export async function serveAgentManifest(
   }
   res.writeHead(200, {
     ...headers,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(current.text),
+    'Content-Type': contentType,
+    'Content-Length': body.length,
   });
-  res.end(req.method === 'HEAD' ? undefined : current.text);
+  res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -37,6 +37,11 @@ export interface HttpServiceOptions {
   crlPool?: Pool;
   /** At most this many CRL streams at once; one more is answered 429 with Retry-After (default 8). */
   maxCrlStreams?: number;
+  /**
+   * How stale the in-memory anchor may be when a notification is late: older than this, it is
+   * checked against the newest version number (default 100 ms; 0 checks on every request).
+   */
+  anchorRevalidateMs?: number;
   /** A CRL reader that takes nothing for this long is cut off (default 15 s). */
   crlStallSeconds?: number;
   /** Open connections at most (default 1024); the kernel queues the rest. */
@@ -109,7 +114,10 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const maxCrlStreams = options.maxCrlStreams ?? 8;
   const crlStallMs = (options.crlStallSeconds ?? 15) * 1000;
   let crlStreams = 0;
-  const anchors = createAnchorCache(pool, identity, { logger: options.logger });
+  const anchors = createAnchorCache(pool, identity, {
+    logger: options.logger,
+    ...(options.anchorRevalidateMs === undefined ? {} : { revalidateMs: options.anchorRevalidateMs }),
+  });
   const metrics = createMetrics(
     {
       crlRecords: async () => (await crlHead(pool)).served,

@@ -264,6 +264,8 @@ export interface ExaminedEnvelope {
   manifest: JsonObject;
   manifestId: string;
   version: string;
+  /** A COSE_Sign (hybrid Ed25519 + ML-DSA-65), read with `allowHybrid`: never verified or re-signed here. */
+  hybrid: boolean;
 }
 
 /**
@@ -272,7 +274,11 @@ export interface ExaminedEnvelope {
  * `crypto_profile` against `alg`. Throws CoseRefusal naming the upstream verdict.
  * A COSE_Sign passes steps 1-3 and is then UNVERIFIABLE (rotor has no ML-DSA-65).
  */
-export function examineEnvelope(bytes: Uint8Array, source?: string): ExaminedEnvelope {
+export function examineEnvelope(
+  bytes: Uint8Array,
+  source?: string,
+  opts: { allowHybrid?: boolean } = {},
+): ExaminedEnvelope {
   const where = source === undefined ? {} : { source };
   const envelope = decodeEnvelope(bytes, source);
   const sign1 = envelope.tag === COSE_SIGN1_TAG;
@@ -298,6 +304,9 @@ export function examineEnvelope(bytes: Uint8Array, source?: string): ExaminedEnv
   const { manifest, manifestId, version } = readPayload(envelope.payload, where);
   const keyId = Buffer.from(kid).toString('hex');
   const withId = { ...where, manifestId };
+  if (!sign1 && opts.allowHybrid === true) {
+    return { envelope, keyId, alg, payload: envelope.payload, manifest, manifestId, version, hybrid: true };
+  }
   if (!sign1) {
     const algs = envelope.signatures.map((s) => s.protectedHeader.get(LABEL.alg));
     const distinct = new Set(algs.map((a) => (isEd25519(a) ? 'Ed25519' : String(a))));
@@ -341,7 +350,7 @@ export function examineEnvelope(bytes: Uint8Array, source?: string): ExaminedEnv
       keyId,
     );
   }
-  return { envelope, keyId, alg, payload: envelope.payload, manifest, manifestId, version };
+  return { envelope, keyId, alg, payload: envelope.payload, manifest, manifestId, version, hybrid: false };
 }
 
 function isEd25519(alg: CborValue | undefined): boolean {

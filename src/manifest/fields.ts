@@ -1,6 +1,7 @@
 /** What stores and operators read out of a manifest without re-serializing it. */
 import { createHash } from 'node:crypto';
 import { Canonicalizer } from './canonical';
+import { examineEnvelope, LABEL } from './cose';
 import { ManifestError } from './errors';
 import { getString, isJsonObject, type JsonObject, type JsonValue, parseJson } from './json';
 
@@ -38,6 +39,30 @@ export function indexFieldsOf(root: JsonValue, source?: string): ManifestIndexFi
     expiresAt: getString(root, 'expires_at'),
     previousManifestId: getString(root, 'previous_manifest_id'),
     hasAttestation: root.has('attestation'),
+  };
+}
+
+/**
+ * The index columns of a v0.2 envelope: read from its payload, key_id from the protected header's
+ * kid. The envelope must pass the v0.2 checks before the signature (cose-envelope-v0.2 §6 steps
+ * 1-4); a hybrid COSE_Sign is read (its Ed25519 signer's kid) so that it can be stored and
+ * reported, never re-signed.
+ */
+export function coseIndexFields(
+  envelope: Uint8Array,
+  source?: string,
+): ManifestIndexFields & { hybrid: boolean } {
+  const e = examineEnvelope(envelope, source, { allowHybrid: true });
+  const m = e.manifest;
+  return {
+    manifestId: e.manifestId,
+    agentId: getString(m, 'agent_id'),
+    keyId: e.keyId,
+    issuedAt: getString(m, 'issued_at'),
+    expiresAt: getString(m, 'expires_at'),
+    previousManifestId: getString(m, 'previous_manifest_id'),
+    hasAttestation: e.envelope.unprotected.has(LABEL.attestation),
+    hybrid: e.hybrid,
   };
 }
 

@@ -63,6 +63,7 @@ export { formatPath, ManifestError } from './errors';
 export {
   attestationBindsManifest,
   attestationManifestHash,
+  coseIndexFields,
   indexFieldsOf,
   type ManifestIndexFields,
   manifestIndexFields,
@@ -101,14 +102,29 @@ export {
 } from './keys';
 export { SIGNED_FIELDS, signingPreImage, signingPreImageText } from './preimage';
 export {
+  CONTEXT_V01,
+  CONTEXT_V02,
+  type CoseReissueOptions,
+  type CoseReissueResult,
+  convertV01ToV02,
+  type ReissueAnyResult,
+  type ReissueAs,
+  reissueCoseEnvelope,
+  reissueStored,
+  reissueV01AsCose,
+  V01_CONTEXTS,
+} from './reissue-cose';
+export {
   DECLINE_CODES,
   type DeclineCode,
   decideReissue,
   type ParsedStoredManifest,
+  parseStoredCopy,
   parseStoredManifest,
   type RegistryKey,
   type ReissueDecision,
   type ReissueFacts,
+  unreadableCode,
 } from './reissue-policy';
 export {
   type CrlReport,

@@ -7,24 +7,58 @@
  * accepts, is declined with a reason and never signed.
  *
  * The interface is version-agnostic: a parsed stored manifest (tagged with its format) and the
- * registry's facts in, ok or a reason out. v0.1 (detached JSON signature) is decided here; another
- * format plugs in as another member of `ParsedStoredManifest`.
+ * registry's facts in, ok or a reason out. v0.1 (detached JSON signature) and v0.2 (a COSE_Sign1
+ * envelope, docs/upstream/agent-manifest-cose-envelope-v0.2.md) are decided here by the same rules:
+ * only how the signature is checked differs; the schema (ADR-0012: v0.2 does not change it), the
+ * revocation, cut-off and validity-window rules are one code path for both.
  */
+import { CoseRefusal, type ExaminedEnvelope, examineEnvelope } from './cose';
 import { ManifestError } from './errors';
 import { getString, isJsonObject, type JsonObject, type ParsedDocument, parseDocument } from './json';
 import { describeSchemaProblems, MAX_VALIDITY_MS, MIN_VALIDITY_MS, manifestSchemaProblems } from './schema';
 import { parseTimestamp } from './timestamps';
 import { checkManifestSignature } from './verify';
+import { verifyCoseEnvelope } from './verify-cose';
 
 /** A stored manifest, parsed once, tagged with its format. */
-export type ParsedStoredManifest = { format: 'json-v0.1'; doc: ParsedDocument; root: JsonObject };
+export type ParsedStoredManifest =
+  | { format: 'json-v0.1'; doc: ParsedDocument; root: JsonObject }
+  | { format: 'cose-v0.2'; envelope: Uint8Array; examined: ExaminedEnvelope; root: JsonObject };
 
 /** Parses a stored v0.1 manifest's text; throws ManifestError when it is not a JSON object. */
-export function parseStoredManifest(text: string, source?: string): ParsedStoredManifest {
+export function parseStoredManifest(
+  text: string,
+  source?: string,
+): Extract<ParsedStoredManifest, { format: 'json-v0.1' }> {
   const doc = parseDocument(text, source);
   if (!isJsonObject(doc.root))
     throw new ManifestError('is not a JSON object', source === undefined ? {} : { source });
   return { format: 'json-v0.1', doc, root: doc.root };
+}
+
+/**
+ * Parses a stored copy of record: v0.1 text, or a v0.2 envelope read with the envelope spec's §6
+ * steps 1-4 (a hybrid COSE_Sign is read, to be declined by name). Throws ManifestError (a
+ * CoseRefusal for an envelope) when it cannot be read; `unreadableCode` says which decline it is.
+ */
+export function parseStoredCopy(
+  copy: { text: string | null; envelope: Uint8Array | null },
+  source?: string,
+): ParsedStoredManifest {
+  if (copy.envelope !== null) {
+    const examined = examineEnvelope(copy.envelope, source, { allowHybrid: true });
+    return { format: 'cose-v0.2', envelope: copy.envelope, examined, root: examined.manifest };
+  }
+  if (copy.text === null)
+    throw new ManifestError('has neither text nor envelope', source === undefined ? {} : { source });
+  return parseStoredManifest(copy.text, source);
+}
+
+/** The decline code of a copy `parseStoredCopy` could not read. */
+export function unreadableCode(err: ManifestError): DeclineCode {
+  // A v0.1 payload inside an envelope, or a format rotor does not verify: the version's problem.
+  if (err instanceof CoseRefusal && err.kind !== 'MISMATCH') return 'unsupported-version';
+  return 'unreadable';
 }
 
 /** What the key registry says about one key_id. */
@@ -66,7 +100,8 @@ export type DeclineCode =
   | 'stored-after-cutoff'
   | 'not-yet-issued'
   | 'expired'
-  | 'expiring';
+  | 'expiring'
+  | 'unresignable';
 
 export type ReissueDecision =
   | { ok: true; keyId: string; manifestId: string; expiresAt: Date }
@@ -87,12 +122,17 @@ export const DECLINE_CODES: readonly DeclineCode[] = [
   'not-yet-issued',
   'expired',
   'expiring',
+  // The manifest verifies but the spec defines no re-issue for it that rotor can make (a hybrid
+  // Ed25519 + ML-DSA-65 manifest, a SCITT receipt, a v0.1 member with no v0.2 conversion).
+  'unresignable',
 ];
 
 export function decideReissue(manifest: ParsedStoredManifest, facts: ReissueFacts): ReissueDecision {
   switch (manifest.format) {
     case 'json-v0.1':
       return decideJsonV01(manifest, facts);
+    case 'cose-v0.2':
+      return decideCoseV02(manifest, facts);
   }
 }
 
@@ -100,7 +140,47 @@ function decline(code: DeclineCode, reason: string): ReissueDecision {
   return { ok: false, code, reason };
 }
 
-function decideJsonV01({ doc, root }: ParsedStoredManifest, facts: ReissueFacts): ReissueDecision {
+/** The registry's key for `keyId`, if it is one the rotation may re-issue for; else the decline. */
+function rotatedKey(keyId: string, facts: ReissueFacts): RegistryKey | ReissueDecision {
+  const key = facts.lookupKey(keyId);
+  if (key === undefined) return decline('unknown-key', `unknown key ${keyId}: not in rotor's key registry`);
+  if (key.identity !== facts.identity)
+    return decline('foreign-key', `key ${keyId} belongs to identity ${key.identity}, not ${facts.identity}`);
+  if (facts.fromKeyId !== undefined && keyId !== facts.fromKeyId)
+    return decline('foreign-key', `signed by ${keyId}, not by the key being rotated (${facts.fromKeyId})`);
+  return key;
+}
+
+function decideCoseV02(
+  { envelope, examined }: Extract<ParsedStoredManifest, { format: 'cose-v0.2' }>,
+  facts: ReissueFacts,
+): ReissueDecision {
+  const keyId = examined.keyId;
+  if (examined.hybrid) {
+    return decline(
+      'unresignable',
+      'a hybrid Ed25519 + ML-DSA-65 COSE_Sign: its twin needs an ML-DSA-65 signature, which rotor cannot make; an Ed25519-only twin would be a downgrade',
+    );
+  }
+  const key = rotatedKey(keyId, facts);
+  if (!('publicKey' in key)) return key;
+  // The envelope spec's §6 in full under the registered public key only: the structure again, then
+  // the strict Ed25519 verify over the Sig_structure. Expiry is read before the signature there
+  // (the SDK's order); an expired manifest is declined either way, and nothing is signed.
+  const verdict = verifyCoseEnvelope(envelope, {
+    trustedKeys: new Map([[keyId, key.publicKey]]),
+    now: facts.now,
+  });
+  if (verdict.result === 'EXPIRED') return decline('expired', verdict.reason);
+  if (verdict.result !== 'VALID' || !verdict.signatureVerified)
+    return decline('bad-signature', `COSE_Sign1 does not verify under ${keyId}: ${verdict.reason}`);
+  return decideCommon(examined.manifest, keyId, facts);
+}
+
+function decideJsonV01(
+  { doc, root }: Extract<ParsedStoredManifest, { format: 'json-v0.1' }>,
+  facts: ReissueFacts,
+): ReissueDecision {
   // Two readers can disagree about a document with a repeated member name (I-JSON, RFC 7493).
   if (doc.duplicates.length > 0)
     return decline('duplicate-member', `duplicate member name ${doc.duplicates[0]} (I-JSON refuses it)`);
@@ -114,18 +194,18 @@ function decideJsonV01({ doc, root }: ParsedStoredManifest, facts: ReissueFacts)
   const keyId = isJsonObject(sig) ? getString(sig, 'key_id') : null;
   if (!isJsonObject(sig) || keyId === null)
     return decline('unsigned', 'unsigned: no signature block with a key_id');
-  const key = facts.lookupKey(keyId);
-  if (key === undefined) return decline('unknown-key', `unknown key ${keyId}: not in rotor's key registry`);
-  if (key.identity !== facts.identity)
-    return decline('foreign-key', `key ${keyId} belongs to identity ${key.identity}, not ${facts.identity}`);
-  if (facts.fromKeyId !== undefined && keyId !== facts.fromKeyId)
-    return decline('foreign-key', `signed by ${keyId}, not by the key being rotated (${facts.fromKeyId})`);
+  const key = rotatedKey(keyId, facts);
+  if (!('publicKey' in key)) return key;
 
   // The signature, under the registered public key, with the verifier's strict rules.
   const signature = checkManifestSignature(root, new Map([[keyId, key.publicKey]]));
   if (!signature.ok)
     return decline('bad-signature', `signature does not verify under ${keyId}: ${signature.reason}`);
+  return decideCommon(root, keyId, facts);
+}
 
+/** What follows a verified signature, for either version: schema, revocation, cut-off, window. */
+function decideCommon(root: JsonObject, keyId: string, facts: ReissueFacts): ReissueDecision {
   // Only what the SDK would call schema-valid is re-issued (a twin inherits every member).
   const problems = manifestSchemaProblems(root);
   if (problems.length > 0) return decline('schema', describeSchemaProblems(problems));

@@ -35,7 +35,8 @@ export function rejectionReason(verdict: Verdict): RejectionReason | null {
   const why = verdict.reason;
   if (/is not a trusted key/.test(why)) return 'unknown_key';
   if (/signature does not verify/.test(why)) return 'bad_signature';
-  if (/no trust anchor held/.test(why)) return 'no_anchor';
+  // The reference verifier's words for holding no usable anchor: none trusted yet, or the last one expired.
+  if (/no trusted? anchor held|trusted anchor \(version \d+\) expired at/.test(why)) return 'no_anchor';
   if (
     /unsupported|not a JSON|is missing|not a string|malformed|unsigned|downgrade|no key_id|invalid|JSON/i.test(
       why,

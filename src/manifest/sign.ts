@@ -156,6 +156,14 @@ async function signRoot(
 ): Promise<SignatureBlock> {
   const id = root.get('manifest_id');
   const manifestId = typeof id === 'string' ? id : undefined;
+  if (root.get('version') === '0.2') {
+    // A v0.2 manifest is a COSE_Sign1; a v0.1 signature block on it is refused by every verifier
+    // (AM-VEC-COSE-014). v0.2 documents are signed by signCoseManifest / reissueCoseEnvelope.
+    throw new ManifestError(
+      'declares version "0.2", which is signed as a COSE_Sign1 envelope, not with a v0.1 signature block',
+      { ...sourceOnly(source), path: 'version', ...(manifestId === undefined ? {} : { manifestId }) },
+    );
+  }
   const profile = root.get('crypto_profile');
   if (typeof profile === 'string' && NON_ED25519_PROFILES.has(profile)) {
     throw new ManifestError(

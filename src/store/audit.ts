@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalize, fromPlain, type JsonValue, parseJson, toPlain } from '../manifest';
+import type { RootSet } from '../manifest/anchor-jws';
+import { type CheckpointSignature, checkpointProblem } from '../manifest/audit-checkpoint';
 import { atomically, type Queryable } from './queryable';
 
 export interface AuditInput {
@@ -46,7 +48,8 @@ interface AuditRow {
   hash: string;
 }
 
-function entryHash(
+/** An entry's chain hash: anyone with the rows can recompute it, which is why checkpoints exist. */
+export function entryHash(
   e: { id: number; recordedAt: Date; actor: string; action: string; subject: string | null },
   details: JsonValue,
   prevHash: string,
@@ -215,4 +218,77 @@ export async function verifyAuditChain(q: Queryable): Promise<AuditVerification>
     });
   }
   return { ok: problems.length === 0, entries, problems };
+}
+
+export interface StoredCheckpoint {
+  identity: string;
+  auditId: number;
+  auditHash: string;
+  issuedAt: string;
+  rootVersion: number;
+  signatures: CheckpointSignature[];
+}
+
+/** Stores a signed checkpoint; a second one for the same entry (a retried activity) is dropped. */
+export async function recordCheckpoint(q: Queryable, c: StoredCheckpoint): Promise<void> {
+  await q.query(
+    `INSERT INTO audit_checkpoints (identity, audit_id, audit_hash, issued_at, root_version, signatures)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (identity, audit_id) DO NOTHING`,
+    [c.identity, c.auditId, c.auditHash, c.issuedAt, c.rootVersion, JSON.stringify(c.signatures)],
+  );
+}
+
+export interface CheckpointVerification {
+  ok: boolean;
+  checkpoints: number;
+  problems: { checkpoint: number; auditId: number; problem: string }[];
+}
+
+/**
+ * Every checkpoint (of `identity`, or all) against the pinned root set and against the chain as
+ * it is now: a checkpoint that does not verify, or whose entry's hash differs from the one it
+ * signed, means the log was rewritten at or before that entry.
+ */
+export async function verifyCheckpoints(
+  q: Queryable,
+  root: RootSet,
+  identity?: string,
+): Promise<CheckpointVerification> {
+  const { rows } = await q.query<{
+    id: string;
+    identity: string;
+    audit_id: string;
+    audit_hash: string;
+    issued_at: string;
+    signatures: CheckpointSignature[];
+    current_hash: string | null;
+  }>(
+    `SELECT c.id, c.identity, c.audit_id, c.audit_hash, c.issued_at, c.signatures, a.hash AS current_hash
+       FROM audit_checkpoints c LEFT JOIN audit_log a ON a.id = c.audit_id
+      WHERE $1::text IS NULL OR c.identity = $1
+      ORDER BY c.id`,
+    [identity ?? null],
+  );
+  const problems: CheckpointVerification['problems'] = [];
+  for (const r of rows) {
+    const auditId = Number(r.audit_id);
+    const claim = { identity: r.identity, auditId, auditHash: r.audit_hash, issuedAt: r.issued_at };
+    const bad = checkpointProblem(claim, Array.isArray(r.signatures) ? r.signatures : [], root);
+    if (bad !== null) {
+      problems.push({ checkpoint: Number(r.id), auditId, problem: `checkpoint not trusted: ${bad}` });
+    } else if (r.current_hash === null) {
+      problems.push({
+        checkpoint: Number(r.id),
+        auditId,
+        problem: `entry ${auditId} is gone: the log was cut`,
+      });
+    } else if (r.current_hash !== r.audit_hash) {
+      problems.push({
+        checkpoint: Number(r.id),
+        auditId,
+        problem: `entry ${auditId}'s hash differs from the signed checkpoint: the log was rewritten at or before entry ${auditId}`,
+      });
+    }
+  }
+  return { ok: problems.length === 0, checkpoints: rows.length, problems };
 }

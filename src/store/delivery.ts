@@ -224,7 +224,10 @@ export interface DeliverableManifest {
   keyId: string | null;
   previousManifestId: string | null;
   status: 'active' | 'superseded';
-  text: string;
+  /** v0.1: the JSON text (null for v0.2). */
+  text: string | null;
+  /** v0.2: the COSE envelope bytes (null for v0.1). */
+  envelope: Uint8Array | null;
 }
 
 /**
@@ -238,9 +241,10 @@ export async function currentManifestFor(q: Queryable, agentId: string): Promise
     key_id: string | null;
     previous_manifest_id: string | null;
     status: 'active' | 'superseded';
-    text: string;
+    text: string | null;
+    envelope: Buffer | null;
   }>(
-    `SELECT m.manifest_id, m.key_id, m.previous_manifest_id, m.status, m.text
+    `SELECT m.manifest_id, m.key_id, m.previous_manifest_id, m.status, m.text, m.envelope
        FROM manifests m
       WHERE m.agent_id = $1 AND m.status <> 'revoked'
         AND (m.expires_at IS NULL OR m.expires_at > now())
@@ -258,6 +262,7 @@ export async function currentManifestFor(q: Queryable, agentId: string): Promise
         previousManifestId: r.previous_manifest_id,
         status: r.status,
         text: r.text,
+        envelope: r.envelope === null ? null : new Uint8Array(r.envelope),
       }
     : null;
 }

@@ -1,11 +1,18 @@
 /**
- * The manifest store. Each manifest's JSON text is the copy of record, stored exactly as received
- * or as signed (docs/DOMAIN.md fact 6); the other columns are read out of it by the interop core for
- * indexing and are never served. A stored text is never overwritten: the same manifest_id with
- * the same text is a no-op, with another text a rejection.
+ * The manifest store. Each manifest's copy of record is stored exactly as received or as signed
+ * (DOMAIN fact 6): a v0.1 manifest's JSON text, a v0.2 manifest's COSE envelope bytes (migration
+ * 040); the other columns are read out of it by the interop core for indexing and are never
+ * served. A stored copy is never overwritten: the same manifest_id with the same copy is a no-op,
+ * with another a rejection.
  */
 import { RotorError, UsageError } from '../errors';
-import { ManifestError, type ManifestIndexFields, manifestIndexFields, parseTimestamp } from '../manifest';
+import {
+  coseIndexFields,
+  ManifestError,
+  type ManifestIndexFields,
+  manifestIndexFields,
+  parseTimestamp,
+} from '../manifest';
 import { atomically, type Queryable } from './queryable';
 
 /** `quarantined`: imported with `--unverified`; no rotation ever re-issues, revokes or counts it. */
@@ -16,6 +23,26 @@ export const MANIFEST_STATUSES: readonly ManifestStatus[] = [
   'revoked',
   'quarantined',
 ];
+export type ManifestVersion = '0.1' | '0.2';
+export const MANIFEST_VERSIONS: readonly ManifestVersion[] = ['0.1', '0.2'];
+
+/** A manifest's copy of record: v0.1 JSON text, or a v0.2 COSE envelope. */
+export type ManifestCopy =
+  | { text: string; envelope?: undefined }
+  | { envelope: Uint8Array; text?: undefined };
+
+/** The version of a stored copy (text is v0.1, an envelope v0.2). */
+export function versionOf(copy: { text?: string | null; envelope?: Uint8Array | null }): ManifestVersion {
+  return copy.envelope !== undefined && copy.envelope !== null ? '0.2' : '0.1';
+}
+
+function sameCopy(
+  a: { text?: string | null; envelope?: Uint8Array | null },
+  b: { text?: string | null; envelope?: Uint8Array | null },
+): boolean {
+  if (a.envelope && b.envelope) return Buffer.from(a.envelope).equals(Buffer.from(b.envelope));
+  return !a.envelope && !b.envelope && a.text === b.text;
+}
 
 export interface StoredManifest {
   manifestId: string;
@@ -25,8 +52,20 @@ export interface StoredManifest {
   expiresAt: Date | null;
   status: ManifestStatus;
   previousManifestId: string | null;
-  text: string;
+  version: ManifestVersion;
+  /** v0.1: the JSON text; null for v0.2. */
+  text: string | null;
+  /** v0.2: the COSE envelope bytes; null for v0.1. */
+  envelope: Uint8Array | null;
   storedAt: Date;
+}
+
+export function checkVersion(value: string): ManifestVersion {
+  if ((MANIFEST_VERSIONS as readonly string[]).includes(value)) return value as ManifestVersion;
+  throw new UsageError(
+    `version must be one of ${MANIFEST_VERSIONS.join(', ')}, got '${value}'`,
+    'MANIFEST_VERSION',
+  );
 }
 
 export function checkStatus(value: string): ManifestStatus {
@@ -61,8 +100,11 @@ function timestampColumn(
   return new Date(ts.epochMs);
 }
 
-function columnsOf(text: string, source?: string): Columns {
-  const fields = manifestIndexFields(text, source);
+function columnsOf(copy: ManifestCopy, source?: string): Columns {
+  const fields =
+    copy.envelope !== undefined
+      ? coseIndexFields(copy.envelope, source)
+      : manifestIndexFields(copy.text, source);
   return {
     fields,
     issuedAt: timestampColumn(fields.issuedAt, 'issued_at', fields, source),
@@ -70,11 +112,10 @@ function columnsOf(text: string, source?: string): Columns {
   };
 }
 
-export interface ImportItem {
-  text: string;
-  /** Where the text came from (`file:line`), for rejection messages. */
+export type ImportItem = ManifestCopy & {
+  /** Where the copy came from (`file:line`), for rejection messages. */
   source: string;
-}
+};
 
 export interface ImportResult {
   imported: number;
@@ -92,7 +133,7 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
   for (const item of items) {
     let columns: Columns;
     try {
-      columns = columnsOf(item.text, item.source);
+      columns = columnsOf(item, item.source);
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
       result.rejected.push({ source: item.source, reason: err.message });
@@ -101,7 +142,7 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
     const id = columns.fields.manifestId;
     const earlier = candidates.get(id);
     if (earlier) {
-      if (earlier.text === item.text) result.duplicates++;
+      if (sameCopy(earlier, item)) result.duplicates++;
       else
         result.rejected.push({
           source: item.source,
@@ -117,11 +158,13 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
     // No conflict target: a clash on manifest_id or on the one-twin index on previous_manifest_id
     // skips the row, and the lookups below say which.
     const inserted = await client.query<{ manifest_id: string }>(
-      `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
-       SELECT r.*, CASE WHEN EXISTS (SELECT 1 FROM revocations v WHERE v.manifest_id = r.id)
-                        THEN 'revoked' ELSE 'active' END
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
-           AS r(id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text)
+      `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, envelope, version, status)
+       SELECT r.id, r.agent_id, r.key_id, r.issued_at, r.expires_at, r.previous_manifest_id, r.text,
+              decode(r.envelope_hex, 'hex'), CASE WHEN r.envelope_hex IS NULL THEN '0.1' ELSE '0.2' END,
+              CASE WHEN EXISTS (SELECT 1 FROM revocations v WHERE v.manifest_id = r.id)
+                   THEN 'revoked' ELSE 'active' END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::text[])
+           AS r(id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, envelope_hex)
        ON CONFLICT DO NOTHING
        RETURNING manifest_id`,
       [
@@ -131,7 +174,9 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
         rows.map((r) => r.issuedAt),
         rows.map((r) => r.expiresAt),
         rows.map((r) => r.fields.previousManifestId),
-        rows.map((r) => r.text),
+        rows.map((r) => r.text ?? null),
+        // bytea[] through unnest would be sent as escaped text anyway; hex is compact and exact.
+        rows.map((r) => (r.envelope ? Buffer.from(r.envelope).toString('hex') : null)),
       ],
     );
     result.imported = inserted.rowCount ?? 0;
@@ -140,10 +185,11 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
     if (skipped.length === 0) return;
     const existing = await client.query<{
       manifest_id: string;
-      text: string;
+      text: string | null;
+      envelope: Uint8Array | null;
       previous_manifest_id: string | null;
     }>(
-      `SELECT manifest_id, text, previous_manifest_id FROM manifests
+      `SELECT manifest_id, text, envelope, previous_manifest_id FROM manifests
         WHERE manifest_id = ANY($1::text[]) OR previous_manifest_id = ANY($2::text[])`,
       [
         skipped.map((r) => r.fields.manifestId),
@@ -156,7 +202,7 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
       const id = r.fields.manifestId;
       const stored = byId.get(id);
       if (stored) {
-        if (stored.text === r.text) result.duplicates++;
+        if (sameCopy(stored, r)) result.duplicates++;
         else result.rejected.push({ source: r.source, reason: conflictReason(id, 'the store') });
         continue;
       }
@@ -173,16 +219,15 @@ export async function importManifests(q: Queryable, items: ImportItem[]): Promis
 }
 
 function conflictReason(id: string, where: string): string {
-  return `manifest_id ${id} is already in ${where} with different text; a stored manifest is never overwritten`;
+  return `manifest_id ${id} is already in ${where} with a different copy (text or envelope); a stored manifest is never overwritten`;
 }
 
-export interface InsertOptions {
-  text: string;
+export type InsertOptions = ManifestCopy & {
   status?: ManifestStatus;
   /** Links a twin to its predecessor when the text itself does not name it; must agree if it does. */
   previousManifestId?: string | null;
   source?: string;
-}
+};
 
 /**
  * Stores one manifest (a re-issued twin, typically). Idempotent: the identical text already
@@ -193,7 +238,7 @@ export async function insertManifest(
   q: Queryable,
   opts: InsertOptions,
 ): Promise<{ inserted: boolean; manifestId: string; previousManifestId: string | null }> {
-  const { fields, issuedAt, expiresAt } = columnsOf(opts.text, opts.source);
+  const { fields, issuedAt, expiresAt } = columnsOf(opts, opts.source);
   const fromText = fields.previousManifestId;
   if (opts.previousManifestId && fromText && opts.previousManifestId !== fromText) {
     throw new UsageError(
@@ -206,8 +251,8 @@ export async function insertManifest(
   // No conflict target: a clash on manifest_id or on the one-twin index skips the row, and the
   // lookups below say which (an error here would abort the caller's transaction).
   const { rowCount } = await q.query(
-    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, envelope, version, status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
     [
       fields.manifestId,
       fields.agentId,
@@ -215,14 +260,16 @@ export async function insertManifest(
       issuedAt,
       expiresAt,
       previousManifestId,
-      opts.text,
+      opts.text ?? null,
+      opts.envelope ? Buffer.from(opts.envelope) : null,
+      versionOf(opts),
       status,
     ],
   );
   if (rowCount === 1) return { inserted: true, manifestId: fields.manifestId, previousManifestId };
   const stored = await getManifest(q, fields.manifestId);
   if (stored) {
-    if (stored.text !== opts.text)
+    if (!sameCopy(stored, opts))
       throw new RotorError(conflictReason(fields.manifestId, 'the store'), 'MANIFEST_CONFLICT');
     return { inserted: false, manifestId: fields.manifestId, previousManifestId: stored.previousManifestId };
   }
@@ -234,14 +281,13 @@ export async function insertManifest(
   );
 }
 
-export interface TwinRow {
+export type TwinRow = ManifestCopy & {
   manifestId: string;
   previousManifestId: string;
   /** The new signature's key_id. */
   keyId: string;
   issuedAt: Date;
-  text: string;
-}
+};
 
 /**
  * Stores re-issued twins in one statement. A twin carries its predecessor's agent_id and
@@ -255,14 +301,22 @@ export async function insertTwins(q: Queryable, twins: TwinRow[]): Promise<numbe
   // an array literal on this (the signing) thread.
   const params: unknown[] = [];
   const rows = twins.map((t) => {
-    params.push(t.manifestId, t.previousManifestId, t.keyId, t.issuedAt, t.text);
+    params.push(
+      t.manifestId,
+      t.previousManifestId,
+      t.keyId,
+      t.issuedAt,
+      t.text ?? null,
+      t.envelope ? Buffer.from(t.envelope) : null,
+      versionOf(t),
+    );
     const n = params.length;
-    return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}::timestamptz, $${n})`;
+    return `($${n - 6}, $${n - 5}, $${n - 4}, $${n - 3}::timestamptz, $${n - 2}::text, $${n - 1}::bytea, $${n}::text)`;
   });
   const { rowCount } = await q.query(
-    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, status)
-     SELECT t.manifest_id, o.agent_id, t.key_id, t.issued_at, o.expires_at, t.previous_manifest_id, t.text, 'active'
-       FROM (VALUES ${rows.join(', ')}) AS t(manifest_id, previous_manifest_id, key_id, issued_at, text)
+    `INSERT INTO manifests (manifest_id, agent_id, key_id, issued_at, expires_at, previous_manifest_id, text, envelope, version, status)
+     SELECT t.manifest_id, o.agent_id, t.key_id, t.issued_at, o.expires_at, t.previous_manifest_id, t.text, t.envelope, t.version, 'active'
+       FROM (VALUES ${rows.join(', ')}) AS t(manifest_id, previous_manifest_id, key_id, issued_at, text, envelope, version)
        JOIN manifests o ON o.manifest_id = t.previous_manifest_id
      ON CONFLICT DO NOTHING`,
     params,
@@ -273,6 +327,7 @@ export async function insertTwins(q: Queryable, twins: TwinRow[]): Promise<numbe
 export interface ManifestFilter {
   keyId?: string;
   status?: ManifestStatus;
+  version?: ManifestVersion;
   /** Only manifests no twin was re-issued from yet. */
   withoutSuccessor?: boolean;
   /** Only manifests after this manifest_id (keyset order). */
@@ -290,6 +345,10 @@ function where(filter: ManifestFilter, params: unknown[]): string[] {
   if (filter.status !== undefined) {
     params.push(checkStatus(filter.status));
     conditions.push(`status = $${params.length}`);
+  }
+  if (filter.version !== undefined) {
+    params.push(checkVersion(filter.version));
+    conditions.push(`version = $${params.length}`);
   }
   if (filter.withoutSuccessor) {
     conditions.push(
@@ -325,7 +384,11 @@ export interface PageQuery extends ManifestFilter {
 
 export interface ManifestPageRow {
   manifestId: string;
-  text: string;
+  version: ManifestVersion;
+  /** v0.1 JSON text (null for v0.2). */
+  text: string | null;
+  /** v0.2 COSE envelope (null for v0.1). */
+  envelope: Uint8Array | null;
   keyId: string | null;
   /** When the manifest entered the store (the compromise cut-off reads it). */
   storedAt: Date;
@@ -338,18 +401,22 @@ export async function pageManifests(q: Queryable, query: PageQuery): Promise<Man
   params.push(query.limit);
   const { rows } = await q.query<{
     manifest_id: string;
-    text: string;
+    version: ManifestVersion;
+    text: string | null;
+    envelope: Buffer | null;
     key_id: string | null;
     stored_at: Date;
   }>(
-    `SELECT manifest_id, text, key_id, stored_at FROM manifests
+    `SELECT manifest_id, version, text, envelope, key_id, stored_at FROM manifests
       ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
       ORDER BY manifest_id LIMIT $${params.length}`,
     params,
   );
   return rows.map((r) => ({
     manifestId: r.manifest_id,
+    version: r.version,
     text: r.text,
+    envelope: r.envelope === null ? null : new Uint8Array(r.envelope),
     keyId: r.key_id,
     storedAt: r.stored_at,
   }));
@@ -363,7 +430,9 @@ interface ManifestRow {
   expires_at: Date | null;
   status: ManifestStatus;
   previous_manifest_id: string | null;
-  text: string;
+  version: ManifestVersion;
+  text: string | null;
+  envelope: Buffer | null;
   stored_at: Date;
 }
 
@@ -376,13 +445,15 @@ function toStored(r: ManifestRow): StoredManifest {
     expiresAt: r.expires_at,
     status: r.status,
     previousManifestId: r.previous_manifest_id,
+    version: r.version,
     text: r.text,
+    envelope: r.envelope === null ? null : new Uint8Array(r.envelope),
     storedAt: r.stored_at,
   };
 }
 
 const COLUMNS =
-  'manifest_id, agent_id, key_id, issued_at, expires_at, status, previous_manifest_id, text, stored_at';
+  'manifest_id, agent_id, key_id, issued_at, expires_at, status, previous_manifest_id, version, text, envelope, stored_at';
 
 export async function getManifest(q: Queryable, manifestId: string): Promise<StoredManifest | null> {
   const { rows } = await q.query<ManifestRow>(`SELECT ${COLUMNS} FROM manifests WHERE manifest_id = $1`, [
@@ -425,4 +496,18 @@ export async function statsByKey(q: Queryable): Promise<KeyStats[]> {
     'SELECT key_id, status, count(*) AS n FROM manifests GROUP BY key_id, status ORDER BY key_id NULLS LAST, status',
   );
   return rows.map((r) => ({ keyId: r.key_id, status: r.status, count: Number(r.n) }));
+}
+
+export interface VersionStats {
+  version: ManifestVersion;
+  status: ManifestStatus;
+  count: number;
+}
+
+/** Counts per manifest version and status (how far the migration to v0.2 has come). */
+export async function statsByVersion(q: Queryable): Promise<VersionStats[]> {
+  const { rows } = await q.query<{ version: ManifestVersion; status: ManifestStatus; n: string }>(
+    'SELECT version, status, count(*) AS n FROM manifests GROUP BY version, status ORDER BY version, status',
+  );
+  return rows.map((r) => ({ version: r.version, status: r.status, count: Number(r.n) }));
 }

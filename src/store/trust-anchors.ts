@@ -226,6 +226,15 @@ export interface ServedTrustAnchor {
 }
 
 /** Only what the HTTP service sends, without re-validating the document on every request. */
+/** The newest version number of `identity`'s anchor, or null: an index lookup, no text. */
+export async function latestAnchorVersion(q: Queryable, identity: string): Promise<number | null> {
+  const { rows } = await q.query<{ version: number }>(
+    'SELECT version FROM trust_anchors WHERE identity = $1 ORDER BY version DESC LIMIT 1',
+    [identity],
+  );
+  return rows[0]?.version ?? null;
+}
+
 export async function currentTrustAnchorServed(
   q: Queryable,
   identity: string,

@@ -20,6 +20,7 @@ import {
   type TrustedAnchor,
   trustedKeysFromAnchor,
   type Verdict,
+  verifyCoseEnvelope,
   verifyManifest,
   verifySignedAnchor,
 } from '../manifest';
@@ -34,6 +35,15 @@ import {
   freshnessSeconds,
   isFresh,
 } from './http-cache';
+
+/** A manifest as presented: v0.1 JSON text, or a v0.2 COSE envelope's bytes. */
+export type ManifestInput = string | Uint8Array;
+
+/** A manifest line as files carry them: hex digits are a v0.2 envelope, anything else v0.1 JSON text. */
+export function manifestFromLine(line: string): ManifestInput {
+  const t = line.trim();
+  return /^(?:[0-9a-fA-F]{2})+$/.test(t) ? Uint8Array.from(Buffer.from(t, 'hex')) : line;
+}
 
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 export const SIGNED_TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
@@ -87,7 +97,7 @@ export interface ReferenceVerifierOptions {
 export interface RunLoopOptions {
   intervalMs: number;
   /** The manifests to verify on each cycle (a sidecar sees the ones its agent presents). */
-  manifests: () => Promise<string[]> | string[];
+  manifests: () => Promise<ManifestInput[]> | ManifestInput[];
   /** Called after each cycle with the verdicts of that cycle. */
   onCycle?: (verdicts: Verdict[]) => void;
   /** Called with each failed refresh or check-in; the loop carries on with what it holds. */
@@ -343,8 +353,11 @@ export class ReferenceVerifier {
     this.#crl = { ...held, head: delta.head, freshUntil: delta.freshUntil };
   }
 
-  /** Verifies one manifest against the held anchor and CRL; a VALID result counts for its key_id. */
-  verify(manifestText: string): Verdict {
+  /**
+   * Verifies one manifest (v0.1 text or a v0.2 envelope, each under its own rules) against the held
+   * anchor and CRL; a VALID result counts for its key_id.
+   */
+  verify(manifest: ManifestInput): Verdict {
     let verdict: Verdict;
     if (!this.#anchor) {
       verdict = { result: 'INVALID', keyId: null, reason: 'no trusted anchor held yet: refresh() first' };
@@ -355,11 +368,12 @@ export class ReferenceVerifier {
         reason: `the trusted anchor (version ${this.#anchor.version}) expired at ${this.#anchor.expiresAt.toISOString()} and no newer one could be fetched`,
       };
     } else {
-      verdict = verifyManifest(manifestText, {
-        trustedKeys: this.#trustedKeys(),
-        revokedIds: this.#revoked,
-        now: this.#now(),
-      });
+      const ctx = { trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() };
+      if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx);
+      else {
+        const v = verifyCoseEnvelope(manifest, ctx);
+        verdict = { result: v.result, keyId: v.keyId, reason: v.reason };
+      }
     }
     if (verdict.result === 'VALID' && verdict.keyId !== null) {
       this.#validCounts.set(verdict.keyId, (this.#validCounts.get(verdict.keyId) ?? 0) + 1);
@@ -431,7 +445,7 @@ export class ReferenceVerifier {
         await this.refresh().catch(report);
         const verdicts: Verdict[] = [];
         try {
-          for (const text of await options.manifests()) verdicts.push(this.verify(text));
+          for (const m of await options.manifests()) verdicts.push(this.verify(m));
         } catch (err) {
           report(err);
         }

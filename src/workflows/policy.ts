@@ -3,7 +3,7 @@
  * Pure and deterministic: imported by the workflow, the CLI's `rotate plan` and the tests.
  */
 
-import { type CustodianKind, TRIGGERS, type Trigger } from '../domain';
+import { type CustodianKind, REISSUE_AS, type ReissueAs, TRIGGERS, type Trigger } from '../domain';
 import { PolicyError } from '../errors';
 
 export { type CustodianKind, PolicyError, TRIGGERS, type Trigger };
@@ -52,6 +52,12 @@ export interface RotationPolicy {
    */
   stepAlertSeconds: number;
   /**
+   * The version a re-issued v0.1 manifest gets: "0.2" (a COSE_Sign1; agent-manifest ended new v0.1
+   * issuance on 2026-11-30, and a re-issue is an issuance) or "same" (each manifest keeps its
+   * version). v0.2 manifests are always re-issued as v0.2.
+   */
+  reissueAs: ReissueAs;
+  /**
    * Pickup gate (issue 14): before revocation, agents that rotor serves manifests to must have
    * fetched their re-issued twin. Agents seen fetching but still on the original hold revocation
    * for up to `pickupGraceSeconds` past its planned time, then the rotation pauses and alerts.
@@ -76,6 +82,8 @@ export interface RotationPolicy {
   analysisMinResults: number;
   analysisRollback: boolean;
 }
+
+export { REISSUE_AS, type ReissueAs };
 
 const MINUTE = 60;
 const HOUR = 3600;
@@ -121,6 +129,7 @@ export function defaultPolicy(trigger: Trigger): RotationPolicy {
     heartbeatTimeoutSeconds: 60,
     gateSliceSeconds: 5 * MINUTE,
     stepAlertSeconds: 10 * MINUTE,
+    reissueAs: '0.2',
     pickupGate: true,
     pickupGraceSeconds: 5 * MINUTE,
     deliveryMaxAgeSeconds: 60,
@@ -148,6 +157,11 @@ export function resolvePolicy(trigger: Trigger, overrides: Partial<RotationPolic
       revokeAtSeconds: 0,
       decommissionAtSeconds: 0,
     });
+  }
+  if (!REISSUE_AS.includes(policy.reissueAs)) {
+    throw new PolicyError(
+      `policy.reissueAs must be one of ${REISSUE_AS.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(policy.reissueAs)}`,
+    );
   }
   for (const [name, value] of Object.entries(policy)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {

@@ -15,15 +15,13 @@ import { verifyOutputs } from '../../src/demo/outputs';
 import type { DemoSummary } from '../../src/demo/summary';
 import {
   b64urlDecode,
-  isJsonObject,
-  manifestIndexFields,
-  parseJson,
+  examineEnvelope,
   readCrl,
   trustedKeysFromAnchor,
   unverifiedAnchorPayload,
   validateSignedAnchorPayload,
   validateTrustAnchor,
-  verifyManifest,
+  verifyCoseEnvelope,
   verifySignedAnchor,
 } from '../../src/manifest';
 import { connect } from '../../src/store/db';
@@ -82,7 +80,10 @@ function baseEnv(): NodeJS.ProcessEnv {
 
 interface Outputs {
   summary: DemoSummary;
+  /** manifests.jsonl: v0.1 texts (none after the migration). */
   manifestLines: string[];
+  /** manifests-cose.jsonl: v0.2 envelopes as hex. */
+  coseLines: string[];
   anchorText: string;
   crlText: string;
   jwsText: string;
@@ -91,9 +92,12 @@ interface Outputs {
 async function readOutputs(dir: string): Promise<Outputs> {
   const manifestLines = (await readFile(join(dir, 'manifests.jsonl'), 'utf8')).split('\n');
   expect(manifestLines.pop()).toBe('');
+  const coseLines = (await readFile(join(dir, 'manifests-cose.jsonl'), 'utf8')).split('\n');
+  expect(coseLines.pop()).toBe('');
   return {
     summary: JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8')) as DemoSummary,
     manifestLines,
+    coseLines,
     anchorText: await readFile(join(dir, 'trust-anchor.json'), 'utf8'),
     crlText: await readFile(join(dir, 'crl.jsonl'), 'utf8'),
     jwsText: await readFile(join(dir, 'trust-anchor.jws'), 'utf8'),
@@ -124,21 +128,27 @@ async function expectOutputsVerify(o: Outputs, keyType: 'software' | 'hsm') {
   const revoked = new Set(crl.accepted.map((r) => r.manifestId));
   expect(revoked.size).toBe(COUNT);
 
-  expect(o.manifestLines).toHaveLength(COUNT);
+  // The seeded store mixes v0.1 and v0.2; the rotation (reissueAs "0.2") leaves only v0.2 twins.
+  expect(o.manifestLines).toHaveLength(0);
+  expect(o.coseLines).toHaveLength(COUNT);
   const trusted = trustedKeysFromAnchor(anchor, { now: new Date() });
   const predecessors = new Set<string>();
-  for (const [i, text] of o.manifestLines.entries()) {
-    const verdict = verifyManifest(text, { trustedKeys: trusted, revokedIds: revoked, now: new Date() });
-    expect(verdict, `manifests.jsonl line ${i + 1}`).toMatchObject({ result: 'VALID', keyId: newKeyId });
-    const doc = parseJson(text);
-    if (!isJsonObject(doc)) throw new Error(`manifests.jsonl line ${i + 1} is not an object`);
-    const signature = doc.get('signature');
-    if (!isJsonObject(signature)) throw new Error(`manifests.jsonl line ${i + 1} has no signature block`);
-    expect(signature.get('key_type')).toBe(keyType);
+  for (const [i, line] of o.coseLines.entries()) {
+    const envelope = Uint8Array.from(Buffer.from(line, 'hex'));
+    const verdict = verifyCoseEnvelope(envelope, {
+      trustedKeys: trusted,
+      revokedIds: revoked,
+      now: new Date(),
+    });
+    expect(verdict, `manifests-cose.jsonl line ${i + 1}`).toMatchObject({ result: 'VALID', keyId: newKeyId });
+    const e = examineEnvelope(envelope);
+    expect(e.manifest.get('version')).toBe('0.2');
     // Re-issued per spec 3.8: a twin of one old manifest, whose id is on the CRL.
-    expect(doc.has('attestation')).toBe(false);
-    predecessors.add(manifestIndexFields(text).previousManifestId ?? '(none)');
+    expect(e.manifest.has('attestation')).toBe(false);
+    predecessors.add((e.manifest.get('previous_manifest_id') as string) ?? '(none)');
   }
+  // A v0.2 envelope names no key_type (v0.1's signature block did): the new key's custodian says it.
+  expect(o.summary.keys.custodian).toBe(keyType === 'hsm' ? 'pkcs11' : 'software');
   expect(predecessors).toEqual(revoked);
   for (const r of crl.accepted.slice(0, 20)) {
     expect(r.signerKeyId).toBe(authority.key_id);
@@ -232,6 +242,9 @@ describe('rotor demo with nothing configured (embedded Postgres, software custod
     expect(run.stderr).toContain(
       `manifests  ${COUNT} seeded, ${COUNT} re-issued, ${COUNT} revoked, ${COUNT} active after`,
     );
+    expect(run.stderr).toContain(
+      `versions   before: ${COUNT * 0.75} v0.1 + ${COUNT * 0.25} v0.2; active after: 0 v0.1 + ${COUNT} v0.2 (reissueAs 0.2)`,
+    );
     expect(run.stderr).toMatch(/anchor +version 3, 1 key\(s\)/);
     expect(run.stderr).toMatch(new RegExp(`CRL +${COUNT} record\\(s\\)`));
     expect(run.stderr).toContain(
@@ -243,22 +256,31 @@ describe('rotor demo with nothing configured (embedded Postgres, software custod
     const copy = await mkdtemp(join(tmpdir(), 'rotor-demo-tampered-'));
     try {
       await cp(dir, copy, { recursive: true });
-      const oldIds = new Set(outputs.manifestLines.map((t) => manifestIndexFields(t).previousManifestId!));
+      const oldIds = new Set(
+        outputs.coseLines.map(
+          (l) =>
+            examineEnvelope(Uint8Array.from(Buffer.from(l, 'hex'))).manifest.get(
+              'previous_manifest_id',
+            ) as string,
+        ),
+      );
       const newKeyId = outputs.summary.keys.newKeyId!;
-      const lines = [...outputs.manifestLines];
-      // agent_id is a signed field: the twin on line 7 no longer matches its signature.
-      lines[6] = lines[6]!.replace('spiffe://trust.example/agent/', 'spiffe://trust.example/agents/');
-      await writeFile(join(copy, 'manifests.jsonl'), `${lines.join('\n')}\n`);
+      const lines = [...outputs.coseLines];
+      // The payload is signed: one byte changed in the middle of the twin on line 7 breaks it.
+      const bytes = Buffer.from(lines[6]!, 'hex');
+      bytes[Math.floor(bytes.length / 2)]! ^= 1;
+      lines[6] = bytes.toString('hex');
+      await writeFile(join(copy, 'manifests-cose.jsonl'), `${lines.join('\n')}\n`);
       const crlLines = outputs.crlText.split('\n').filter(Boolean);
       await writeFile(join(copy, 'crl.jsonl'), `${crlLines.slice(1).join('\n')}\n`);
       const dropped = JSON.parse(crlLines[0]!).manifest_id as string;
 
       const report = await verifyOutputs(copy, { oldManifestIds: oldIds, newKeyId, now: new Date() });
       expect(report.ok).toBe(false);
-      expect(report.manifests).toEqual({ total: COUNT, valid: COUNT - 1 });
+      expect(report.manifests).toEqual({ total: COUNT, valid: COUNT - 1, v01: 0, v02: COUNT });
       expect(report.oldRevoked).toEqual({ expected: COUNT, revoked: COUNT - 1 });
       expect(report.problems).toContain(`old manifest_id ${dropped} is not revoked by crl.jsonl`);
-      expect(report.problems.some((p) => p.startsWith('manifests.jsonl line 7: INVALID'))).toBe(true);
+      expect(report.problems.some((p) => p.startsWith('manifests-cose.jsonl line 7: INVALID'))).toBe(true);
     } finally {
       await rm(copy, { recursive: true, force: true });
     }

@@ -185,6 +185,10 @@ describe('Postgres failures mid-rotation (Temporal server on Postgres persistenc
     const { result } = await endsOnItsOwn(r.handle, 180_000);
     expect(result.phase, result.outcome).toBe('completed');
     expect(result.pause).toBeUndefined();
+    expect(result.progress.resign, 're-sign progress counts every manifest').toEqual({
+      done: COUNT,
+      total: COUNT,
+    });
     expectWorkerAlive();
     await expectCleanRotation(env, { identity, ...r, count: COUNT });
     const { rows } = await env.db.pool.query<{ action: string }>(

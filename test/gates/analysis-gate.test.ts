@@ -24,7 +24,7 @@ beforeAll(async () => {
   const signer = await env.initIdentity(IDENTITY);
   await env.seed(IDENTITY, signer, 10);
   const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-  agents = originals.slice(0, 5).map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id);
+  agents = originals.slice(0, 5).map((m) => (JSON.parse(m.text!) as { agent_id: string }).agent_id);
   ({ token } = await createCredential(env.db.pool, { kind: 'deployment', agentPrefixes: ['spiffe://'] }));
   verifier = new ReferenceVerifier({
     id: 'mispinned-1',

@@ -25,7 +25,7 @@ describe('pickup gate', () => {
     const signer = await env.initIdentity(IDENTITY);
     await env.seed(IDENTITY, signer, 7);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-    const agents = originals.map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id);
+    const agents = originals.map((m) => (JSON.parse(m.text!) as { agent_id: string }).agent_id);
     const { token } = await createCredential(env.db.pool, {
       kind: 'deployment',
       agentPrefixes: ['spiffe://'],

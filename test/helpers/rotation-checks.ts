@@ -10,7 +10,7 @@ import { activeKey, listKeys } from '../../src/store/keys';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { expect, inject } from 'vitest';
-import { readCrl, trustedKeysFromAnchor, verifyManifest } from '../../src/manifest';
+import { readCrl, trustedKeysFromAnchor, verifyCoseEnvelope, verifyManifest } from '../../src/manifest';
 import { pageManifests } from '../../src/store/manifests';
 import { streamRevocationLines } from '../../src/store/revocations';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
@@ -22,12 +22,13 @@ export async function allManifests(
   env: RotationEnv,
   filter: { keyId?: string; status?: 'active' | 'superseded' | 'revoked' },
 ) {
-  const out: { manifestId: string; text: string; keyId: string | null }[] = [];
+  // `text` is '' for a v0.2 manifest, whose copy of record is `envelope`.
+  const out: { manifestId: string; text: string; envelope: Uint8Array | null; keyId: string | null }[] = [];
   let after: string | null = null;
   for (;;) {
     const page = await pageManifests(env.db.pool, { ...filter, afterManifestId: after, limit: 1000 });
     if (page.length === 0) return out;
-    out.push(...page);
+    out.push(...page.map((m) => ({ ...m, text: m.text ?? '' })));
     after = page[page.length - 1]!.manifestId;
   }
 }
@@ -65,7 +66,8 @@ export async function expectActiveManifestsValid(
   expect(active).toHaveLength(count);
   for (const m of active) {
     expect(m.keyId).toBe(signerKeyId);
-    const verdict = verifyManifest(m.text, { trustedKeys: trusted, revokedIds, now: new Date() });
+    const ctx = { trustedKeys: trusted, revokedIds, now: new Date() };
+    const verdict = m.envelope !== null ? verifyCoseEnvelope(m.envelope, ctx) : verifyManifest(m.text, ctx);
     expect(verdict, m.manifestId).toMatchObject({ result: 'VALID', keyId: signerKeyId });
   }
   return { anchor: anchor!, revokedIds };

@@ -45,6 +45,9 @@ export const COMPRESSED: Partial<RotationPolicy> = {
   allowSoftwareCustodian: true,
   batchSize: 200,
   chunkSize: 1000,
+  // These suites check v0.1 re-issue (twins as JSON text); the v0.1 -> v0.2 migration, the
+  // production default, has its own suite (test/rotation/migration-v02.test.ts).
+  reissueAs: 'same',
   // Agents' manifest cache lifetime: never-seen agents hold revocation this long after release.
   deliveryMaxAgeSeconds: 1,
   pickupMarginSeconds: 0,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main';
 
-const ROTOR = join(import.meta.dirname, '../../bin/rotor.mjs');
+const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
 const VECTORS = join(import.meta.dirname, '../fixtures/vectors');
 const sdk = JSON.parse(readFileSync(join(VECTORS, 'reference-sdk-cose-shared.json'), 'utf8')) as {
   key: { seed_b64url: string; public_b64url: string; key_id: string };

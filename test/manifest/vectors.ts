@@ -98,3 +98,11 @@ export async function validSigned(overrides: Loose = {}): Promise<string> {
   return (await signManifest(JSON.stringify(validUnsigned(overrides)), testSigner, { signedAt: SIGNED_AT }))
     .text;
 }
+
+/** An upstream COSE vector's envelope bytes (AM-VEC-COSE-*: `envelope_hex`). */
+export function upstreamEnvelope(id: string): Uint8Array {
+  const v = JSON.parse(readFileSync(join(VECTORS, 'agent-manifest-upstream', `${id}.json`), 'utf8')) as {
+    envelope_hex: string;
+  };
+  return Uint8Array.from(Buffer.from(v.envelope_hex, 'hex'));
+}

@@ -39,6 +39,8 @@ beforeAll(async () => {
   }
   env = await createRotationEnv('software', { identity: IDENTITY });
   service = createHttpService({
+    // Each step publishes an anchor and reads it back at once: no staleness window.
+    anchorRevalidateMs: 0,
     pool: env.db.pool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,
@@ -114,7 +116,9 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     const signer = await env.initIdentity(IDENTITY);
     await env.seed(IDENTITY, signer, 40);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-    const agents = originals.slice(0, 6).map((m) => (JSON.parse(m.text) as { agent_id: string }).agent_id);
+    const agents = originals
+      .slice(0, 6)
+      .map((m) => (JSON.parse(m.text ?? '') as { agent_id: string }).agent_id);
     const { token } = await createCredential(env.db.pool, {
       kind: 'deployment',
       agentPrefixes: ['spiffe://'],

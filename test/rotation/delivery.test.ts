@@ -25,7 +25,7 @@ describe('manifest delivery in the safe order', () => {
     const signer = await env.initIdentity(IDENTITY);
     await env.seed(IDENTITY, signer, 8);
     const originals = await pageManifests(env.db.pool, { status: 'active', limit: 100 });
-    const agentOf = (text: string) => (JSON.parse(text) as { agent_id: string }).agent_id;
+    const agentOf = (text: string | null) => (JSON.parse(text ?? '') as { agent_id: string }).agent_id;
     const { token } = await createCredential(env.db.pool, {
       kind: 'deployment',
       agentPrefixes: ['spiffe://'],

@@ -40,6 +40,8 @@ describe('revocation records signed by the revocation authority', () => {
     dir = mkdtempSync(join(tmpdir(), 'rotor-authority-'));
     custodian = await openSoftwareCustodian({ dir });
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: 300,
       crlCacheSeconds: 30,
@@ -83,7 +85,7 @@ describe('revocation records signed by the revocation authority', () => {
     });
     await v.refresh();
     expect(v.anchorVersion).toBe(1);
-    expect(originals.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
+    expect(originals.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('VALID'));
 
     // Compromise (runbook, no overlap): new key, anchor without the old key, every old manifest revoked.
     const second = await steps.generateKey({
@@ -116,7 +118,7 @@ describe('revocation records signed by the revocation authority', () => {
     expect(v.anchorVersion).toBe(1);
     expect(v.crlRejectedCount).toBe(0);
     expect(v.revokedCount).toBe(6);
-    expect(originals.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('REVOKED'));
+    expect(originals.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('REVOKED'));
 
     // A second rotation, and its revocations: still the same signer for every record.
     const third = await steps.generateKey({
@@ -183,7 +185,7 @@ describe('revocation records signed by the revocation authority', () => {
     expect(v.crlRejectedCount).toBe(0);
     const current = await pageManifests(db.pool, { keyId: third.keyId, status: 'active', limit: 100 });
     expect(current).toHaveLength(6);
-    expect(current.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
+    expect(current.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('VALID'));
     const stranger = softwareSigner(randomBytes(32));
     const forge = async (manifestId: string, by: Signer, namedSigner = by.keyId) => {
       const { line } = await signRevocation(
@@ -203,10 +205,10 @@ describe('revocation records signed by the revocation authority', () => {
     // after reads the full list, where each forged line is refused on its own.
     await expect(v.refresh()).rejects.toThrow(/refused whole, 3 of 3 records do not verify/);
     expect(v.revokedCount).toBe(12);
-    expect(current.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
+    expect(current.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('VALID'));
     await v.refresh();
     expect(v.crlRejectedCount).toBe(3);
     expect(v.revokedCount).toBe(12);
-    expect(current.map((m) => v.verify(m.text).result)).toEqual(Array(6).fill('VALID'));
+    expect(current.map((m) => v.verify(m.text ?? m.envelope!).result)).toEqual(Array(6).fill('VALID'));
   });
 });

@@ -250,15 +250,15 @@ function suite(kind: CustodianKind) {
     const oldEntry = anchor.document.keys.find((k) => k.key_id === `sha256:${old.keyId}`);
     expect(oldEntry).toMatchObject({ status: 'verify-only' });
     expect(Date.parse(oldEntry!.valid_until!)).toBe(
-      Date.parse(JSON.parse((await getManifest(env.db.pool, nearExpiry))!.text).expires_at),
+      Date.parse(JSON.parse((await getManifest(env.db.pool, nearExpiry))!.text!).expires_at),
     );
-    const near = verifyManifest((await getManifest(env.db.pool, nearExpiry))!.text, {
+    const near = verifyManifest((await getManifest(env.db.pool, nearExpiry))!.text!, {
       trustedKeys: trusted,
       revokedIds,
       now: new Date(),
     });
     expect(near).toMatchObject({ result: 'VALID', keyId: old.keyId });
-    const gone = verifyManifest((await getManifest(env.db.pool, expired))!.text, {
+    const gone = verifyManifest((await getManifest(env.db.pool, expired))!.text!, {
       trustedKeys: trusted,
       revokedIds,
       now: new Date(),

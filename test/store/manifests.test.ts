@@ -103,7 +103,9 @@ describe('manifest store', () => {
       {
         manifestId: '0190b6e0-0000-7000-8000-0000000000aa',
         storedAt: expect.any(Date),
+        version: '0.1',
         text,
+        envelope: null,
         keyId: 'c'.repeat(64),
       },
     ]);
@@ -114,7 +116,7 @@ describe('manifest store', () => {
     for (const m of sdkVectors.manifests) {
       const back = await getManifest(db.pool, JSON.parse(m.signed_json).manifest_id);
       expect(back!.text).toBe(m.signed_json);
-      const root = parseJson(back!.text);
+      const root = parseJson(back!.text!);
       expect(isJsonObject(root) && checkManifestSignature(root, trusted).ok).toBe(true);
     }
   });

@@ -65,6 +65,13 @@ describe.skipIf(!inject('softhsm').available)(
       expect(result.progress.resign.done).toBe(COUNT);
       expect(survivor.child.exitCode, survivor.output().slice(-500)).toBeNull();
       await expectCleanRotation(env, { identity, oldKeyId: signer.keyId, newKeyId: newKeyId!, count: COUNT });
+      // Taken over on the heartbeat timeout, within the step's own attempt budget: the step never
+      // failed long enough to pause as `retrying` (it would, after stepAlertSeconds, without it).
+      const { rows } = await env.db.pool.query<{ action: string }>(
+        "SELECT action FROM audit_log WHERE subject = $1 AND action = 'rotation.step-failing'",
+        [`rotation/${identity}`],
+      );
+      expect(rows, 'no step-failing alert').toEqual([]);
     }, 480_000);
   },
 );

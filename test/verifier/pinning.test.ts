@@ -86,6 +86,8 @@ describe('ReferenceVerifier pinned to the anchor root, through a rewriting proxy
       testAnchorSigning([rootKey], { lifetimeSeconds: 3600 }),
     );
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: MAX_AGE,
       checkInToken: TOKEN,
@@ -282,11 +284,20 @@ describe('ReferenceVerifier pinned to the anchor root, through a rewriting proxy
     expect(verdict.result).toBe('INVALID');
     expect(verdict.reason).toMatch(/expired at .* and no newer one could be fetched/);
     expect(v.trustedKeyIds).toEqual([]);
+    // Reported at check-in as a verifier without a usable anchor, not as some other failure.
+    expect(v.rejectionCounts).toEqual({ none: { no_anchor: 1 } });
 
     // Served the same (now expired) anchor again, it is refused as expired, not re-adopted.
     mode = { kind: 'replace', body: (await currentTrustAnchor(db.pool, IDENTITY))!.jws! };
     await expect(v.refresh()).rejects.toThrow(/expired at/);
     mode = { kind: 'pass' };
+  });
+
+  it('counts what it rejects before it holds any anchor as no_anchor (the check-in reason)', async () => {
+    const v = verifier('never-refreshed');
+    const verdict = v.verify(await signedManifest(keyB));
+    expect(verdict).toMatchObject({ result: 'INVALID', keyId: null });
+    expect(v.rejectionCounts).toEqual({ none: { no_anchor: 1 } });
   });
 
   it('refuses plain http: off this machine', () => {
@@ -321,6 +332,8 @@ describe('root rotation with the custodian: a pinned verifier follows it', () =>
     dir = mkdtempSync(join(tmpdir(), 'rotor-root-'));
     custodian = await openSoftwareCustodian({ dir });
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: 1,
       checkInToken: TOKEN,

@@ -108,6 +108,8 @@ describe('ReferenceVerifier', () => {
       signing,
     );
     service = createHttpService({
+      // Each step publishes an anchor and reads it back at once: no staleness window.
+      anchorRevalidateMs: 0,
       pool: db.pool,
       anchorMaxAgeSeconds: ANCHOR_MAX_AGE,
       crlCacheSeconds: CRL_MAX_AGE,

@@ -17,6 +17,7 @@ import { withPool } from '../../store/db';
 import { requireKey } from '../../store/keys';
 import {
   checkStatus,
+  checkVersion,
   type ImportItem,
   type ManifestStatus,
   pageManifests,
@@ -25,6 +26,23 @@ import {
 
 const LINE_FILES = new Set(['.jsonl', '.ndjson']);
 const DOCUMENT_FILES = new Set(['.json']);
+/** One v0.2 COSE envelope per file, binary. */
+const ENVELOPE_FILES = new Set(['.cbor', '.cose']);
+/** A line of hex digits is a v0.2 envelope (`manifests export` writes them so); anything else is JSON text. */
+const HEX_LINE = /^[0-9a-fA-F]+$/;
+
+/** One import line: a v0.1 JSON document, or a v0.2 envelope as hex. */
+export function lineItem(line: string, source: string): ImportItem {
+  const t = line.trim();
+  if (HEX_LINE.test(t)) {
+    if (t.length % 2 !== 0) {
+      // Reported through the import like any other bad record: an odd hex line is not an envelope.
+      return { envelope: new Uint8Array(0), source: `${source} (odd number of hex digits)` };
+    }
+    return { envelope: Uint8Array.from(Buffer.from(t, 'hex')), source };
+  }
+  return { text: line, source };
+}
 
 /** Each rejection on stderr, with its source; the import goes on. */
 function reportRejected(r: { source: string; reason: string }): void {
@@ -38,7 +56,7 @@ async function* lineItems(input: Readable, name: string): AsyncGenerator<ImportI
   for await (const line of lines) {
     n++;
     if (line.trim() === '') continue;
-    yield { text: line, source: `${name}:${n}` };
+    yield lineItem(line, `${name}:${n}`);
   }
 }
 
@@ -49,12 +67,22 @@ async function filesUnder(dir: string): Promise<string[]> {
   )) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else if (LINE_FILES.has(extname(entry.name)) || DOCUMENT_FILES.has(extname(entry.name))) out.push(path);
+    else if (
+      LINE_FILES.has(extname(entry.name)) ||
+      DOCUMENT_FILES.has(extname(entry.name)) ||
+      ENVELOPE_FILES.has(extname(entry.name))
+    )
+      out.push(path);
   }
   return out;
 }
 
 async function* fileItems(path: string): AsyncGenerator<ImportItem> {
+  if (ENVELOPE_FILES.has(extname(path))) {
+    // The envelope's bytes are the copy of record, kept exactly as read.
+    yield { envelope: new Uint8Array(await fs.readFile(path)), source: path };
+    return;
+  }
   if (DOCUMENT_FILES.has(extname(path))) {
     // One document per .json file: its text is kept as written, bar the whitespace around it.
     yield { text: (await fs.readFile(path, 'utf8')).trim(), source: path };
@@ -78,7 +106,7 @@ async function* sourceItems(source: string): AsyncGenerator<ImportItem> {
   }
   const files = stat.isDirectory() ? await filesUnder(source) : [source];
   if (stat.isDirectory() && files.length === 0) {
-    throw new UsageError(`${source}: no .json, .jsonl or .ndjson files in this directory`);
+    throw new UsageError(`${source}: no .json, .jsonl, .ndjson or .cbor files in this directory`);
   }
   for (const file of files) yield* fileItems(file);
 }
@@ -93,26 +121,31 @@ export function registerManifestsCommands(program: Command): void {
   manifests
     .command('import <source>')
     .description(
-      'import manifests from FILE, DIR or - (stdin): .jsonl/.ndjson and stdin hold one manifest per line, ' +
-        '.json files one document; bad records are reported with their source and line; exits 1 if any were rejected',
+      'import manifests from FILE, DIR or - (stdin): .jsonl/.ndjson and stdin hold one manifest per line ' +
+        '(v0.1 JSON text, or a v0.2 COSE envelope as hex), .json files one v0.1 document, .cbor files one v0.2 envelope; ' +
+        'bad records are reported with their source and line; exits 1 if any were rejected',
     )
     .action(async (source: string) => {
       await withPool(async (pool) => {
         const totals = await importStream(pool, sourceItems(source), { onRejected: reportRejected });
         const { imported, duplicates, rejected } = totals;
         process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected })}\n`);
-        if (totals.rejected > 0) process.exitCode = 1;
+        if (rejected > 0) process.exitCode = 1;
       });
     });
 
   manifests
     .command('export')
-    .description('write stored manifests as JSON lines, text exactly as stored, in manifest_id order')
+    .description(
+      'write stored manifests one per line in manifest_id order: v0.1 JSON text exactly as stored, v0.2 envelopes as hex of the stored bytes',
+    )
     .option('--key-id <key_id>', 'only manifests signed by this key')
     .option('--status <status>', 'only manifests in this status (active, superseded, revoked)')
-    .action(async (opts: { keyId?: string; status?: string }) => {
+    .option('--version <version>', 'only manifests of this version (0.1, 0.2)')
+    .action(async (opts: { keyId?: string; status?: string; version?: string }) => {
       const status: ManifestStatus | undefined =
         opts.status === undefined ? undefined : checkStatus(opts.status);
+      const version = opts.version === undefined ? undefined : checkVersion(opts.version);
       await withPool(async (pool) => {
         let after: string | null = null;
         let multiLine = 0;
@@ -120,13 +153,18 @@ export function registerManifestsCommands(program: Command): void {
           const page = await pageManifests(pool, {
             keyId: opts.keyId,
             status,
+            version,
             afterManifestId: after,
             limit: 1000,
           });
           if (page.length === 0) break;
           let chunk = '';
           for (const m of page) {
-            let text = m.text;
+            if (m.envelope !== null) {
+              chunk += `${Buffer.from(m.envelope).toString('hex')}\n`;
+              continue;
+            }
+            let text = m.text ?? '';
             // A raw line break can only sit between JSON tokens, where it is insignificant; one
             // line per manifest needs it gone. The value and signature are unchanged.
             if (/[\r\n]/.test(text)) {

@@ -9,6 +9,7 @@
  *   ROTOR_HTTP_PORT       port to bind (default 8080; 0 picks a free one, printed on stdout)
  *   ROTOR_ANCHOR_MAX_AGE  seconds verifiers may cache the trust anchor: its Cache-Control max-age,
  *                         and the wait a rotation sits out after publishing (default 300)
+ *   ROTOR_CRL_MAX_AGE     seconds verifiers may cache the CRL and single records (default 30)
  *   ROTOR_CHECKIN_TOKEN   shared fleet token, for unregistered verifiers only (one release; warns)
  *   ROTOR_METRICS_HOST, ROTOR_METRICS_PORT  /metrics on a listener of its own (127.0.0.1:9464)
  *   ROTOR_HTTP_TLS_CERT, ROTOR_HTTP_TLS_KEY  PEM files: serve HTTPS instead of HTTP
@@ -45,6 +46,8 @@ export interface ServeConfig {
   checkInToken: string | undefined;
   identity: string;
   manifestMaxAgeSeconds: number;
+  /** Cache-Control max-age of the CRL (the runbook's 30 s; the zero-downtime harness compresses it). */
+  crlCacheSeconds: number;
   pageToken: string | undefined;
   metricsHost: string;
   metricsPort: number;
@@ -92,6 +95,7 @@ export function serveConfig(env: Env = process.env): ServeConfig {
     checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
     identity,
     manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
+    crlCacheSeconds: positiveInt(env.ROTOR_CRL_MAX_AGE, 'ROTOR_CRL_MAX_AGE', 30),
     pageToken: env.ROTOR_PAGE_TOKEN || undefined,
     metricsHost: env.ROTOR_METRICS_HOST || '127.0.0.1',
     metricsPort: portOf(env.ROTOR_METRICS_PORT, 'ROTOR_METRICS_PORT', 9464),
@@ -187,6 +191,7 @@ export function registerServeCommands(program: Command): void {
         checkInToken: config.checkInToken,
         identity: config.identity,
         manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
+        crlCacheSeconds: config.crlCacheSeconds,
         pageToken: config.pageToken,
         resultsBucketSeconds: config.resultsBucketSeconds,
         rotationStatus: config.pageToken ? temporal.status : undefined,

@@ -7,7 +7,12 @@ import type { Verdict } from '../../manifest';
 import { withPool } from '../../store/db';
 import { gateVerifiers, registerVerifier, retireVerifier } from '../../store/verifiers';
 import { table } from '../../text/table';
-import { pinnedRoot, ReferenceVerifier } from '../../verifier/reference-verifier';
+import {
+  type ManifestInput,
+  manifestFromLine,
+  pinnedRoot,
+  ReferenceVerifier,
+} from '../../verifier/reference-verifier';
 import { checkIdentity } from '../rotation-options';
 
 interface RunOptions {
@@ -92,7 +97,10 @@ export function registerVerifierCommands(program: Command): void {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--root-threshold <n>', 'how many pinned root keys must sign an anchor', '1')
-    .option('--manifests <file>', 'JSON lines, one manifest per line, re-read each cycle and verified')
+    .option(
+      '--manifests <file>',
+      'one manifest per line (v0.1 JSON text, or a v0.2 envelope as hex), re-read each cycle and verified',
+    )
     .option('--once', 'run one cycle and exit: 0 when the refresh and the check-in succeeded')
     .action(async (opts: RunOptions) => {
       const intervalMs = positiveInt(opts.intervalMs, '--interval-ms', 5000);
@@ -137,7 +145,7 @@ export function registerVerifierCommands(program: Command): void {
 }
 
 /** One manifest per non-blank line; a missing file is bad usage, named. */
-async function readManifestLines(path: string): Promise<string[]> {
+async function readManifestLines(path: string): Promise<ManifestInput[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -146,7 +154,10 @@ async function readManifestLines(path: string): Promise<string[]> {
       `--manifests ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
     );
   }
-  return text.split('\n').filter((line) => line.trim() !== '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map(manifestFromLine);
 }
 
 function cycleSummary(v: ReferenceVerifier, verdicts: Verdict[]) {
