@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { type ActivityDeps, settingsFromEnv } from './activities/deps';
-import { databaseUrl, logLevel, temporalConfig } from './config';
+import { databaseUrl, logLevel, temporalConfig, temporalConnectionOptions } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
 import { errorMessage, RotorError } from './errors';
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const pool = await connect(databaseUrl());
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: temporal.address });
+    connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
   } catch (err) {
     throw new RotorError(
       `cannot reach Temporal at ${temporal.address} (${errorMessage(err)}): start it or set TEMPORAL_ADDRESS`,

@@ -241,8 +241,13 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes each host port once, and rotor serve on the port it listens on', () => {
-    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+    // `[host ip:]host port:container port`
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':').at(-2)));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    // Whoever reaches Temporal's frontend can start a compromise rotation: it and its UI stay on
+    // the host's loopback (issue 12); only rotor serve is published to the network.
+    expect(services.temporal!.ports).toEqual(['127.0.0.1:7233:7233']);
+    expect(services['temporal-ui']!.ports).toEqual(['127.0.0.1:8233:8080']);
     const serve = services['rotor-serve']!;
     const containerPorts = (serve.ports ?? []).map((p) => p.split(':').at(-1));
     expect(containerPorts).toContain(env(serve).ROTOR_HTTP_PORT);

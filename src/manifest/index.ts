@@ -107,14 +107,13 @@ export {
   type CoseReissueOptions,
   type CoseReissueResult,
   convertV01ToV02,
-  type ReissueAnyResult,
   type ReissueAs,
   reissueCoseEnvelope,
-  reissueStored,
   reissueV01AsCose,
   V01_CONTEXTS,
 } from './reissue-cose';
 export {
+  admissionProblem,
   DECLINE_CODES,
   type DeclineCode,
   decideReissue,

@@ -1,42 +1,47 @@
 /**
  * `rotor manifests ...`: the manifest store. import (JSON lines, or one document per .json file),
  * export (JSON lines, text as stored), seed (synthetic signed manifests), stats.
- * stdout carries data (export lines, JSON totals); rejections and progress go to stderr. Import and
- * seed stream through src/rotation/import.ts in batches of one transaction each.
+ * stdout carries data (export lines, JSON totals); rejections and progress go to stderr.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { positiveInt } from '../../config';
 import { openCustodian } from '../../custody';
 import { UsageError } from '../../errors';
-import { importStream, seedManifests } from '../../rotation/import';
-import { withPool } from '../../store/db';
+import { type Pool, withPool } from '../../store/db';
 import { requireKey } from '../../store/keys';
 import {
   checkStatus,
   checkVersion,
   type ImportItem,
+  type ImportResult,
+  type ImportVerification,
+  importManifests,
   type ManifestStatus,
   pageManifests,
   statsByKey,
 } from '../../store/manifests';
+import { syntheticManifests } from '../../synthetic/manifests';
 
+const BATCH = 500;
 const LINE_FILES = new Set(['.jsonl', '.ndjson']);
 const DOCUMENT_FILES = new Set(['.json']);
 /** One v0.2 COSE envelope per file, binary. */
 const ENVELOPE_FILES = new Set(['.cbor', '.cose']);
 /** A line of hex digits is a v0.2 envelope (`manifests export` writes them so); anything else is JSON text. */
 const HEX_LINE = /^[0-9a-fA-F]+$/;
+/** Largest manifest an import reads (a line, a .json file, an envelope); longer lines are skipped unread. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** One import line: a v0.1 JSON document, or a v0.2 envelope as hex. */
 export function lineItem(line: string, source: string): ImportItem {
   const t = line.trim();
   if (HEX_LINE.test(t)) {
     if (t.length % 2 !== 0) {
-      // Reported through the import like any other bad record: an odd hex line is not an envelope.
+      // Reported through the importer like any other bad record: an odd hex line is not an envelope.
       return { envelope: new Uint8Array(0), source: `${source} (odd number of hex digits)` };
     }
     return { envelope: Uint8Array.from(Buffer.from(t, 'hex')), source };
@@ -44,20 +49,97 @@ export function lineItem(line: string, source: string): ImportItem {
   return { text: line, source };
 }
 
-/** Each rejection on stderr, with its source; the import goes on. */
-function reportRejected(r: { source: string; reason: string }): void {
-  const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
-  process.stderr.write(`rotor: rejected ${reason}\n`);
+/** Batches items into the store and accumulates totals, reporting each rejection on stderr. */
+class Importer {
+  readonly totals: ImportResult = { imported: 0, duplicates: 0, rejected: [] };
+  private batch: ImportItem[] = [];
+  private rejectedCount = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly verify: ImportVerification,
+  ) {}
+
+  /** A record refused before it reached the store (encoding, size), reported like the others. */
+  reject(source: string, reason: string): void {
+    this.rejectedCount++;
+    process.stderr.write(`rotor: rejected ${source}: ${reason}\n`);
+  }
+
+  async add(item: ImportItem): Promise<void> {
+    this.batch.push(item);
+    if (this.batch.length >= BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const result = await importManifests(this.pool, this.batch, { verify: this.verify });
+    this.batch = [];
+    this.totals.imported += result.imported;
+    this.totals.duplicates += result.duplicates;
+    for (const r of result.rejected) {
+      this.rejectedCount++;
+      const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
+      process.stderr.write(`rotor: rejected ${reason}\n`);
+    }
+  }
+
+  get rejected(): number {
+    return this.rejectedCount;
+  }
 }
 
-async function* lineItems(input: Readable, name: string): AsyncGenerator<ImportItem> {
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  let n = 0;
-  for await (const line of lines) {
+/**
+ * One record per line, read as bytes: a line is decoded as strict UTF-8 (an invalid byte refuses
+ * the line rather than becoming U+FFFD), and a line longer than MAX_MANIFEST_BYTES is refused
+ * without being held whole in memory (its bytes are dropped as they arrive).
+ */
+async function importLines(input: Readable, name: string, importer: Importer): Promise<void> {
+  let n = 1;
+  let parts: Buffer[] = [];
+  let size = 0;
+  let tooLong = false;
+  const endLine = async () => {
+    const source = `${name}:${n}`;
     n++;
-    if (line.trim() === '') continue;
-    yield lineItem(line, `${name}:${n}`);
+    if (tooLong) {
+      importer.reject(source, `longer than ${MAX_MANIFEST_BYTES} bytes: refused without reading it whole`);
+    } else {
+      let bytes = Buffer.concat(parts, size);
+      if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+      let line: string | null = null;
+      try {
+        line = UTF8.decode(bytes);
+      } catch {
+        importer.reject(source, 'is not valid UTF-8');
+      }
+      if (line !== null && line.trim() !== '') await importer.add(lineItem(line, source));
+    }
+    parts = [];
+    size = 0;
+    tooLong = false;
+  };
+  for await (const chunk of input) {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+    for (;;) {
+      const nl = buf.indexOf(0x0a);
+      const piece = nl === -1 ? buf : buf.subarray(0, nl);
+      if (!tooLong) {
+        if (size + piece.length > MAX_MANIFEST_BYTES) {
+          tooLong = true;
+          parts = [];
+          size = 0;
+        } else {
+          parts.push(Buffer.from(piece));
+          size += piece.length;
+        }
+      }
+      if (nl === -1) break;
+      await endLine();
+      buf = buf.subarray(nl + 1);
+    }
   }
+  if (size > 0 || tooLong) await endLine();
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -77,38 +159,53 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-async function* fileItems(path: string): AsyncGenerator<ImportItem> {
+async function importFile(path: string, importer: Importer): Promise<void> {
+  if (ENVELOPE_FILES.has(extname(path)) || DOCUMENT_FILES.has(extname(path))) {
+    const { size } = await fs.stat(path);
+    if (size > MAX_MANIFEST_BYTES) {
+      importer.reject(path, `is ${size} bytes, more than ${MAX_MANIFEST_BYTES}: not read`);
+      return;
+    }
+  }
   if (ENVELOPE_FILES.has(extname(path))) {
     // The envelope's bytes are the copy of record, kept exactly as read.
-    yield { envelope: new Uint8Array(await fs.readFile(path)), source: path };
+    await importer.add({ envelope: new Uint8Array(await fs.readFile(path)), source: path });
     return;
   }
   if (DOCUMENT_FILES.has(extname(path))) {
     // One document per .json file: its text is kept as written, bar the whitespace around it.
-    yield { text: (await fs.readFile(path, 'utf8')).trim(), source: path };
+    let text: string;
+    try {
+      text = UTF8.decode(await fs.readFile(path));
+    } catch {
+      importer.reject(path, 'is not valid UTF-8');
+      return;
+    }
+    await importer.add({ text: text.trim(), source: path });
     return;
   }
-  yield* lineItems(createReadStream(path, 'utf8'), path);
+  await importLines(createReadStream(path), path, importer);
 }
 
-/** FILE, DIR or - (stdin) as a stream of items; a missing path or an empty folder is a usage error. */
-async function* sourceItems(source: string): AsyncGenerator<ImportItem> {
+async function importSource(pool: Pool, source: string, verify: ImportVerification): Promise<Importer> {
+  const importer = new Importer(pool, verify);
   if (source === '-') {
-    process.stdin.setEncoding('utf8');
-    yield* lineItems(process.stdin, 'stdin');
-    return;
+    await importLines(process.stdin, 'stdin', importer);
+  } else {
+    let stat: Awaited<ReturnType<typeof fs.stat>>;
+    try {
+      stat = await fs.stat(source);
+    } catch {
+      throw new UsageError(`${source}: no such file or directory`);
+    }
+    const files = stat.isDirectory() ? await filesUnder(source) : [source];
+    if (stat.isDirectory() && files.length === 0) {
+      throw new UsageError(`${source}: no .json, .jsonl, .ndjson or .cbor files in this directory`);
+    }
+    for (const file of files) await importFile(file, importer);
   }
-  let stat: Awaited<ReturnType<typeof fs.stat>>;
-  try {
-    stat = await fs.stat(source);
-  } catch {
-    throw new UsageError(`${source}: no such file or directory`);
-  }
-  const files = stat.isDirectory() ? await filesUnder(source) : [source];
-  if (stat.isDirectory() && files.length === 0) {
-    throw new UsageError(`${source}: no .json, .jsonl, .ndjson or .cbor files in this directory`);
-  }
-  for (const file of files) yield* fileItems(file);
+  await importer.flush();
+  return importer;
 }
 
 async function write(text: string): Promise<void> {
@@ -123,14 +220,20 @@ export function registerManifestsCommands(program: Command): void {
     .description(
       'import manifests from FILE, DIR or - (stdin): .jsonl/.ndjson and stdin hold one manifest per line ' +
         '(v0.1 JSON text, or a v0.2 COSE envelope as hex), .json files one v0.1 document, .cbor files one v0.2 envelope; ' +
-        'bad records are reported with their source and line; exits 1 if any were rejected',
+        'bad records are reported with their source and line; exits 1 if any were rejected. ' +
+        "Each manifest must verify under the key rotor's registry holds for its key_id; refused: invalid UTF-8, " +
+        'a byte order mark, a repeated member name, a manifest_id that is not a UUID, more than 1 MiB',
     )
-    .action(async (source: string) => {
+    .option(
+      '--unverified',
+      'store manifests whose signature is not checked, as quarantined: no rotation ever re-issues or revokes them',
+    )
+    .action(async (source: string, opts: { unverified?: boolean }) => {
       await withPool(async (pool) => {
-        const totals = await importStream(pool, sourceItems(source), { onRejected: reportRejected });
-        const { imported, duplicates, rejected } = totals;
-        process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected })}\n`);
-        if (rejected > 0) process.exitCode = 1;
+        const importer = await importSource(pool, source, opts.unverified ? 'quarantine' : 'registry');
+        const { imported, duplicates } = importer.totals;
+        process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected: importer.rejected })}\n`);
+        if (importer.rejected > 0) process.exitCode = 1;
       });
     });
 
@@ -198,8 +301,15 @@ export function registerManifestsCommands(program: Command): void {
         const custodian = await openCustodian(key.custodian);
         try {
           const signer = await custodian.signer(key.handle);
-          const totals = await seedManifests(pool, signer, count, { seed, onRejected: reportRejected });
-          process.stdout.write(`${JSON.stringify({ key_id: key.keyId, imported: totals.imported })}\n`);
+          const importer = new Importer(pool, 'registry');
+          let n = 0;
+          for await (const text of syntheticManifests(count, signer, { seed })) {
+            await importer.add({ text, source: `seed:${++n}` });
+          }
+          await importer.flush();
+          process.stdout.write(
+            `${JSON.stringify({ key_id: key.keyId, imported: importer.totals.imported })}\n`,
+          );
         } finally {
           await custodian.close();
         }
