@@ -20,6 +20,7 @@ import { openSoftwareCustodian } from '../../src/custody/software';
 import { createHttpService, type HttpService } from '../../src/http/service';
 import type { RootSet, Signer } from '../../src/manifest';
 import { currentRootSet } from '../../src/store/anchor-roots';
+import { createPool } from '../../src/store/db';
 import { importManifests } from '../../src/store/manifests';
 import { syntheticManifests } from '../../src/synthetic/manifests';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
@@ -98,6 +99,11 @@ export interface RotationEnvOptions {
   temporalAddress?: string;
   /** Start the in-process worker (default true); false when worker processes do the work. */
   worker?: boolean;
+  /**
+   * Run the HTTP service and the activities as the least-privilege roles migration 085 makes
+   * (rotor_serve, rotor_worker) instead of the database's owner; the test's own setup stays owner.
+   */
+  leastPrivilege?: boolean;
 }
 
 export async function createRotationEnv(
@@ -105,9 +111,16 @@ export async function createRotationEnv(
   options: RotationEnvOptions = {},
 ): Promise<RotationEnv> {
   const db = await createTestDatabase();
+  const asRole = (role: string) => {
+    const url = new URL(db.url);
+    url.username = role;
+    return createPool(url.toString(), 10);
+  };
+  const servePool = options.leastPrivilege ? asRole('rotor_serve') : db.pool;
+  const workerPool = options.leastPrivilege ? asRole('rotor_worker') : db.pool;
   const temporal = await connectTestTemporal(options.temporalAddress);
   const http = createHttpService({
-    pool: db.pool,
+    pool: servePool,
     anchorMaxAgeSeconds: 1,
     checkInToken: CHECKIN_TOKEN,
     identity: options.identity ?? 'default',
@@ -129,7 +142,7 @@ export async function createRotationEnv(
     custodian = await openSoftwareCustodian({ dir: keyDir });
   }
   const deps: ActivityDeps = {
-    pool: db.pool,
+    pool: workerPool,
     custodian: async (k) => {
       if (k !== kind) throw new Error(`this test environment holds only a ${kind} custodian, not ${k}`);
       return custodian;
@@ -240,6 +253,8 @@ export async function createRotationEnv(
       await custodian.close();
       await http.close();
       await temporal.close();
+      if (servePool !== db.pool) await servePool.end();
+      if (workerPool !== db.pool) await workerPool.end();
       await db.drop();
       rmSync(keyDir, { recursive: true, force: true });
     },
