@@ -81,6 +81,11 @@ export interface RotorStackOptions {
    */
   postgres: { pool: Pool } | { throwaway: { serverUrl?: string; prefix?: string; poolSize?: number } };
   /**
+   * Pools the HTTP service and the activities use instead of the stack's (least-privilege roles,
+   * migration 085: rotor_serve, rotor_worker); the caller owns them.
+   */
+  pools?: { serve?: Pool; worker?: Pool };
+  /**
    * A worker connection the caller owns, or a Temporal dev server the stack starts (and stops).
    * `workflowBundle`: a prebuilt one (tests build one per file); default `defaultWorkflowSource()`.
    */
@@ -219,7 +224,7 @@ export async function startRotorStack(options: RotorStackOptions): Promise<Rotor
     parts.custodian = custodian;
     await started('custodian');
 
-    const http = createHttpService({ ...options.http, pool });
+    const http = createHttpService({ ...options.http, pool: options.pools?.serve ?? pool });
     const { port } = await http.listen(0, '127.0.0.1');
     stops.add('the HTTP service', () => http.close());
     const baseUrl = `http://127.0.0.1:${port}`;
@@ -228,7 +233,7 @@ export async function startRotorStack(options: RotorStackOptions): Promise<Rotor
     await started('http');
 
     const deps: ActivityDeps = {
-      pool,
+      pool: options.pools?.worker ?? pool,
       custodian: async (kind) => {
         if (kind !== options.custodian.kind) {
           throw new Error(`this rotor stack holds only a ${options.custodian.kind} custodian, not ${kind}`);

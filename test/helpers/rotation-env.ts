@@ -20,6 +20,7 @@ import type { RootSet, Signer } from '../../src/manifest';
 import { seedManifests } from '../../src/rotation/import';
 import { type RotorStack, StopList, startRotorStack } from '../../src/rotation/stack';
 import { currentRootSet } from '../../src/store/anchor-roots';
+import { createPool } from '../../src/store/db';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
 import {
   type RotationInput,
@@ -95,6 +96,11 @@ export interface RotationEnvOptions {
   temporalAddress?: string;
   /** Start the in-process worker (default true); false when worker processes do the work. */
   worker?: boolean;
+  /**
+   * Run the HTTP service and the activities as the least-privilege roles migration 085 makes
+   * (rotor_serve, rotor_worker) instead of the database's owner; the test's own setup stays owner.
+   */
+  leastPrivilege?: boolean;
 }
 
 export async function createRotationEnv(
@@ -110,11 +116,22 @@ export async function createRotationEnv(
   try {
     db = await createTestDatabase();
     stops.add('the test database', () => db.drop());
+    const asRole = (role: string) => {
+      const url = new URL(db.url);
+      url.username = role;
+      const pool = createPool(url.toString(), 10);
+      stops.add(`the ${role} pool`, () => pool.end());
+      return pool;
+    };
+    const pools = options.leastPrivilege
+      ? { serve: asRole('rotor_serve'), worker: asRole('rotor_worker') }
+      : undefined;
     temporal = await connectTestTemporal(options.temporalAddress);
     stops.add('the Temporal connections', () => temporal.close());
     const hsm = kind === 'pkcs11' ? inject('softhsm') : undefined;
     stack = await startRotorStack({
       postgres: { pool: db.pool },
+      pools,
       temporal: {
         connection: temporal.nativeConnection,
         namespace: 'default',
