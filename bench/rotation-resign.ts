@@ -1,6 +1,7 @@
 /**
- * Re-sign throughput inside a real rotation: a Temporal dev server, a worker in this process, a
- * fresh Postgres database, and software or SoftHSM custody. Seeds N manifests, runs a personnel
+ * Re-sign throughput inside a real rotation: a Temporal dev server, and per count a rotor stack
+ * (src/rotation/stack.ts: a fresh Postgres database, the HTTP service, a worker in this process)
+ * over software or SoftHSM custody. Seeds N manifests, runs a personnel
  * rotation with the timeline compressed, and reads the re-sign step's duration from the
  * workflow's own timeline. Peak RSS and heap of this process (worker + activities) are sampled
  * every 50 ms during the step, so a memory that grows with N shows up across the counts.
@@ -12,23 +13,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../src/activities/identity';
 import { databaseUrl } from '../src/config';
 import type { KeyCustodian } from '../src/custody/custodian';
 import { openCustodian } from '../src/custody/index';
 import { openSoftwareCustodian } from '../src/custody/software';
 import { createSoftHsmToken } from '../src/hsm/softhsm-token';
-import { createHttpService } from '../src/http/service';
-import { connect } from '../src/store/db';
-import { importManifests } from '../src/store/manifests';
-import { migrate } from '../src/store/migrate';
-import { syntheticManifests } from '../src/synthetic/manifests';
+import { seedManifests } from '../src/rotation/import';
+import { startRotorStack } from '../src/rotation/stack';
+import { startRotation } from '../src/rotation/start';
 import { startDevServer } from '../src/temporal/dev-server';
-import { WORKFLOWS_PATH } from '../src/worker';
-import type { RotationInput, RotationStatus } from '../src/workflows/rotation-api';
-import { databaseUrlFor } from '../test/helpers/db-admin';
+import type { rotationWorkflow } from '../src/workflows/rotation';
+import type { RotationInput } from '../src/workflows/rotation-api';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +43,6 @@ const custodian: KeyCustodian =
   kind === 'pkcs11'
     ? await openCustodian('pkcs11', { ...token!.env, ROTOR_PKCS11_SESSIONS: '4' })
     : await openSoftwareCustodian({ dir: keyDir });
-const admin = await connect(databaseUrl(), 1);
 const connection = await Connection.connect({ address: server.address });
 const client = new Client({ connection });
 const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -54,38 +50,24 @@ const nativeConnection = await NativeConnection.connect({ address: server.addres
 const rows: string[] = [];
 try {
   for (const count of counts) {
-    const name = `rotor_bench_resign_${randomBytes(3).toString('hex')}`;
-    await admin.query(`CREATE DATABASE ${name}`);
-    const pool = await connect(databaseUrlFor(databaseUrl(), name), 10);
-    const http = createHttpService({ pool, anchorMaxAgeSeconds: 1, identity: 'bench' });
-    const { port } = await http.listen(0, '127.0.0.1');
+    // A throwaway database per count on DATABASE_URL's server, the HTTP service and the worker.
+    const taskQueue = `bench-${randomBytes(3).toString('hex')}`;
+    const stack = await startRotorStack({
+      postgres: { throwaway: { serverUrl: databaseUrl(), prefix: 'rotor_bench_resign' } },
+      temporal: { connection: nativeConnection, namespace: 'default', address: server.address, taskQueue },
+      custodian: { custodian, kind },
+      http: { anchorMaxAgeSeconds: 1, identity: 'bench' },
+      settings: { revokedBy: 'urn:rotor:bench' },
+      startWorker: false,
+    });
     try {
-      await migrate(pool);
-      const { key } = await initIdentity(pool, custodian, 'bench', `bench-${name}`);
+      const { pool } = stack;
+      const { key } = await initIdentity(pool, custodian, 'bench', `bench-${taskQueue}`);
       const signer = await custodian.signer(key.handle);
       const seedStart = performance.now();
-      let batch: { text: string; source: string }[] = [];
-      for await (const text of syntheticManifests(count, signer, { seed: 3 })) {
-        batch.push({ text, source: 'bench' });
-        if (batch.length === 1000) {
-          await importManifests(pool, batch);
-          batch = [];
-        }
-      }
-      if (batch.length) await importManifests(pool, batch);
+      await seedManifests(pool, signer, count, { seed: 3, batchSize: 1000 });
       const seedSeconds = (performance.now() - seedStart) / 1000;
-
-      const taskQueue = `bench-${name}`;
-      const worker = await Worker.create({
-        connection: nativeConnection,
-        taskQueue,
-        workflowsPath: WORKFLOWS_PATH,
-        activities: createActivities({
-          pool,
-          custodian: async () => custodian,
-          settings: { revokedBy: 'urn:rotor:bench', publicUrl: `http://127.0.0.1:${port}` },
-        }),
-      });
+      await stack.startWorker();
       const input: RotationInput = {
         identity: 'bench',
         trigger: 'personnel',
@@ -121,13 +103,11 @@ try {
           peakLive = Math.max(peakLive, process.memoryUsage().heapUsed);
         }
       }, 50);
-      const result = (await worker.runUntil(
-        client.workflow.execute('rotationWorkflow', {
-          taskQueue,
-          workflowId: `rotation/${name}`,
-          args: [input],
-        }),
-      )) as RotationStatus;
+      const { workflowId } = await startRotation(
+        { client, config: { namespace: 'default', taskQueue } },
+        input,
+      );
+      const result = await client.workflow.getHandle<typeof rotationWorkflow>(workflowId).result();
       clearInterval(sampler);
       if (result.phase !== 'completed') throw new Error(`rotation ended ${result.phase}: ${result.outcome}`);
       const step = (s: string) => result.timeline.find((e) => e.step === s)!;
@@ -141,16 +121,13 @@ try {
       );
       console.error(rows[rows.length - 1]);
     } finally {
-      await http.close();
-      await pool.end();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await stack.stop();
     }
   }
 } finally {
   await custodian.close();
   await nativeConnection.close();
   await connection.close();
-  await admin.end();
   await server.stop();
   token?.remove();
   rmSync(keyDir, { recursive: true, force: true });

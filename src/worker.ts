@@ -8,7 +8,7 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { createActivities } from './activities';
 import { type ActivityDeps, settingsFromEnv } from './activities/deps';
 import { failpointFromEnv } from './activities/failpoint';
-import { databaseUrl, logLevel, temporalConfig } from './config';
+import { databaseUrl, logLevel, temporalConfig, temporalConnectionOptions } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
 import { errorMessage, RotorError } from './errors';
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const pool = await connectWorkerDatabase();
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: temporal.address });
+    connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
   } catch (err) {
     throw new RotorError(
       `cannot reach Temporal at ${temporal.address} (${errorMessage(err)}): start it or set TEMPORAL_ADDRESS`,

@@ -107,10 +107,8 @@ export {
   type CoseReissueOptions,
   type CoseReissueResult,
   convertV01ToV02,
-  type ReissueAnyResult,
   type ReissueAs,
   reissueCoseEnvelope,
-  reissueStored,
   reissueV01AsCose,
   V01_CONTEXTS,
 } from './reissue-cose';

@@ -69,12 +69,12 @@ export async function seedManifests(
   count: number,
   options: ImportStreamOptions & SyntheticOptions = {},
 ): Promise<ImportTotals> {
-  const { batchSize, onRejected, afterBatch, ...synthetic } = options;
+  const { batchSize, verify, onRejected, afterBatch, ...synthetic } = options;
   async function* items(): AsyncGenerator<ImportItem> {
     let n = 0;
     for await (const text of syntheticManifests(count, signer, synthetic)) {
       yield { text, source: `seed:${++n}` };
     }
   }
-  return importStream(q, items(), { batchSize, onRejected, afterBatch });
+  return importStream(q, items(), { batchSize, verify, onRejected, afterBatch });
 }

@@ -149,7 +149,7 @@ async function registryKeys(q: Queryable): Promise<Map<string, RegistryKey>> {
  * Why a copy may not be stored, or null: what every import refuses whatever it trusts (a byte
  * order mark, invalid JSON and raw control characters are the parser's refusals already).
  */
-function formProblem(item: ImportItem, fields: ManifestIndexFields): string | null {
+function formProblem(fields: ManifestIndexFields): string | null {
   if (!UUID.test(fields.manifestId))
     return `manifest_id ${JSON.stringify(fields.manifestId.slice(0, 64)).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')} is not a UUID`;
   return null;
@@ -183,7 +183,7 @@ export async function importManifests(
       result.rejected.push({ source: item.source, reason: err.message });
       continue;
     }
-    const form = formProblem(item, columns.fields);
+    const form = formProblem(columns.fields);
     if (form !== null) {
       result.rejected.push({ source: item.source, reason: `${item.source}: ${form}` });
       continue;
