@@ -1,15 +1,18 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * The rotation suite's core case (the SoftHSM scheduled rotation) runs twice: on the Temporal
+ * The rotation suite's core cases run twice: on the Temporal
  * CLI's dev server (SQLite) with everything else, and on the production shape, the Temporal server's four services on Postgres persistence (compose's
  * shape), together with the files that only make sense there: processes sharing a rotation,
  * compose's processes, and the fault suite. test/global-setup.ts starts the project's server.
  */
 const PRODUCTION_SHAPE_ONLY = ['test/temporal-server/**/*.test.ts', 'test/faults/**/*.test.ts'];
-// The controls and the killed-worker files run on the dev server only for now: on the loaded
-// two-core machine they outlasted their timeouts on the Postgres-backed server (notes/i17.md).
-const CORE_ROTATION = ['test/rotation/scheduled-softhsm.test.ts'];
+// The issue's core cases: the SoftHSM scheduled rotation, the controls, the killed worker.
+const CORE_ROTATION = [
+  'test/rotation/scheduled-softhsm.test.ts',
+  'test/rotation/control.test.ts',
+  'test/rotation/worker-restart.test.ts',
+];
 
 export default defineConfig({
   test: {

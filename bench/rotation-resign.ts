@@ -1,7 +1,7 @@
 /**
- * Re-sign and revoke throughput inside a real rotation (issue 15): a Temporal dev server, a worker
- * in this process over a prebuilt workflow bundle, a fresh Postgres database, and software or
- * SoftHSM custody. Seeds N v0.1 manifests from a child process (so neither the seeding nor webpack
+ * Re-sign and revoke throughput inside a real rotation (issue 15): a Temporal dev server, and per
+ * count a rotor stack (src/rotation/stack.ts: a fresh Postgres database, the HTTP service, a worker
+ * in this process over a prebuilt workflow bundle) over software or SoftHSM custody. Seeds N v0.1 manifests from a child process (so neither the seeding nor webpack
  * is in this process's memory), runs a personnel rotation with the timeline compressed, and reads
  * the re-sign and revoke steps' durations from the workflow's own timeline. Every original is
  * verified before its twin is signed (decideReissue; README "Verify before trust"): `verified`.
@@ -19,23 +19,21 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../src/activities/identity';
 import { databaseUrl } from '../src/config';
 import type { KeyCustodian } from '../src/custody/custodian';
 import { openCustodian } from '../src/custody/index';
 import { openSoftwareCustodian } from '../src/custody/software';
 import { createSoftHsmToken } from '../src/hsm/softhsm-token';
-import { createHttpService } from '../src/http/service';
+import { seedManifests } from '../src/rotation/import';
+import { startRotorStack } from '../src/rotation/stack';
+import { startRotation } from '../src/rotation/start';
 import { connect } from '../src/store/db';
-import { importManifests } from '../src/store/manifests';
-import { migrate } from '../src/store/migrate';
-import { syntheticManifests } from '../src/synthetic/manifests';
 import { startDevServer } from '../src/temporal/dev-server';
 import { WORKFLOWS_PATH } from '../src/worker';
-import type { RotationInput, RotationStatus } from '../src/workflows/rotation-api';
-import { databaseUrlFor } from '../test/helpers/db-admin';
+import type { rotationWorkflow } from '../src/workflows/rotation';
+import type { RotationInput } from '../src/workflows/rotation-api';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -56,15 +54,7 @@ if (process.argv.includes('--seed')) {
   const custodian = await openBenchCustodian(arg('key-dir', ''), process.env);
   const pool = await connect(arg('seed', ''), 2);
   const signer = await custodian.signer(arg('handle', ''));
-  let batch: { text: string; source: string }[] = [];
-  for await (const text of syntheticManifests(Number(arg('count', '0')), signer, { seed: 3 })) {
-    batch.push({ text, source: 'bench' });
-    if (batch.length === 1000) {
-      await importManifests(pool, batch);
-      batch = [];
-    }
-  }
-  if (batch.length) await importManifests(pool, batch);
+  await seedManifests(pool, signer, Number(arg('count', '0')), { seed: 3, batchSize: 1000 });
   await pool.end();
   await custodian.close();
   process.exit(0);
@@ -123,7 +113,6 @@ const server = await startDevServer();
 const token = kind === 'pkcs11' ? await createSoftHsmToken() : undefined;
 const keyDir = mkdtempSync(join(tmpdir(), 'rotor-bench-keys-'));
 const custodian = await openBenchCustodian(keyDir, token?.env ?? {});
-const admin = await connect(databaseUrl(), 1);
 const connection = await Connection.connect({ address: server.address });
 const client = new Client({ connection });
 const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -146,15 +135,26 @@ const bundlePath = join(keyDir, 'workflow-bundle.js');
 const results: Record<string, unknown>[] = [];
 try {
   for (const count of counts) {
-    const name = `rotor_bench_resign_${randomBytes(3).toString('hex')}`;
-    await admin.query(`CREATE DATABASE ${name}`);
-    const url = databaseUrlFor(databaseUrl(), name);
-    const pool = await connect(url, 10);
-    const http = createHttpService({ pool, anchorMaxAgeSeconds: 1, identity: 'bench' });
-    const { port } = await http.listen(0, '127.0.0.1');
+    // A throwaway database per count on DATABASE_URL's server, the HTTP service and the worker.
+    const taskQueue = `bench-${randomBytes(3).toString('hex')}`;
+    const stack = await startRotorStack({
+      postgres: { throwaway: { serverUrl: databaseUrl(), prefix: 'rotor_bench_resign' } },
+      temporal: {
+        connection: nativeConnection,
+        namespace: 'default',
+        address: server.address,
+        taskQueue,
+        workflowBundle: { codePath: bundlePath },
+      },
+      custodian: { custodian, kind },
+      http: { anchorMaxAgeSeconds: 1, identity: 'bench' },
+      settings: { revokedBy: 'urn:rotor:bench' },
+      startWorker: false,
+    });
     try {
-      await migrate(pool);
-      const { key } = await initIdentity(pool, custodian, 'bench', `bench-${name}`);
+      const { pool } = stack;
+      const url = stack.database!.url;
+      const { key } = await initIdentity(pool, custodian, 'bench', `bench-${taskQueue}`);
       const loadBefore = loadavg()[0]!;
       const seedStart = performance.now();
       const seeded = spawnSync(
@@ -184,17 +184,7 @@ try {
       const rawHsmSignPerSecond =
         kind === 'pkcs11' ? await rawHsmSign(custodian, key.handle, message, 3) : undefined;
 
-      const taskQueue = `bench-${name}`;
-      const worker = await Worker.create({
-        connection: nativeConnection,
-        taskQueue,
-        workflowBundle: { codePath: bundlePath },
-        activities: createActivities({
-          pool,
-          custodian: async () => custodian,
-          settings: { revokedBy: 'urn:rotor:bench', publicUrl: `http://127.0.0.1:${port}` },
-        }),
-      });
+      await stack.startWorker();
       const input: RotationInput = {
         identity: 'bench',
         trigger: 'personnel',
@@ -239,13 +229,11 @@ try {
         }
       }, 50);
       const rotationStart = performance.now();
-      const result = (await worker.runUntil(
-        client.workflow.execute('rotationWorkflow', {
-          taskQueue,
-          workflowId: `rotation/${name}`,
-          args: [input],
-        }),
-      )) as RotationStatus;
+      const { workflowId } = await startRotation(
+        { client, config: { namespace: 'default', taskQueue } },
+        input,
+      );
+      const result = await client.workflow.getHandle<typeof rotationWorkflow>(workflowId).result();
       const rotationSeconds = (performance.now() - rotationStart) / 1000;
       clearInterval(sampler);
       if (result.phase !== 'completed') throw new Error(`rotation ended ${result.phase}: ${result.outcome}`);
@@ -294,16 +282,13 @@ try {
       if (json) console.log(JSON.stringify(row));
       else console.error(row);
     } finally {
-      await http.close();
-      await pool.end();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await stack.stop();
     }
   }
 } finally {
   await custodian.close();
   await nativeConnection.close();
   await connection.close();
-  await admin.end();
   await server.stop();
   token?.remove();
   rmSync(keyDir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { initIdentity } from '../src/activities/identity';
 import { openSoftwareCustodian } from '../src/custody/software';
-import { openDemoDatabase } from '../src/demo/database';
+import { openThrowawayDatabase } from '../src/rotation/database';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { startDevServer } from '../src/temporal/dev-server';
@@ -56,7 +56,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const [temporal, database] = await Promise.all([
     startDevServer(),
-    openDemoDatabase(process.env.DATABASE_URL),
+    openThrowawayDatabase(process.env.DATABASE_URL),
   ]);
   cleanups.push(
     () => temporal.stop(),

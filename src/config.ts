@@ -15,17 +15,90 @@ export function databaseUrl(env: Env = process.env): string {
   return env.DATABASE_URL || DEFAULT_DATABASE_URL;
 }
 
+export interface TemporalTls {
+  /** PEM of the CA that signed the frontend's certificate; the system's CAs when absent. */
+  serverRootCACertificate?: Buffer;
+  /** mTLS: this client's certificate chain and key (PEM). */
+  clientCertPair?: { crt: Buffer; key: Buffer };
+  serverNameOverride?: string;
+}
+
 export interface TemporalConfig {
   address: string;
   namespace: string;
   taskQueue: string;
+  /** Set when the frontend is reached over TLS (any TEMPORAL_TLS_* variable, or an API key). */
+  tls?: TemporalTls;
+  /** Sent as the bearer credential of every call (Temporal Cloud's API keys). Never logged. */
+  apiKey?: string;
 }
 
+function pemFileVar(env: Env, name: string): Buffer | undefined {
+  const path = env[name];
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(
+      `${name} (${path}) cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+}
+
+/**
+ * Where and how the worker and the CLI reach Temporal, with the variables Temporal's samples use:
+ * TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY (mTLS), TEMPORAL_TLS_SERVER_NAME,
+ * TEMPORAL_TLS=true (TLS with the system's CAs) and TEMPORAL_API_KEY (implies TLS).
+ */
 export function temporalConfig(env: Env = process.env): TemporalConfig {
+  const ca = pemFileVar(env, 'TEMPORAL_TLS_CA');
+  const crt = pemFileVar(env, 'TEMPORAL_TLS_CERT');
+  const key = pemFileVar(env, 'TEMPORAL_TLS_KEY');
+  if ((crt === undefined) !== (key === undefined)) {
+    throw new UsageError('set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (mTLS), or neither');
+  }
+  const flag = env.TEMPORAL_TLS;
+  if (flag !== undefined && flag !== '' && flag !== 'true' && flag !== 'false') {
+    throw new UsageError(`TEMPORAL_TLS must be true or false, got '${flag.slice(0, 20)}'`);
+  }
+  const apiKey = env.TEMPORAL_API_KEY || undefined;
+  const serverName = env.TEMPORAL_TLS_SERVER_NAME || undefined;
+  const wantTls =
+    flag === 'true' ||
+    ca !== undefined ||
+    crt !== undefined ||
+    serverName !== undefined ||
+    apiKey !== undefined;
+  if (flag === 'false' && wantTls) {
+    throw new UsageError('TEMPORAL_TLS=false contradicts the TEMPORAL_TLS_* / TEMPORAL_API_KEY settings');
+  }
   return {
     address: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
     namespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.ROTOR_TASK_QUEUE || 'rotor',
+    ...(wantTls
+      ? {
+          tls: {
+            ...(ca ? { serverRootCACertificate: ca } : {}),
+            ...(crt && key ? { clientCertPair: { crt, key } } : {}),
+            ...(serverName ? { serverNameOverride: serverName } : {}),
+          },
+        }
+      : {}),
+    ...(apiKey ? { apiKey } : {}),
+  };
+}
+
+/** The connection options of `config` for @temporalio/client and NativeConnection alike. */
+export function temporalConnectionOptions(config: TemporalConfig): {
+  address: string;
+  tls?: TemporalTls;
+  apiKey?: string;
+} {
+  return {
+    address: config.address,
+    ...(config.tls ? { tls: config.tls } : {}),
+    ...(config.apiKey ? { apiKey: config.apiKey } : {}),
   };
 }
 

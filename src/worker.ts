@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { type ActivityDeps, settingsFromEnv } from './activities/deps';
-import { databaseUrl, logLevel, temporalConfig } from './config';
+import { failpointFromEnv } from './activities/failpoint';
+import { databaseUrl, logLevel, temporalConfig, temporalConnectionOptions } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
 import { errorMessage, RotorError } from './errors';
@@ -52,6 +53,21 @@ export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
+/**
+ * The worker's database pool. A worker frozen inside a transaction (a stopped process, a VM
+ * paused, a stop-the-world pause) keeps its row locks, and the worker that takes its activity
+ * over on the heartbeat timeout then waits on them for as long as the freeze lasts: its re-sign
+ * or revoke of the same batch blocks on the frozen insert (test/faults/concurrent-attempts.test.ts).
+ * The worker's transactions never wait on anything but Postgres and one HSM signature, so
+ * Postgres may end any that sits idle for 10 s; its locks go, the frozen attempt's commit fails
+ * when it wakes, and nothing it wrote stays.
+ */
+export const WORKER_IDLE_IN_TRANSACTION_SECONDS = 10;
+
+export function connectWorkerDatabase(url: string = databaseUrl()): Promise<Pool> {
+  return connect(url, 10, { idleInTransactionSeconds: WORKER_IDLE_IN_TRANSACTION_SECONDS });
+}
+
 export interface RotorWorkerOptions {
   connection: NativeConnection;
   namespace: string;
@@ -61,24 +77,38 @@ export interface RotorWorkerOptions {
   log?: (line: string) => void;
   /** A prebuilt workflow bundle (tests, the demo); default: `defaultWorkflowSource()`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Polling and caching limits (tests that freeze a worker); default: the SDK's. */
+  limits?: Pick<
+    WorkerOptions,
+    'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'
+  >;
 }
 
 export async function createRotorWorker(
   options: RotorWorkerOptions,
 ): Promise<{ worker: Worker; close(): Promise<void> }> {
   const custodians = custodianCache(options.env);
+  // Test-only (src/activities/failpoint.ts): unset in production, so `failpoint` stays undefined.
+  const failpoint = failpointFromEnv(options.env);
   const deps: ActivityDeps = {
     pool: options.pool,
     custodian: (kind) => custodians.get(kind),
     settings: settingsFromEnv(options.env),
     log: options.log,
+    ...(failpoint ? { failpoint } : {}),
   };
+  const activities: Record<string, unknown> = createActivities(deps);
+  if (failpoint) {
+    const fn = activities[failpoint.activity] as (...args: unknown[]) => Promise<unknown>;
+    activities[failpoint.activity] = failpoint.watch(fn);
+  }
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : defaultWorkflowSource()),
-    activities: createActivities(deps),
+    activities: activities as ReturnType<typeof createActivities>,
+    ...options.limits,
   });
   return { worker, close: () => custodians.closeAll() };
 }
@@ -89,10 +119,10 @@ async function main(): Promise<void> {
   // workflow lines then carry their workflow id, activity id and attempt.
   Runtime.install({ logger: temporalLogger(logger) });
   const temporal = temporalConfig();
-  const pool = await connect(databaseUrl());
+  const pool = await connectWorkerDatabase();
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: temporal.address });
+    connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
   } catch (err) {
     throw new RotorError(
       `cannot reach Temporal at ${temporal.address} (${errorMessage(err)}): start it or set TEMPORAL_ADDRESS`,

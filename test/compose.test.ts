@@ -23,6 +23,8 @@ const ROTOR_ENV = new Set([
   'ROTOR_PKCS11_TOKEN_LABEL',
   'ROTOR_PKCS11_PIN_FILE',
   'ROTOR_HTTP_HOST',
+  'ROTOR_WORKER_DB_PASSWORD',
+  'ROTOR_SERVE_DB_PASSWORD',
   'ROTOR_HTTP_PORT',
   'ROTOR_ANCHOR_MAX_AGE',
   'ROTOR_CHECKIN_TOKEN',
@@ -162,8 +164,17 @@ describe('docker-compose.yml', () => {
       expect(u.protocol, name).toBe('postgres:');
       expect(u.hostname, name).toBe('postgres');
       expect(u.port || '5432', name).toBe('5432');
-      expect(decodeURIComponent(u.username), name).toBe(pg.POSTGRES_USER);
-      expect(decodeURIComponent(u.password), name).toBe(pg.POSTGRES_PASSWORD);
+      // The worker and rotor serve log in as their least-privilege roles (migration 085), whose
+      // passwords rotor-migrate sets; everything else is the database's owner.
+      const role = { 'rotor-worker': 'rotor_worker', 'rotor-serve': 'rotor_serve' }[name];
+      if (role) {
+        expect(decodeURIComponent(u.username), name).toBe(role);
+        const variable = role === 'rotor_worker' ? 'ROTOR_WORKER_DB_PASSWORD' : 'ROTOR_SERVE_DB_PASSWORD';
+        expect(decodeURIComponent(u.password), name).toBe(env(services['rotor-migrate']!)[variable]);
+      } else {
+        expect(decodeURIComponent(u.username), name).toBe(pg.POSTGRES_USER);
+        expect(decodeURIComponent(u.password), name).toBe(pg.POSTGRES_PASSWORD);
+      }
       expect(u.pathname, name).toBe(`/${pg.POSTGRES_DB}`);
     }
     expect(seen).toBeGreaterThanOrEqual(ROTOR_SERVICES.length);
@@ -241,8 +252,13 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes each host port once, and rotor serve on the port it listens on', () => {
-    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+    // `[host ip:]host port:container port`
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':').at(-2)));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    // Whoever reaches Temporal's frontend can start a compromise rotation: it and its UI stay on
+    // the host's loopback (issue 12); only rotor serve is published to the network.
+    expect(services.temporal!.ports).toEqual(['127.0.0.1:7233:7233']);
+    expect(services['temporal-ui']!.ports).toEqual(['127.0.0.1:8233:8080']);
     const serve = services['rotor-serve']!;
     const containerPorts = (serve.ports ?? []).map((p) => p.split(':').at(-1));
     expect(containerPorts).toContain(env(serve).ROTOR_HTTP_PORT);

@@ -7,8 +7,25 @@ import type { HarnessReport } from './harness';
 
 const COLORS = ['#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#17becf', '#bcbd22', '#e377c2'];
 const W = 1240;
-const H = 460;
-const M = { left: 56, right: 200, top: 70, bottom: 40 };
+const H = 520;
+const M = { left: 56, right: 200, top: 130, bottom: 40 };
+
+/** Short names for the phase labels; steps that take no visible time are not labelled. */
+const SHORT: Record<string, string | null> = {
+  preflight: null,
+  keygen: null,
+  completed: null,
+  'rolled-back': null,
+  'publish-anchor': 'anchor',
+  'await-adoption': 'adoption',
+  'pre-revocation': 'pickup/analysis',
+  decommission: 'decomm.',
+  'rolling-back': 'rolling back',
+  'compromise publish-anchor': 'DISTRUST',
+  'compromise revoke': 'revoke all',
+  'compromise re-sign': 're-sign',
+  'compromise decommission': 'decomm.',
+};
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -52,8 +69,10 @@ export function chartSvg(report: HarnessReport, title: string): string {
     `<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">results per second</text>`,
     `<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`,
   );
-  // Phase boundaries: a line per change; the rotation's name where it begins, the phase beside it.
+  // Phase boundaries: a line per change; the rotation's name where it begins, the phases beside
+  // it. Phases a few pixels apart (steps that took a fraction of a second) share one label.
   let lastScenario = '';
+  const labels: { x: number; text: string[] }[] = [];
   for (const mark of report.marks) {
     const sec = mark.at / 1000;
     const [scenario, phase] = mark.label.includes(':') ? mark.label.split(':') : ['', mark.label];
@@ -62,14 +81,21 @@ export function chartSvg(report: HarnessReport, title: string): string {
       `<line x1="${x(sec)}" x2="${x(sec)}" y1="${M.top}" y2="${M.top + ph}" stroke="${major ? '#444' : '#bbb'}" stroke-dasharray="${major ? '' : '3 3'}"/>`,
     );
     if (major) {
-      out.push(`<text x="${x(sec) + 3}" y="${M.top - 40}" font-weight="bold">${esc(scenario!)}</text>`);
+      out.push(`<text x="${x(sec) + 3}" y="42" font-weight="bold">${esc(scenario!)}</text>`);
       lastScenario = scenario!;
     }
-    if (phase && phase !== 'before' && !phase.startsWith('waiting')) {
-      out.push(
-        `<text transform="translate(${x(sec) + 3} ${M.top - 4}) rotate(-35)" font-size="9" fill="#555">${esc(phase)}</text>`,
-      );
+    const name =
+      phase === undefined || phase.startsWith('waiting') ? null : phase in SHORT ? SHORT[phase] : phase;
+    if (name && phase !== 'before') {
+      const prev = labels.at(-1);
+      if (prev && x(sec) - prev.x < 14) prev.text.push(name);
+      else labels.push({ x: x(sec), text: [name] });
     }
+  }
+  for (const l of labels) {
+    out.push(
+      `<text transform="translate(${l.x + 2} ${M.top - 4}) rotate(-50)" font-size="9" fill="#555">${esc(l.text.join(' / '))}</text>`,
+    );
   }
   const poly = (values: number[], attrs: string) => {
     const pts = values.map((v, i) => `${x(i + 0.5).toFixed(1)},${y(v).toFixed(1)}`).join(' ');

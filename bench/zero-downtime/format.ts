@@ -15,12 +15,23 @@ export function formatReport(r: HarnessReport): string {
   );
   lines.push(
     table([
-      ['ROTATION', 'OUTCOME', 'KEYS', 'DURATION', 'VERIFICATIONS', 'RATE/S', 'INTENDED', 'FALSE'],
+      [
+        'ROTATION',
+        'OUTCOME',
+        'KEYS',
+        'DURATION',
+        'REVOKE LATE',
+        'VERIFICATIONS',
+        'RATE/S',
+        'INTENDED',
+        'FALSE',
+      ],
       ...r.scenarios.map((s) => [
         s.scenario,
         s.outcome,
         `${s.oldKey}→${s.newKey}`,
         `${s.durationSeconds.toFixed(1)} s`,
+        s.revokeLateSeconds === null ? '-' : `${s.revokeLateSeconds.toFixed(1)} s`,
         String(s.verifications),
         String(Math.round(s.rate)),
         String(s.intended),

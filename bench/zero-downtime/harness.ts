@@ -160,6 +160,8 @@ export interface ScenarioFigures {
   newKey: string;
   /** Workflow start to end, seconds. */
   durationSeconds: number;
+  /** How long after its planned time the revocation began (the pickup gate waits for agents); null without one. */
+  revokeLateSeconds: number | null;
   /** Results received in the scenario's window (its rotation and the quiet time after it). */
   windowSeconds: number;
   verifications: number;
@@ -636,6 +638,7 @@ async function run(
       oldKey: label(status.oldKeyId ?? ''),
       newKey: status.newKeyId ? label(status.newKeyId) : '-',
       durationSeconds: (Date.parse(status.endedAt ?? status.startedAt) - Date.parse(status.startedAt)) / 1000,
+      revokeLateSeconds: revokeLate(status),
       windowSeconds: (windowEnd - windowStart) / 1000,
       verifications,
       rate: verifications / ((windowEnd - windowStart) / 1000),
@@ -795,6 +798,11 @@ async function rotate(
 }
 
 // ---- small helpers ---------------------------------------------------------------------------------
+
+function revokeLate(status: RotationStatus): number | null {
+  const e = status.timeline.find((x) => x.step === 'revoke' && x.actualStart && x.note !== 'compromise path');
+  return e?.actualStart ? (Date.parse(e.actualStart) - Date.parse(e.plannedAt)) / 1000 : null;
+}
 
 function agentOf(text: string): string {
   return (JSON.parse(text) as { agent_id: string }).agent_id;

@@ -9,6 +9,7 @@ import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
 import { requireKey } from '../store/keys';
 import { anchorLifetimeFromEnv } from './anchor-signing';
+import type { Failpoint } from './failpoint';
 
 export interface ActivitySettings {
   /** `revoked_by` of every revocation record rotor signs (a URI naming the security team). */
@@ -30,6 +31,8 @@ export interface ActivityDeps {
   settings: ActivitySettings;
   /** Where activities write operator-facing lines (never key material). */
   log?: (line: string) => void;
+  /** Test-only (ROTOR_FAILPOINT, src/activities/failpoint.ts); undefined in production. */
+  failpoint?: Failpoint;
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivitySettings {

@@ -9,6 +9,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { PolicyError, RotorError, UsageError } from '../errors';
+import { anchorUpkeepActivities } from './anchor-upkeep';
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
 import { decommissionActivities } from './decommission';
@@ -55,6 +56,7 @@ export function createActivities(deps: ActivityDeps) {
     ...deliveryActivities(deps),
     ...auditActivities(deps),
     ...notifyActivities(deps),
+    ...anchorUpkeepActivities(deps),
   };
   return logged(
     Object.fromEntries(

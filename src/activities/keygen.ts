@@ -15,7 +15,12 @@ export function keygenActivities(deps: ActivityDeps) {
   async function generateKey(input: GenerateKeyInput): Promise<GeneratedKeyInfo> {
     const custodian = await deps.custodian(input.custodian);
     const label = newKeyLabel(input.identity, input.runId);
-    const key = (await custodian.lookup(label)) ?? (await custodian.generate(label));
+    let key = await custodian.lookup(label);
+    if (!key) {
+      await deps.failpoint?.reach('generateKey:before-generate');
+      key = await custodian.generate(label);
+    }
+    await deps.failpoint?.reach('generateKey:after-generate');
     const description = await custodian.describe(key.handle);
     // Registering the same key again returns the existing row: a retried attempt is harmless.
     await registerKey(deps.pool, {

@@ -1,57 +1,38 @@
 /**
  * Runbook: the pre-rotation checklist. Each item is a gate with a verdict and a reason; the
- * workflow stops before t=0 when any gate fails.
+ * workflow stops before t=0 when any gate fails. The gates that read the store are in ./gates.ts,
+ * shared with `rotor rotate plan`, so the plan predicts with the same code the rotation checks.
  */
 import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../errors';
 import { inTransaction } from '../store/db';
-import { activeKey } from '../store/keys';
-import { countManifests } from '../store/manifests';
 import { appendRevocations } from '../store/revocations';
-import { lastCompletedRotation } from '../store/rotations';
 import { currentTrustAnchor } from '../store/trust-anchors';
 import { type ActivityDeps, stepLog } from './deps';
+import { activeKeyGate, custodianPolicyRefusal, keyAge, manifestsGate } from './gates';
 import { postToWebhook } from './notify';
 import type { Gate, PreflightInput, PreflightResult } from './types';
-
-const DAY_MS = 86_400_000;
 
 export function preflightActivities(deps: ActivityDeps) {
   async function preflight(input: PreflightInput): Promise<PreflightResult> {
     const gates: Gate[] = [];
     const gate = (name: string, ok: boolean, detail: string) => gates.push({ name, ok, detail });
 
-    const current = await activeKey(deps.pool, input.identity);
-    if (!current) {
-      gate(
-        'active-key',
-        false,
-        `identity '${input.identity}' has no active key: run \`rotor key init --identity ${input.identity}\``,
-      );
-      return { ok: false, activeManifests: 0, gates };
-    }
-    gate('active-key', true, `${current.keyId} (${current.custodian})`);
+    const { gate: keyGate, key: current } = await activeKeyGate(deps.pool, input.identity);
+    gates.push(keyGate);
+    if (!current) return { ok: false, activeManifests: 0, gates };
 
     // The 90-day policy: a key rotated early for any reason is not rotated again until it is due.
     if (input.trigger === 'scheduled') {
-      const since = current.activatedAt ?? current.createdAt;
-      const last = await lastCompletedRotation(deps.pool, input.identity);
-      const reference = last?.endedAt && last.endedAt > since ? last.endedAt : since;
-      const ageDays = (Date.now() - reference.getTime()) / DAY_MS;
-      if (ageDays < input.minKeyAgeDays) {
-        const due = new Date(reference.getTime() + input.minKeyAgeDays * DAY_MS).toISOString();
-        return {
-          ok: true,
-          skip: `key ${current.keyId.slice(0, 12)}… is ${ageDays.toFixed(1)} days old; the next scheduled rotation is due ${due}`,
-          oldKeyId: current.keyId,
-          activeManifests: 0,
-          gates,
-        };
+      const age = await keyAge(deps.pool, input.identity, current, input.minKeyAgeDays, new Date());
+      if (!age.due) {
+        return { ok: true, skip: age.skipReason, oldKeyId: current.keyId, activeManifests: 0, gates };
       }
     }
 
-    const activeManifests = await countManifests(deps.pool, { keyId: current.keyId, status: 'active' });
-    gate('manifests-counted', true, `${activeManifests} active manifest(s) signed by ${current.keyId}`);
+    const counted = await manifestsGate(deps.pool, current.keyId);
+    gates.push(counted.gate);
+    const activeManifests = counted.count;
 
     await checkCustodian(deps, input, gate);
     await checkCrlEndpoint(deps, gate);
@@ -108,12 +89,9 @@ async function checkCustodian(deps: ActivityDeps, input: PreflightInput, gate: G
   const health = await custodian.health();
   gate('custodian-health', health.ok, health.detail);
   if (!health.ok) return;
-  if (input.custodian === 'software' && !input.allowSoftwareCustodian) {
-    gate(
-      'custodian-policy',
-      false,
-      'the software custodian is not an HSM and this policy requires one (allowSoftwareCustodian is false)',
-    );
+  const refusal = custodianPolicyRefusal(input.custodian, input.allowSoftwareCustodian);
+  if (refusal) {
+    gate('custodian-policy', false, refusal);
     return;
   }
   const label = `rotor-preflight-probe-${randomBytes(6).toString('hex')}`;

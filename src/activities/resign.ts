@@ -31,6 +31,7 @@ import type { ManifestPageRow } from '../store/manifests';
 import { countManifests, insertTwins, pageManifests, setStatus } from '../store/manifests';
 import type { Queryable } from '../store/queryable';
 import { type ActivityDeps, activityContext, signerForKey } from './deps';
+import type { Failpoint } from './failpoint';
 import type { SignedRows } from './reissue-batch';
 import { signRowsOnPool } from './sign-pool';
 import type { CountInput, ResignChunkInput, ResignChunkResult } from './types';
@@ -86,6 +87,8 @@ export interface ReissuePass {
   rotationStartedAt?: Date;
   /** The version a v0.1 original's twin gets (a v0.2 original's is always v0.2). */
   reissueAs: ReissueAs;
+  /** Test-only (ROTOR_FAILPOINT); undefined in production. */
+  failpoint?: Failpoint;
 }
 
 /**
@@ -197,6 +200,7 @@ export async function reissuePass(
       if (inFlight.length >= WRITES_IN_FLIGHT) await settleOldest();
       const written = inTransaction(pass.pool, async (client) => {
         await insertTwins(client, batch.twins);
+        await pass.failpoint?.reach('resignChunk:in-transaction');
         if (supersede)
           await setStatus(
             client,
@@ -327,6 +331,7 @@ export function resignActivities(deps: ActivityDeps) {
       status: input.status,
       // Absent in histories from before the field existed: the production default.
       reissueAs: input.reissueAs ?? '0.2',
+      ...(deps.failpoint ? { failpoint: deps.failpoint } : {}),
       ...(input.trustedBefore ? { trustedBefore: new Date(input.trustedBefore) } : {}),
       ...(input.rotationStartedAt ? { rotationStartedAt: new Date(input.rotationStartedAt) } : {}),
     };

@@ -3,29 +3,12 @@
  * and the plan of `rotor rotate plan`. Plain text, no colour, so it reads the same in a pager,
  * a CI log and a chat paste.
  */
+import type { RotationListEntry } from '../rotation/list';
+import { offset, type RotationPlan } from '../rotation/plan';
 import { progressBar, table } from '../text/table';
 import type { RotationStatus } from '../workflows/rotation-api';
 
-export { progressBar, table };
-
-/** `+5m`, `+23h30m`, `+0s`: an offset from t=0 as people say it. */
-export function offset(seconds: number): string {
-  if (seconds === 0) return '+0s';
-  const parts: string[] = [];
-  let rest = Math.round(seconds);
-  for (const [unit, size] of [
-    ['d', 86_400],
-    ['h', 3600],
-    ['m', 60],
-    ['s', 1],
-  ] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-  }
-  return `+${parts.join('')}`;
-}
+export { offset, progressBar, table };
 
 const ENDED = new Set(['completed', 'rolled-back', 'aborted', 'failed', 'skipped']);
 
@@ -133,4 +116,54 @@ function indent(text: string): string[] {
     .filter((l) => l.length > 0)
     .map((l) => `  ${l}`)
     .concat('');
+}
+
+export function renderPlan(p: RotationPlan): string {
+  const lines: string[] = [];
+  lines.push(
+    `plan: ${p.trigger} rotation of ${p.identity}, new key in the ${p.custodian} custodian, if started at ${p.plannedAt}`,
+  );
+  lines.push(`verdict: ${p.verdict}`);
+  lines.push(
+    `active key: ${p.activeKey ? `${p.activeKey.keyId} (${p.activeKey.custodian}, ${p.activeKey.ageDays} days old)` : 'none'}`,
+  );
+  lines.push('', 'timeline');
+  lines.push(
+    ...table([['STEP', 'T', 'AT'], ...p.timeline.map((e) => [e.step, e.offset, e.at])])
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `  ${l}`),
+  );
+  lines.push('', 'counts');
+  lines.push(`  ${p.counts.activeManifests} active manifest(s) of the current key`);
+  lines.push(`  ${p.counts.resign} re-issued twin(s) signed by the new key`);
+  lines.push(`  ${p.counts.revoke} revocation record(s) added to the CRL`);
+  lines.push(
+    `  ${p.counts.keysGenerated} key generated, ${p.counts.keysDestroyed} key destroyed (archived ${p.policy.retentionDays} days)`,
+  );
+  lines.push('', 'preflight gates');
+  lines.push(
+    ...table([['GATE', 'EXPECT', 'DETAIL'], ...p.gates.map((g) => [g.name, g.expect, g.detail])])
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `  ${l}`),
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** `rotor rotate list`: one row per run, newest first; empty when there are none. */
+export function renderRotationList(rows: RotationListEntry[]): string {
+  if (rows.length === 0) return '';
+  const header = ['WORKFLOW', 'RUN', 'TRIGGER', 'PHASE', 'STATUS', 'STARTED', 'ENDED', 'OUTCOME'];
+  const cells = rows.map((r) => [
+    r.workflowId,
+    r.runId.slice(0, 8),
+    r.trigger ?? '-',
+    r.phase ?? '-',
+    r.status ?? '-',
+    r.startedAt ?? '-',
+    r.endedAt ?? '-',
+    r.outcome ?? '',
+  ]);
+  return table([header, ...cells]);
 }

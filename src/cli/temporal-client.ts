@@ -1,10 +1,11 @@
 /**
  * The Temporal client the CLI's command groups share, configured from the environment
- * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ROTOR_TASK_QUEUE). The connection is closed when the
- * command ends, so the process can exit on its own.
+ * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ROTOR_TASK_QUEUE; TLS, mTLS and an API key: src/config.ts). The connection is closed when the
+ * command ends, so the process can exit on its own. What the CLI does with it is in src/rotation/
+ * (`RotationTemporal` is the part of this connection the rotation layer uses).
  */
-import { Client, Connection, isGrpcDeadlineError } from '@temporalio/client';
-import { type TemporalConfig, temporalConfig } from '../config';
+import { Client, Connection } from '@temporalio/client';
+import { type TemporalConfig, temporalConfig, temporalConnectionOptions } from '../config';
 import { EnvironmentError, errorMessage } from '../errors';
 
 export interface CliTemporal {
@@ -19,7 +20,7 @@ export async function connectTemporal(env: Env = process.env): Promise<CliTempor
   const config = temporalConfig(env);
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.address, connectTimeout: '5s' });
+    connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '5s' });
   } catch (err) {
     throw new EnvironmentError(
       `cannot reach Temporal at ${config.address} (${firstLine(errorMessage(err))}): start it (rotor temporal dev-server) or set TEMPORAL_ADDRESS`,
@@ -39,29 +40,6 @@ export async function withTemporal<T>(
     return await fn(temporal);
   } finally {
     await temporal.close();
-  }
-}
-
-/**
- * Runs a call that needs a worker to answer (a query, an update) with a deadline, so a missing
- * worker is reported instead of hanging the command.
- */
-export async function needingWorker<T>(
-  t: CliTemporal,
-  what: string,
-  seconds: number,
-  fn: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await t.client.withDeadline(Date.now() + seconds * 1000, fn);
-  } catch (err) {
-    if (isGrpcDeadlineError(err) || isGrpcDeadlineError((err as { cause?: unknown })?.cause)) {
-      throw new EnvironmentError(
-        `no worker answered ${what} within ${seconds}s on task queue ${t.config.taskQueue}: is a rotor worker running (npm run worker)?`,
-        'ENV_NO_WORKER',
-      );
-    }
-    throw err;
   }
 }
 

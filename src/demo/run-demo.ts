@@ -6,38 +6,25 @@
  * checks it, and stops all it started, also on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../activities/identity';
-import {
-  custodianKindFromEnv,
-  type KeyCustodian,
-  openCustodian,
-  openSoftwareCustodian,
-} from '../custody/index';
+import { custodianKindFromEnv, type KeyCustodian } from '../custody/index';
 import { errorMessage, RotorError, UsageError } from '../errors';
-import { createHttpService } from '../http/service';
 import { convertV01ToV02, signCoseRoot } from '../manifest';
-import { connect, type Pool } from '../store/db';
-import { type ImportItem, importManifests, pageManifests, statsByVersion } from '../store/manifests';
-import { migrate } from '../store/migrate';
+import { importStream } from '../rotation/import';
+import { StopList, startRotorStack } from '../rotation/stack';
+import { startRotation } from '../rotation/start';
+import type { Pool } from '../store/db';
+import type { ImportItem } from '../store/manifests';
+import { pageManifests, statsByVersion } from '../store/manifests';
 import { registerVerifier } from '../store/verifiers';
 import { syntheticManifests } from '../synthetic/manifests';
-import { startDevServer } from '../temporal/dev-server';
-import { createRotorWorker } from '../worker';
 import type { CustodianKind } from '../workflows/policy';
-import {
-  type RotationInput,
-  type RotationStatus,
-  rotationWorkflowId,
-  statusQuery,
-} from '../workflows/rotation-api';
-import { openDemoDatabase } from './database';
+import { type RotationInput, type RotationStatus, statusQuery } from '../workflows/rotation-api';
 import { OUTPUT_FILES, verifyOutputs, writeOutputs } from './outputs';
 import { buildSummary, type DemoSummary, renderSummary, type VerifierSummary } from './summary';
 import { demoPolicy } from './timeline';
@@ -94,25 +81,19 @@ export class DemoInterrupted extends RotorError {
 
 /** Runs the demo; resolves with the summary when the rotation completed and every output verifies. */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
-  const cleanups: { what: string; fn: () => Promise<void> | void }[] = [];
   const say = (line: string) => options.out.write(`${line}\n`);
+  const cleanups = new StopList((line) => say(`rotor demo: ${line}`));
   try {
     return await demo(options, cleanups, say);
   } finally {
     if (options.signal.aborted) say('stopping…');
-    for (const { what, fn } of cleanups.reverse()) {
-      try {
-        await withDeadline(Promise.resolve(fn()), 20_000, what);
-      } catch (err) {
-        say(`rotor demo: could not stop ${what}: ${errorMessage(err)}`);
-      }
-    }
+    await cleanups.run();
   }
 }
 
 async function demo(
   options: DemoOptions,
-  cleanups: { what: string; fn: () => Promise<void> | void }[],
+  cleanups: StopList,
   say: (line: string) => void,
 ): Promise<DemoSummary> {
   const { env, signal } = options;
@@ -141,67 +122,50 @@ async function demo(
     `rotor demo: a scheduled rotation of ${options.count} manifests with the runbook's timeline compressed to ${options.timelineSeconds} s (Ctrl-C stops everything)`,
   );
 
-  // Temporal and Postgres start side by side; whichever started is stopped even if the other failed.
-  const [temporalStart, databaseStart] = await Promise.allSettled([
-    startDevServer(),
-    openDemoDatabase(env.DATABASE_URL),
-  ]);
-  if (temporalStart.status === 'fulfilled')
-    cleanups.push({ what: 'the Temporal dev server', fn: temporalStart.value.stop });
-  if (databaseStart.status === 'fulfilled')
-    cleanups.push({ what: 'the demo database', fn: databaseStart.value.remove });
-  if (temporalStart.status === 'rejected') throw temporalStart.reason;
-  if (databaseStart.status === 'rejected') throw databaseStart.reason;
-  const temporal = temporalStart.value;
-  const database = databaseStart.value;
-  say(`  [${elapsed()}] Temporal dev server on ${temporal.address}`);
-  say(`  [${elapsed()}] Postgres: ${database.where}`);
-  reached('infrastructure');
-
-  const pool = await connect(database.url, 10);
-  cleanups.push({ what: 'the Postgres pool', fn: () => pool.end() });
-  await migrate(pool);
-  reached('migrations');
-
   const kind: CustodianKind = custodianKindFromEnv(env);
-  const workerEnv: NodeJS.ProcessEnv = { ROTOR_CUSTODIAN: kind };
-  let custodian: KeyCustodian;
-  if (kind === 'pkcs11') {
-    for (const name of PKCS11_ENV) if (env[name]) workerEnv[name] = env[name];
-    custodian = await openCustodian('pkcs11', workerEnv);
-  } else {
-    const keyDir = mkdtempSync(join(tmpdir(), 'rotor-demo-keys-'));
-    cleanups.push({
-      what: 'the software key folder',
-      fn: () => rmSync(keyDir, { recursive: true, force: true }),
-    });
-    workerEnv.ROTOR_SOFTWARE_KEY_DIR = keyDir;
-    custodian = await openSoftwareCustodian({ dir: keyDir });
-  }
-  cleanups.push({ what: 'the custodian', fn: () => custodian.close() });
-  say(
-    `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${workerEnv.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
-  );
-  reached('custodian');
+  const pkcs11Env: NodeJS.ProcessEnv = {};
+  if (kind === 'pkcs11') for (const name of PKCS11_ENV) if (env[name]) pkcs11Env[name] = env[name];
+  // Activities' lines and the SDK's warnings: printed until the live view takes them.
+  let notice = (line: string) => say(`  notice: ${line}`);
+  installQuietRuntime((line) => notice(line));
+  // The worker starts after the verifiers (its own stage), so the rotation begins with them polling.
+  const stack = await startRotorStack({
+    postgres: { throwaway: { serverUrl: env.DATABASE_URL } },
+    temporal: { devServer: { namespace: NAMESPACE }, taskQueue: TASK_QUEUE },
+    custodian: kind === 'pkcs11' ? { kind, env: pkcs11Env } : { kind },
+    http: {
+      identity: DEMO_IDENTITY,
+      anchorMaxAgeSeconds: policy.anchorMaxAgeSeconds,
+      // Verifiers learn of revocations within the compressed window too.
+      crlCacheSeconds: policy.anchorMaxAgeSeconds,
+    },
+    settings: { revokedBy: 'urn:rotor:key-rotation' },
+    log: (line) => notice(line),
+    startWorker: false,
+    onStarted(stage, parts) {
+      if (stage === 'infrastructure') {
+        say(`  [${elapsed()}] Temporal dev server on ${parts.temporalAddress}`);
+        say(`  [${elapsed()}] Postgres: ${parts.database?.where}`);
+      } else if (stage === 'custodian') {
+        say(
+          `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${pkcs11Env.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
+        );
+      } else if (stage === 'http') {
+        say(
+          `  [${elapsed()}] HTTP service on ${parts.baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`,
+        );
+      }
+      reached(stage as DemoStage);
+    },
+  });
+  cleanups.add('the rotor stack', () => stack.stop());
+  const { pool, custodian, baseUrl, database } = stack;
 
   // Each verifier checks in with a credential of its own, bound to its id and the identity.
   const credentials: Record<string, string> = {};
   for (const id of VERIFIER_IDS) {
     credentials[id] = (await registerVerifier(pool, { verifierId: id, identity: DEMO_IDENTITY })).credential;
   }
-  const http = createHttpService({
-    pool,
-    identity: DEMO_IDENTITY,
-    anchorMaxAgeSeconds: policy.anchorMaxAgeSeconds,
-    // Verifiers learn of revocations within the compressed window too.
-    crlCacheSeconds: policy.anchorMaxAgeSeconds,
-  });
-  const { port } = await http.listen(0, '127.0.0.1');
-  cleanups.push({ what: 'the HTTP service', fn: () => http.close() });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  workerEnv.ROTOR_PUBLIC_URL = baseUrl;
-  say(`  [${elapsed()}] HTTP service on ${baseUrl} (trust anchor max-age ${policy.anchorMaxAgeSeconds} s)`);
-  reached('http');
 
   const { key, rootKeys } = await initIdentity(
     pool,
@@ -235,32 +199,24 @@ async function demo(
     ids: VERIFIER_IDS,
     intervalMs: VERIFIER_INTERVAL_MS,
   });
-  cleanups.push({ what: 'the reference verifiers', fn: () => verifiers.stop() });
+  cleanups.add('the reference verifiers', () => verifiers.stop());
   say(
     `  [${elapsed()}] reference verifiers ${VERIFIER_IDS.join(', ')} polling every ${VERIFIER_INTERVAL_MS / 1000} s`,
   );
   reached('verifiers');
 
   const view = new LiveView(options.out, options.timelineSeconds);
-  const worker = await startWorker(
-    temporal.address,
-    pool,
-    workerEnv,
-    (line) => view.note(`  notice: ${line}`),
-    cleanups,
-  );
+  notice = (line) => view.note(`  notice: ${line}`);
+  await stack.startWorker();
   say(`  [${elapsed()}] worker on task queue ${TASK_QUEUE}`);
   reached('worker');
 
-  const connection = await Connection.connect({ address: temporal.address });
+  const connection = await Connection.connect({ address: stack.temporalAddress! });
   // The result's long poll retries on its own; it is cancelled before its channel closes under it.
   const clientCalls = new AbortController();
-  cleanups.push({
-    what: 'the Temporal client',
-    fn: () => {
-      clientCalls.abort();
-      return connection.close();
-    },
+  cleanups.add('the Temporal client', () => {
+    clientCalls.abort();
+    return connection.close();
   });
   const client = new Client({ connection, namespace: NAMESPACE });
   const input: RotationInput = {
@@ -271,12 +227,11 @@ async function demo(
     requestedBy: 'rotor-demo',
     reason: 'rotor demo: scheduled rotation on a compressed timeline',
   };
-  const handle = await client.workflow.start('rotationWorkflow', {
-    workflowId: rotationWorkflowId(DEMO_IDENTITY),
-    taskQueue: TASK_QUEUE,
-    args: [input],
-    memo: { identity: input.identity, trigger: input.trigger, requestedBy: input.requestedBy },
-  });
+  const { workflowId } = await startRotation(
+    { client, config: { namespace: NAMESPACE, taskQueue: TASK_QUEUE } },
+    input,
+  );
+  const handle = client.workflow.getHandle(workflowId);
   say(`  [${elapsed()}] started rotation ${handle.workflowId}`);
   reached('rotation');
   say('');
@@ -310,7 +265,8 @@ async function demo(
   let status: RotationStatus | undefined;
   for (;;) {
     check();
-    if (worker.failure) throw new RotorError(`the worker stopped: ${worker.failure}`, 'DEMO_WORKER');
+    if (stack.workerFailure)
+      throw new RotorError(`the worker stopped: ${stack.workerFailure}`, 'DEMO_WORKER');
     const ended = await Promise.race([
       result.then(
         () => true,
@@ -383,8 +339,9 @@ async function demo(
     verification,
     verifiers: verifierSummaries,
     environment: {
-      temporal: `dev server ${temporal.address}`,
-      database: database.kind === 'embedded' ? 'embedded PostgreSQL' : `database ${database.name} (dropped)`,
+      temporal: `dev server ${stack.temporalAddress}`,
+      database:
+        database?.kind === 'embedded' ? 'embedded PostgreSQL' : `database ${database?.name} (dropped)`,
       custodian: kind,
     },
     outDir,
@@ -413,30 +370,24 @@ async function seed(
   keyId: string,
   check: () => void,
 ): Promise<Set<string>> {
-  let batch: ImportItem[] = [];
-  let n = 0;
-  const flush = async () => {
-    const r = await importManifests(pool, batch);
-    if (r.rejected.length > 0) {
-      throw new RotorError(
-        `seeding rejected ${r.rejected[0]!.source}: ${r.rejected[0]!.reason}`,
-        'DEMO_SEED',
-      );
+  async function* items(): AsyncGenerator<ImportItem> {
+    let n = 0;
+    for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
+      n++;
+      if (n % V02_EVERY === 0) {
+        // A mixed store, as an issuer has it after 2026-11-30: every fourth manifest is v0.2,
+        // the same document converted (src/manifest/reissue-cose.ts) and signed as a COSE_Sign1.
+        const { envelope } = await signCoseRoot(convertV01ToV02(text).manifest, signer);
+        yield { envelope, source: `seed:${n}` };
+      } else yield { text, source: `seed:${n}` };
     }
-    batch = [];
-    check();
-  };
-  for await (const text of syntheticManifests(count, signer, { seed: 7 })) {
-    n++;
-    if (n % V02_EVERY === 0) {
-      // A mixed store, as an issuer has it after 2026-11-30: every fourth manifest is v0.2,
-      // the same document converted (src/manifest/reissue-cose.ts) and signed as a COSE_Sign1.
-      const { envelope } = await signCoseRoot(convertV01ToV02(text).manifest, signer);
-      batch.push({ envelope, source: `seed:${n}` });
-    } else batch.push({ text, source: `seed:${n}` });
-    if (batch.length === 500) await flush();
   }
-  if (batch.length > 0) await flush();
+  await importStream(pool, items(), {
+    onRejected: (r) => {
+      throw new RotorError(`seeding rejected ${r.source}: ${r.reason}`, 'DEMO_SEED');
+    },
+    afterBatch: check,
+  });
   const ids = new Set<string>();
   let after: string | null = null;
   for (;;) {
@@ -457,43 +408,6 @@ function versionCounts(
   return out;
 }
 
-interface RunningWorker {
-  /** Set when the worker stopped on its own. */
-  failure?: string;
-}
-
-async function startWorker(
-  address: string,
-  pool: Pool,
-  env: NodeJS.ProcessEnv,
-  notice: (line: string) => void,
-  cleanups: { what: string; fn: () => Promise<void> | void }[],
-): Promise<RunningWorker> {
-  installQuietRuntime(notice);
-  const connection = await NativeConnection.connect({ address });
-  cleanups.push({ what: 'the worker connection', fn: () => connection.close() });
-  const { worker, close } = await createRotorWorker({
-    connection,
-    namespace: NAMESPACE,
-    taskQueue: TASK_QUEUE,
-    pool,
-    env,
-    log: notice,
-  });
-  cleanups.push({ what: "the worker's custodians", fn: close });
-  const running: RunningWorker = {};
-  const run = worker.run().catch((err: unknown) => {
-    running.failure = errorMessage(err);
-  });
-  cleanups.push({ what: 'the worker', fn: () => shutdown(worker, run) });
-  return running;
-}
-
-async function shutdown(worker: Worker, run: Promise<void>): Promise<void> {
-  if (worker.getState() === 'RUNNING') worker.shutdown();
-  await run;
-}
-
 /**
  * The SDK logs each worker state change at INFO and stops workers on signals itself; the demo
  * shows only warnings (as notices) and stops its worker in its own order.
@@ -508,19 +422,5 @@ function installQuietRuntime(notice: (line: string) => void): void {
     });
   } catch {
     // Already installed in this process (a second demo run in one process): keep that one.
-  }
-}
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not stop within ${ms / 1000} s`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -107,15 +107,14 @@ export {
   type CoseReissueOptions,
   type CoseReissueResult,
   convertV01ToV02,
-  type ReissueAnyResult,
   type ReissueAs,
   reissueCoseEnvelope,
-  reissueStored,
   reissueV01AsCose,
   reissueV01RootAsCose,
   V01_CONTEXTS,
 } from './reissue-cose';
 export {
+  admissionProblem,
   DECLINE_CODES,
   type DeclineCode,
   decideReissue,

@@ -14,7 +14,7 @@ import { type CoseSignResult, signCoseRoot } from './cose-sign';
 import { ManifestError } from './errors';
 import { isJsonObject, type JsonObject, parseDocument } from './json';
 import { SIGNED_FIELDS } from './preimage';
-import { reissueManifest, uuidv7 } from './sign';
+import { uuidv7 } from './sign';
 import type { Signer } from './signer';
 import { formatUtcSeconds, parseTimestamp } from './timestamps';
 
@@ -255,54 +255,6 @@ async function finish(
   m.set('issued_at', issuedAt);
   const signed = await signCoseRoot(m, signer, opts.source ?? previousManifestId);
   return { ...signed, previousManifestId, dropped, converted };
-}
-
-export interface ReissueAnyResult {
-  manifestId: string;
-  previousManifestId: string;
-  version: '0.1' | '0.2';
-  text?: string;
-  envelope?: Uint8Array;
-  dropped: string[];
-  converted: boolean;
-}
-
-/**
- * Re-issues a stored manifest under the policy's `reissueAs`: a v0.2 envelope always stays v0.2;
- * a v0.1 document becomes v0.2 (`"0.2"`) or stays v0.1 (`"same"`).
- */
-export async function reissueStored(
-  copy: { text: string | null; envelope: Uint8Array | null },
-  signer: Signer,
-  opts: CoseReissueOptions & { reissueAs: ReissueAs },
-): Promise<ReissueAnyResult> {
-  if (copy.envelope !== null) {
-    const r = await reissueCoseEnvelope(copy.envelope, signer, opts);
-    return { ...pick(r), version: '0.2', envelope: r.envelope };
-  }
-  if (copy.text === null) throw new ManifestError('has neither text nor envelope', sourceOnly(opts.source));
-  if (opts.reissueAs === '0.2') {
-    const r = await reissueV01AsCose(copy.text, signer, opts);
-    return { ...pick(r), version: '0.2', envelope: r.envelope };
-  }
-  const r = await reissueManifest(copy.text, signer, opts);
-  return {
-    manifestId: r.manifestId,
-    previousManifestId: r.previousManifestId,
-    version: '0.1',
-    text: r.text,
-    dropped: r.attestationDropped ? ['attestation'] : [],
-    converted: false,
-  };
-}
-
-function pick(r: CoseReissueResult) {
-  return {
-    manifestId: r.manifestId,
-    previousManifestId: r.previousManifestId,
-    dropped: r.dropped,
-    converted: r.converted,
-  };
 }
 
 function sourceOnly(source: string | undefined): { source?: string } {

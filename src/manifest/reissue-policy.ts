@@ -204,6 +204,54 @@ function decideJsonV01(
   return decideCommon(root, keyId, facts);
 }
 
+/**
+ * Whether a copy may enter rotor's store at import (issue 10 point 5): readable, no repeated member
+ * name, signed, and its signature verifies under the public key the registry holds for its key_id
+ * (v0.1: the strict detached signature; v0.2: the COSE_Sign1, checked as of the manifest's own
+ * issued_at so an expired manifest can still be archived). Null when it may; else the decline.
+ * Schema, revocation and the validity window are the re-issue decision's, not the import's.
+ */
+export function admissionProblem(
+  manifest: ParsedStoredManifest,
+  lookupKey: (keyId: string) => RegistryKey | undefined,
+): { code: DeclineCode; reason: string } | null {
+  if (manifest.format === 'cose-v0.2') {
+    const keyId = manifest.examined.keyId;
+    const key = lookupKey(keyId);
+    if (key === undefined)
+      return { code: 'unknown-key', reason: `unknown key ${keyId}: not in rotor's key registry` };
+    const issued = parseTimestamp(String(manifest.root.get('issued_at') ?? ''));
+    const at = typeof issued === 'string' ? new Date() : new Date(issued.epochMs);
+    const verdict = verifyCoseEnvelope(manifest.envelope, {
+      trustedKeys: new Map([[keyId, key.publicKey]]),
+      now: at,
+    });
+    if (!verdict.signatureVerified)
+      return {
+        code: 'bad-signature',
+        reason: `COSE_Sign1 does not verify under ${keyId}: ${verdict.reason}`,
+      };
+    return null;
+  }
+  const { doc, root } = manifest;
+  if (doc.duplicates.length > 0)
+    return {
+      code: 'duplicate-member',
+      reason: `duplicate member name ${doc.duplicates[0]} (I-JSON refuses it)`,
+    };
+  const sig = root.get('signature');
+  const keyId = isJsonObject(sig) ? getString(sig, 'key_id') : null;
+  if (!isJsonObject(sig) || keyId === null)
+    return { code: 'unsigned', reason: 'unsigned: no signature block with a key_id' };
+  const key = lookupKey(keyId);
+  if (key === undefined)
+    return { code: 'unknown-key', reason: `unknown key ${keyId}: not in rotor's key registry` };
+  const signature = checkManifestSignature(root, new Map([[keyId, key.publicKey]]));
+  if (!signature.ok)
+    return { code: 'bad-signature', reason: `signature does not verify under ${keyId}: ${signature.reason}` };
+  return null;
+}
+
 /** What follows a verified signature, for either version: schema, revocation, cut-off, window. */
 function decideCommon(root: JsonObject, keyId: string, facts: ReissueFacts): ReissueDecision {
   // Only what the SDK would call schema-valid is re-issued (a twin inherits every member).

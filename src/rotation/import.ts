@@ -5,7 +5,7 @@
  */
 import { RotorError } from '../errors';
 import type { Signer } from '../manifest';
-import { type ImportItem, importManifests } from '../store/manifests';
+import { type ImportItem, type ImportVerification, importManifests } from '../store/manifests';
 import type { Queryable } from '../store/queryable';
 import { type SyntheticOptions, syntheticManifests } from '../synthetic/manifests';
 
@@ -18,6 +18,8 @@ export interface ImportTotals {
 export interface ImportStreamOptions {
   /** Manifests per transaction; default 500. */
   batchSize?: number;
+  /** How the store trusts what it takes (default `registry`: verified under the key registry). */
+  verify?: ImportVerification;
   /** Told of each rejected record (its source and why); default: the import fails on the first. */
   onRejected?: (rejection: { source: string; reason: string }) => void;
   /** After each batch is stored (progress, or a check that throws to stop). */
@@ -39,7 +41,7 @@ export async function importStream(
   let batch: ImportItem[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const result = await importManifests(q, batch);
+    const result = await importManifests(q, batch, { verify: options.verify ?? 'registry' });
     batch = [];
     totals.imported += result.imported;
     totals.duplicates += result.duplicates;
@@ -67,12 +69,12 @@ export async function seedManifests(
   count: number,
   options: ImportStreamOptions & SyntheticOptions = {},
 ): Promise<ImportTotals> {
-  const { batchSize, onRejected, afterBatch, ...synthetic } = options;
+  const { batchSize, verify, onRejected, afterBatch, ...synthetic } = options;
   async function* items(): AsyncGenerator<ImportItem> {
     let n = 0;
     for await (const text of syntheticManifests(count, signer, synthetic)) {
       yield { text, source: `seed:${++n}` };
     }
   }
-  return importStream(q, items(), { batchSize, onRejected, afterBatch });
+  return importStream(q, items(), { batchSize, verify, onRejected, afterBatch });
 }

@@ -21,8 +21,23 @@ export function redactUrl(url: string): string {
   }
 }
 
-export function createPool(url: string = databaseUrl(), max = 10): Pool {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
+export interface PoolOptions {
+  /**
+   * Postgres ends a session left idle inside a transaction this long (idle_in_transaction_session_timeout),
+   * releasing its locks. Unset: the server's setting (off by default).
+   */
+  idleInTransactionSeconds?: number;
+}
+
+export function createPool(url: string = databaseUrl(), max = 10, options: PoolOptions = {}): Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 10_000,
+    ...(options.idleInTransactionSeconds
+      ? { options: `-c idle_in_transaction_session_timeout=${options.idleInTransactionSeconds * 1000}` }
+      : {}),
+  });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
   // The pool listens for errors only on the clients it holds idle, and drops that listener when
@@ -37,8 +52,12 @@ export function createPool(url: string = databaseUrl(), max = 10): Pool {
 }
 
 /** Opens a pool and proves it reaches the server, or throws a one-line EnvironmentError. */
-export async function connect(url: string = databaseUrl(), max = 10): Promise<Pool> {
-  const pool = createPool(url, max);
+export async function connect(
+  url: string = databaseUrl(),
+  max = 10,
+  options: PoolOptions = {},
+): Promise<Pool> {
+  const pool = createPool(url, max, options);
   try {
     await pool.query('SELECT 1');
   } catch (err) {

@@ -219,7 +219,9 @@ export function temporalServerConfig(
       user: pg.user,
       password: pg.password,
       maxConns,
-      maxIdleConns: maxConns,
+      // Idle connections are closed: several servers (a test file's own, the run's) share one
+      // Postgres whose max_connections (100 by default) the test databases need too.
+      maxIdleConns: Math.min(2, maxConns),
       maxConnLifetime: '1h',
     },
   });
@@ -233,8 +235,8 @@ export function temporalServerConfig(
       visibilityStore: 'postgres-visibility',
       numHistoryShards: 4,
       datastores: {
-        'postgres-default': datastore(dbs.database, 20),
-        'postgres-visibility': datastore(dbs.visibilityDatabase, 4),
+        'postgres-default': datastore(dbs.database, 8),
+        'postgres-visibility': datastore(dbs.visibilityDatabase, 2),
       },
     },
     global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },

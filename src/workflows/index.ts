@@ -1,3 +1,5 @@
 // Every workflow the worker runs; the bundler starts here.
+
+export { anchorUpkeepWorkflow } from './anchor-upkeep';
 export { rotationWorkflow } from './rotation';
 export { scheduledRotationWorkflow } from './scheduled';

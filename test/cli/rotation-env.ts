@@ -1,23 +1,18 @@
 /**
  * What the `rotor rotate` and `rotor schedule` suites run against: this file's database, a
- * software custodian in a temp folder, the HTTP service (the preflight GETs its CRL), and a worker
- * with the real activities on this file's task queue. The CLI runs as a child process, as an
+ * software custodian in a temp folder, and the rotor stack of src/rotation/stack.ts (the HTTP
+ * service the preflight GETs its CRL from, and a worker with the real activities on this file's
+ * task queue). The CLI runs as a child process, as an
  * operator would run it, pointed at all of these through its environment.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../../src/activities';
 import { initIdentity } from '../../src/activities/identity';
-import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody/software';
-import { createHttpService, type HttpService } from '../../src/http/service';
-import { insertManifest } from '../../src/store/manifests';
-import { syntheticManifests } from '../../src/synthetic/manifests';
+import type { SoftwareCustodian } from '../../src/custody/software';
+import { seedManifests } from '../../src/rotation/import';
+import { type RotorStack, StopList, startRotorStack } from '../../src/rotation/stack';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
-import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, type TestTemporal, workflowBundle } from '../helpers/temporal';
 
 const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -42,19 +37,36 @@ export interface RotationEnv {
 }
 
 export async function createRotationEnv(): Promise<RotationEnv> {
-  const db = await createTestDatabase();
-  const temporal = await connectTestTemporal();
-  const keyDir = await mkdtemp(join(tmpdir(), 'rotor-cli-keys-'));
-  const custodian = await openSoftwareCustodian({ dir: keyDir });
-  const http: HttpService = createHttpService({ pool: db.pool, anchorMaxAgeSeconds: 1, identity: 'default' });
-  const { port } = await http.listen(0, '127.0.0.1');
-  const activities = createActivities({
-    pool: db.pool,
-    custodian: async () => custodian,
-    settings: { revokedBy: 'urn:rotor:test', publicUrl: `http://127.0.0.1:${port}` },
-  });
-  const worker: Worker = await temporal.createWorker(activities);
-  const running = worker.run();
+  // What started so far is stopped, newest first, if a later part fails to start.
+  const stops = new StopList((line) => process.stderr.write(`rotation env: ${line}\n`));
+  let db: TestDatabase;
+  let temporal: TestTemporal;
+  let stack: RotorStack;
+  try {
+    db = await createTestDatabase();
+    stops.add('the test database', () => db.drop());
+    temporal = await connectTestTemporal();
+    stops.add('the Temporal connections', () => temporal.close());
+    stack = await startRotorStack({
+      postgres: { pool: db.pool },
+      temporal: {
+        connection: temporal.nativeConnection,
+        namespace: 'default',
+        address: temporal.address,
+        taskQueue: temporal.taskQueue,
+        workflowBundle: await workflowBundle(),
+      },
+      custodian: { kind: 'software' },
+      http: { anchorMaxAgeSeconds: 1, identity: 'default' },
+      settings: { revokedBy: 'urn:rotor:test' },
+    });
+    stops.add('the rotor stack', () => stack.stop());
+  } catch (err) {
+    await stops.run();
+    throw err;
+  }
+  const custodian = stack.custodian as SoftwareCustodian;
+  const keyDir = stack.keyDir!;
 
   const env = {
     ...process.env,
@@ -92,20 +104,13 @@ export async function createRotationEnv(): Promise<RotationEnv> {
     },
     async initIdentity(identity, manifests = 0) {
       const { key } = await initIdentity(db.pool, custodian, identity, `test-${identity}`);
-      const signer = await custodian.signer(key.handle);
       // Schema-valid manifests: the re-issue decision declines the SDK vectors' deliberately invalid ones.
-      for await (const text of syntheticManifests(manifests, signer, { seed: manifests })) {
-        await insertManifest(db.pool, { text });
-      }
+      await seedManifests(db.pool, await custodian.signer(key.handle), manifests, { seed: manifests });
       return { keyId: key.keyId };
     },
     async close() {
-      worker.shutdown();
-      await running.catch(() => {});
-      await http.close();
-      await temporal.close();
-      await db.drop();
-      await rm(keyDir, { recursive: true, force: true });
+      const failed = await stops.run();
+      if (failed.length > 0) throw new Error(`rotation env: could not stop ${failed.join(', ')}`);
     },
   };
 }

@@ -104,7 +104,9 @@ describe('analysis gate', () => {
     const details = JSON.parse(rows[0].details) as { rejections: number; byReason: Record<string, number> };
     expect(details.rejections).toBeGreaterThan(5);
     expect(details.byReason['new/unknown_key']).toBeGreaterThan(5);
-    const metrics = await (await fetch(`${env.baseUrl}/metrics`)).text();
+    // /metrics is on rotor serve's own listener (loopback), not the public one.
+    const { port: metricsPort } = await env.http.listenMetrics(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const line = metrics
       .split('\n')
       .find((l) =>

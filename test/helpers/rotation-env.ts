@@ -1,7 +1,8 @@
 /**
- * Everything a rotation needs, real: this file's own database, an HTTP service on a free port
- * (the preflight GETs its CRL endpoint; verifiers check in there), a custodian (SoftHSM token or a
- * software folder), a worker of its own on the run's Temporal server, and a seeded identity.
+ * Everything a rotation needs, real: this file's own database, a custodian (SoftHSM token or a
+ * software folder), and the rotor stack of src/rotation/stack.ts over them: an HTTP service on a
+ * free port (the preflight GETs its CRL endpoint; verifiers check in there) and a worker of its
+ * own on the run's Temporal server. A part that fails to start stops the parts before it.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,18 +11,16 @@ import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { rootSetOf } from '../../src/activities/anchor-signing';
 import type { ActivityDeps } from '../../src/activities/deps';
 import { initIdentity } from '../../src/activities/identity';
 import type { CustodianKind, KeyCustodian } from '../../src/custody/custodian';
-import { openCustodian } from '../../src/custody/index';
-import { openSoftwareCustodian } from '../../src/custody/software';
-import { createHttpService, type HttpService } from '../../src/http/service';
+import type { HttpService } from '../../src/http/service';
 import type { RootSet, Signer } from '../../src/manifest';
+import { seedManifests } from '../../src/rotation/import';
+import { type RotorStack, StopList, startRotorStack } from '../../src/rotation/stack';
 import { currentRootSet } from '../../src/store/anchor-roots';
-import { importManifests } from '../../src/store/manifests';
-import { syntheticManifests } from '../../src/synthetic/manifests';
+import { createPool } from '../../src/store/db';
 import type { RotationPolicy, Trigger } from '../../src/workflows/policy';
 import {
   type RotationInput,
@@ -29,7 +28,7 @@ import {
   rotationWorkflowId,
 } from '../../src/workflows/rotation-api';
 import { createTestDatabase, type TestDatabase } from './db';
-import { connectTestTemporal, type TestTemporal } from './temporal';
+import { connectTestTemporal, type TestTemporal, workflowBundle } from './temporal';
 
 export const CHECKIN_TOKEN = 'test-checkin-token';
 
@@ -65,16 +64,20 @@ export interface RotationEnv {
   /** The software custodian's folder (empty under pkcs11). */
   keyDir: string;
   deps: ActivityDeps;
-  worker: Worker;
-  /** Runs the worker until `stop`. */
-  workerRun: Promise<void>;
+  /** The current worker (a new one after each startWorker()). */
+  readonly worker: Worker;
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   initIdentity(identity: string): Promise<Signer>;
   /** The identity's anchor root set, as a verifier pins it. */
   rootOf(identity: string): Promise<RootSet>;
   seed(identity: string, signer: Signer, count: number): Promise<void>;
-  start(identity: string, trigger: Trigger, policy?: Partial<RotationPolicy>): Promise<WorkflowHandle>;
+  start(
+    identity: string,
+    trigger: Trigger,
+    policy?: Partial<RotationPolicy>,
+    options?: { workflowTaskTimeout?: string },
+  ): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
   waitForStatus(
     handle: WorkflowHandle,
@@ -98,64 +101,93 @@ export interface RotationEnvOptions {
   temporalAddress?: string;
   /** Start the in-process worker (default true); false when worker processes do the work. */
   worker?: boolean;
+  /**
+   * Run the HTTP service and the activities as the least-privilege roles migration 085 makes
+   * (rotor_serve, rotor_worker) instead of the database's owner; the test's own setup stays owner.
+   */
+  leastPrivilege?: boolean;
 }
 
 export async function createRotationEnv(
   kind: CustodianKind,
   options: RotationEnvOptions = {},
 ): Promise<RotationEnv> {
-  const db = await createTestDatabase();
-  const temporal = await connectTestTemporal(options.temporalAddress);
-  const http = createHttpService({
-    pool: db.pool,
-    anchorMaxAgeSeconds: 1,
-    checkInToken: CHECKIN_TOKEN,
-    identity: options.identity ?? 'default',
-  });
-  const { port } = await http.listen(0, '127.0.0.1');
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const keyDir = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
-  let custodian: KeyCustodian;
-  if (kind === 'pkcs11') {
-    const hsm = inject('softhsm');
-    custodian = await openCustodian('pkcs11', {
-      ROTOR_PKCS11_MODULE: hsm.modulePath,
-      ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
-      ROTOR_PKCS11_PIN: hsm.pin,
-      ROTOR_PKCS11_SESSIONS: '4',
-      SOFTHSM2_CONF: hsm.confPath,
+  // What started so far is stopped, newest first, if a later part fails to start.
+  const stops = new StopList((line) => process.stderr.write(`rotation env: ${line}\n`));
+  let stack: RotorStack;
+  let db: TestDatabase;
+  let temporal: TestTemporal;
+  let keyDir: string;
+  try {
+    db = await createTestDatabase();
+    stops.add('the test database', () => db.drop());
+    const asRole = (role: string) => {
+      const url = new URL(db.url);
+      url.username = role;
+      const pool = createPool(url.toString(), 10);
+      stops.add(`the ${role} pool`, () => pool.end());
+      return pool;
+    };
+    const pools = options.leastPrivilege
+      ? { serve: asRole('rotor_serve'), worker: asRole('rotor_worker') }
+      : undefined;
+    temporal = await connectTestTemporal(options.temporalAddress);
+    stops.add('the Temporal connections', () => temporal.close());
+    const hsm = kind === 'pkcs11' ? inject('softhsm') : undefined;
+    stack = await startRotorStack({
+      postgres: { pool: db.pool },
+      pools,
+      temporal: {
+        connection: temporal.nativeConnection,
+        namespace: 'default',
+        address: temporal.address,
+        taskQueue: temporal.taskQueue,
+        workflowBundle: await workflowBundle(),
+      },
+      custodian: hsm
+        ? {
+            kind,
+            env: {
+              ROTOR_PKCS11_MODULE: hsm.modulePath,
+              ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
+              ROTOR_PKCS11_PIN: hsm.pin,
+              ROTOR_PKCS11_SESSIONS: '4',
+              SOFTHSM2_CONF: hsm.confPath,
+            },
+          }
+        : { kind },
+      http: { anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: options.identity ?? 'default' },
+      settings: { revokedBy: 'spiffe://trust.example/security-team' },
+      startWorker: options.worker !== false,
     });
-  } else {
-    custodian = await openSoftwareCustodian({ dir: keyDir });
+    stops.add('the rotor stack', () => stack.stop());
+    // Worker processes of a pkcs11 test are still handed a (then empty) software key folder.
+    if (stack.keyDir) {
+      keyDir = stack.keyDir;
+    } else {
+      const empty = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
+      stops.add('the key folder', () => rmSync(empty, { recursive: true, force: true }));
+      keyDir = empty;
+    }
+  } catch (err) {
+    await stops.run();
+    throw err;
   }
-  const deps: ActivityDeps = {
-    pool: db.pool,
-    custodian: async (k) => {
-      if (k !== kind) throw new Error(`this test environment holds only a ${kind} custodian, not ${k}`);
-      return custodian;
-    },
-    settings: { revokedBy: 'spiffe://trust.example/security-team', publicUrl: baseUrl },
-  };
+  const { custodian } = stack;
   const env: RotationEnv = {
     db,
     temporal,
-    http,
-    baseUrl,
+    http: stack.http,
+    baseUrl: stack.baseUrl,
     kind,
     custodian,
     keyDir,
-    deps,
-    worker: undefined as unknown as Worker,
-    workerRun: Promise.resolve(),
-    async startWorker() {
-      env.worker = await temporal.createWorker(createActivities(deps));
-      env.workerRun = env.worker.run();
+    deps: stack.deps,
+    get worker() {
+      return stack.worker;
     },
-    async stopWorker() {
-      if (!env.worker) return;
-      if (env.worker.getState() === 'RUNNING') env.worker.shutdown();
-      await env.workerRun;
-    },
+    startWorker: () => stack.startWorker(),
+    stopWorker: () => stack.stopWorker(),
     async initIdentity(identity) {
       const { key } = await initIdentity(
         db.pool,
@@ -171,18 +203,9 @@ export async function createRotationEnv(
       return rootSetOf(root);
     },
     async seed(_identity, signer, count) {
-      let batch: { text: string; source: string }[] = [];
-      let i = 0;
-      for await (const text of syntheticManifests(count, signer, { seed: count })) {
-        batch.push({ text, source: `seed:${++i}` });
-        if (batch.length === 500) {
-          await importManifests(db.pool, batch);
-          batch = [];
-        }
-      }
-      if (batch.length) await importManifests(db.pool, batch);
+      await seedManifests(db.pool, signer, count, { seed: count });
     },
-    async start(identity, trigger, policy = {}) {
+    async start(identity, trigger, policy = {}, options = {}) {
       const input: RotationInput = {
         identity,
         trigger,
@@ -195,6 +218,7 @@ export async function createRotationEnv(
         taskQueue: temporal.taskQueue,
         workflowId: rotationWorkflowId(identity),
         args: [input],
+        ...options,
       });
     },
     async waitForPhase(handle, phases, timeoutMs = 60_000) {
@@ -236,14 +260,9 @@ export async function createRotationEnv(
       }
     },
     async close() {
-      await env.stopWorker().catch(() => {});
-      await custodian.close();
-      await http.close();
-      await temporal.close();
-      await db.drop();
-      rmSync(keyDir, { recursive: true, force: true });
+      const failed = await stops.run();
+      if (failed.length > 0) throw new Error(`rotation env: could not stop ${failed.join(', ')}`);
     },
   };
-  if (options.worker !== false) await env.startWorker();
   return env;
 }

@@ -17,7 +17,6 @@ import {
   examineEnvelope,
   reissueCoseEnvelope,
   reissueManifest,
-  reissueStored,
   reissueV01AsCose,
   signCoseManifest,
   signManifest,
@@ -173,21 +172,6 @@ describe('migration: re-issue of a v0.1 manifest as v0.2', () => {
       result: 'VALID',
       upstream: 'VALID',
     });
-  });
-
-  it('reissueStored follows the policy: "0.2" migrates, "same" keeps v0.1, a v0.2 envelope stays v0.2', async () => {
-    const text = await v01Manifest();
-    const migrated = await reissueStored({ text, envelope: null }, newSigner, { now, reissueAs: '0.2' });
-    expect(migrated.version).toBe('0.2');
-    expect(migrated.envelope).toBeInstanceOf(Uint8Array);
-    const same = await reissueStored({ text, envelope: null }, newSigner, { now, reissueAs: 'same' });
-    expect(same.version).toBe('0.1');
-    expect(JSON.parse(same.text!).signature.key_id).toBe(newSigner.keyId);
-    const v2 = await reissueStored({ text: null, envelope: hex(sdk.vectors[1]!.envelope_hex) }, newSigner, {
-      now,
-      reissueAs: 'same',
-    });
-    expect(v2.version).toBe('0.2');
   });
 
   it('refuses what the spec does not define, naming the manifest and field', async () => {

@@ -173,7 +173,8 @@ describe('bounded history (Temporal + Postgres, software custody)', () => {
           source: `bad:${i}`,
         });
       }
-      expect((await importManifests(env.db.pool, batch)).imported).toBe(2000);
+      // Tampered after signing: stored unverified, as a row that bypassed rotor's import would be.
+      expect((await importManifests(env.db.pool, batch, { verify: 'none' })).imported).toBe(2000);
     }
     const handle = await env.start('many-bad', 'personnel', {
       blockOnUnresignable: false,

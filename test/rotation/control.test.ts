@@ -244,7 +244,10 @@ describe('rotation controls (Temporal + Postgres, software custody)', () => {
     const badText = sample!.text
       .replace(/"manifest_id": "[^"]+"/, `"manifest_id": "${badId}"`)
       .replace('"crypto_profile": "standard"', '"crypto_profile": "post-quantum"');
-    expect((await importManifests(env.db.pool, [{ text: badText, source: 'test' }])).imported).toBe(1);
+    // Tampered after signing: stored unverified, as a row that bypassed rotor's import would be.
+    expect(
+      (await importManifests(env.db.pool, [{ text: badText, source: 'test' }], { verify: 'none' })).imported,
+    ).toBe(1);
     const handle = await env.start('unresignable', 'personnel', { minKeyAgeDays: 0 });
     handles.push(handle);
     const held = await env.waitForStatus(handle, 'a paused rotation', (s) => s.paused);

@@ -74,7 +74,8 @@ describe('scoped --force (Temporal + Postgres, software custody)', () => {
     const badText = sample!.text
       .replace(/"manifest_id": "[^"]+"/, '"manifest_id": "0190b6e0-dddd-7fff-8fff-ffffffffffff"')
       .replace('"crypto_profile": "standard"', '"crypto_profile": "post-quantum"');
-    await importManifests(env.db.pool, [{ text: badText, source: 'test' }]);
+    // Tampered after signing: stored unverified, as a row that bypassed rotor's import would be.
+    await importManifests(env.db.pool, [{ text: badText, source: 'test' }], { verify: 'none' });
     const handle = await env.start('force-refused', 'personnel', { minKeyAgeDays: 0 });
     await expect(handle.executeUpdate(resumeUpdate, { args: [{ force: true }] })).rejects.toMatchObject({
       cause: { message: 'the rotation is not paused' },

@@ -15,6 +15,7 @@ import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
 import { withPool } from '../../store/db';
 import { currentTrustAnchor } from '../../store/trust-anchors';
 import { pinnedRoot } from '../../verifier/reference-verifier';
+import { registerAnchorScheduleCommands } from './anchor-schedule';
 import { withCustodian } from './key';
 
 function rootJson(root: StoredRootSet) {
@@ -43,6 +44,7 @@ export function registerAnchorCommands(program: Command): void {
     .command('anchor')
     .description('signed trust anchors: the anchor root, renewal, verification');
   const root = anchor.command('root').description("the identity's anchor root keys (TUF's root role)");
+  registerAnchorScheduleCommands(anchor);
 
   const kindOf = (opts: { custodian?: string }): CustodianKind =>
     opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : custodianKindFromEnv();

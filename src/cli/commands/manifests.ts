@@ -5,7 +5,6 @@
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { positiveInt } from '../../config';
@@ -18,6 +17,7 @@ import {
   checkVersion,
   type ImportItem,
   type ImportResult,
+  type ImportVerification,
   importManifests,
   type ManifestStatus,
   pageManifests,
@@ -32,6 +32,9 @@ const DOCUMENT_FILES = new Set(['.json']);
 const ENVELOPE_FILES = new Set(['.cbor', '.cose']);
 /** A line of hex digits is a v0.2 envelope (`manifests export` writes them so); anything else is JSON text. */
 const HEX_LINE = /^[0-9a-fA-F]+$/;
+/** Largest manifest an import reads (a line, a .json file, an envelope); longer lines are skipped unread. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** One import line: a v0.1 JSON document, or a v0.2 envelope as hex. */
 export function lineItem(line: string, source: string): ImportItem {
@@ -52,7 +55,16 @@ class Importer {
   private batch: ImportItem[] = [];
   private rejectedCount = 0;
 
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly verify: ImportVerification,
+  ) {}
+
+  /** A record refused before it reached the store (encoding, size), reported like the others. */
+  reject(source: string, reason: string): void {
+    this.rejectedCount++;
+    process.stderr.write(`rotor: rejected ${source}: ${reason}\n`);
+  }
 
   async add(item: ImportItem): Promise<void> {
     this.batch.push(item);
@@ -61,7 +73,7 @@ class Importer {
 
   async flush(): Promise<void> {
     if (this.batch.length === 0) return;
-    const result = await importManifests(this.pool, this.batch);
+    const result = await importManifests(this.pool, this.batch, { verify: this.verify });
     this.batch = [];
     this.totals.imported += result.imported;
     this.totals.duplicates += result.duplicates;
@@ -77,14 +89,57 @@ class Importer {
   }
 }
 
+/**
+ * One record per line, read as bytes: a line is decoded as strict UTF-8 (an invalid byte refuses
+ * the line rather than becoming U+FFFD), and a line longer than MAX_MANIFEST_BYTES is refused
+ * without being held whole in memory (its bytes are dropped as they arrive).
+ */
 async function importLines(input: Readable, name: string, importer: Importer): Promise<void> {
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  let n = 0;
-  for await (const line of lines) {
+  let n = 1;
+  let parts: Buffer[] = [];
+  let size = 0;
+  let tooLong = false;
+  const endLine = async () => {
+    const source = `${name}:${n}`;
     n++;
-    if (line.trim() === '') continue;
-    await importer.add(lineItem(line, `${name}:${n}`));
+    if (tooLong) {
+      importer.reject(source, `longer than ${MAX_MANIFEST_BYTES} bytes: refused without reading it whole`);
+    } else {
+      let bytes = Buffer.concat(parts, size);
+      if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+      let line: string | null = null;
+      try {
+        line = UTF8.decode(bytes);
+      } catch {
+        importer.reject(source, 'is not valid UTF-8');
+      }
+      if (line !== null && line.trim() !== '') await importer.add(lineItem(line, source));
+    }
+    parts = [];
+    size = 0;
+    tooLong = false;
+  };
+  for await (const chunk of input) {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+    for (;;) {
+      const nl = buf.indexOf(0x0a);
+      const piece = nl === -1 ? buf : buf.subarray(0, nl);
+      if (!tooLong) {
+        if (size + piece.length > MAX_MANIFEST_BYTES) {
+          tooLong = true;
+          parts = [];
+          size = 0;
+        } else {
+          parts.push(Buffer.from(piece));
+          size += piece.length;
+        }
+      }
+      if (nl === -1) break;
+      await endLine();
+      buf = buf.subarray(nl + 1);
+    }
   }
+  if (size > 0 || tooLong) await endLine();
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -105,6 +160,13 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 async function importFile(path: string, importer: Importer): Promise<void> {
+  if (ENVELOPE_FILES.has(extname(path)) || DOCUMENT_FILES.has(extname(path))) {
+    const { size } = await fs.stat(path);
+    if (size > MAX_MANIFEST_BYTES) {
+      importer.reject(path, `is ${size} bytes, more than ${MAX_MANIFEST_BYTES}: not read`);
+      return;
+    }
+  }
   if (ENVELOPE_FILES.has(extname(path))) {
     // The envelope's bytes are the copy of record, kept exactly as read.
     await importer.add({ envelope: new Uint8Array(await fs.readFile(path)), source: path });
@@ -112,17 +174,22 @@ async function importFile(path: string, importer: Importer): Promise<void> {
   }
   if (DOCUMENT_FILES.has(extname(path))) {
     // One document per .json file: its text is kept as written, bar the whitespace around it.
-    const text = (await fs.readFile(path, 'utf8')).trim();
-    await importer.add({ text, source: path });
+    let text: string;
+    try {
+      text = UTF8.decode(await fs.readFile(path));
+    } catch {
+      importer.reject(path, 'is not valid UTF-8');
+      return;
+    }
+    await importer.add({ text: text.trim(), source: path });
     return;
   }
-  await importLines(createReadStream(path, 'utf8'), path, importer);
+  await importLines(createReadStream(path), path, importer);
 }
 
-async function importSource(pool: Pool, source: string): Promise<Importer> {
-  const importer = new Importer(pool);
+async function importSource(pool: Pool, source: string, verify: ImportVerification): Promise<Importer> {
+  const importer = new Importer(pool, verify);
   if (source === '-') {
-    process.stdin.setEncoding('utf8');
     await importLines(process.stdin, 'stdin', importer);
   } else {
     let stat: Awaited<ReturnType<typeof fs.stat>>;
@@ -153,11 +220,17 @@ export function registerManifestsCommands(program: Command): void {
     .description(
       'import manifests from FILE, DIR or - (stdin): .jsonl/.ndjson and stdin hold one manifest per line ' +
         '(v0.1 JSON text, or a v0.2 COSE envelope as hex), .json files one v0.1 document, .cbor files one v0.2 envelope; ' +
-        'bad records are reported with their source and line; exits 1 if any were rejected',
+        'bad records are reported with their source and line; exits 1 if any were rejected. ' +
+        "Each manifest must verify under the key rotor's registry holds for its key_id; refused: invalid UTF-8, " +
+        'a byte order mark, a repeated member name, a manifest_id that is not a UUID, more than 1 MiB',
     )
-    .action(async (source: string) => {
+    .option(
+      '--unverified',
+      'store manifests whose signature is not checked, as quarantined: no rotation ever re-issues or revokes them',
+    )
+    .action(async (source: string, opts: { unverified?: boolean }) => {
       await withPool(async (pool) => {
-        const importer = await importSource(pool, source);
+        const importer = await importSource(pool, source, opts.unverified ? 'quarantine' : 'registry');
         const { imported, duplicates } = importer.totals;
         process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected: importer.rejected })}\n`);
         if (importer.rejected > 0) process.exitCode = 1;
@@ -228,7 +301,7 @@ export function registerManifestsCommands(program: Command): void {
         const custodian = await openCustodian(key.custodian);
         try {
           const signer = await custodian.signer(key.handle);
-          const importer = new Importer(pool);
+          const importer = new Importer(pool, 'registry');
           let n = 0;
           for await (const text of syntheticManifests(count, signer, { seed })) {
             await importer.add({ text, source: `seed:${++n}` });

@@ -31,10 +31,11 @@ import { databaseUrl, logLevel, positiveInt } from '../../config';
 import { UsageError } from '../../errors';
 import { createHttpService } from '../../http/service';
 import { cliLogger } from '../../log';
+import { needingWorker } from '../../rotation/temporal';
 import { connect, type Pool } from '../../store/db';
 import { publishCrlToFile } from '../../store/revocations';
 import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../workflows/rotation-api';
-import { type CliTemporal, connectTemporal, needingWorker } from '../temporal-client';
+import { type CliTemporal, connectTemporal } from '../temporal-client';
 
 type Env = Record<string, string | undefined>;
 

@@ -1,14 +1,14 @@
 /**
- * Where the demo keeps its stores: an embedded PostgreSQL when DATABASE_URL is unset, else a fresh
- * database of its own on DATABASE_URL's server. Either is removed at the end; nothing that was
- * there before is read or written.
+ * A throwaway Postgres for a rotor stack (the demo, the benchmarks): an embedded PostgreSQL when no
+ * server is given (DATABASE_URL unset), else a fresh database of its own on that server. Either is
+ * removed at the end; nothing that was there before is read or written.
  */
 import { randomBytes } from 'node:crypto';
 import { startEmbeddedPostgres } from '../embedded/postgres';
 import { EnvironmentError, errorMessage } from '../errors';
 import { connect, redactUrl } from '../store/db';
 
-export interface DemoDatabase {
+export interface ThrowawayDatabase {
   url: string;
   /** `embedded` (a throwaway server) or `server` (a throwaway database on DATABASE_URL's server). */
   kind: 'embedded' | 'server';
@@ -20,7 +20,10 @@ export interface DemoDatabase {
   remove(): Promise<void>;
 }
 
-export async function openDemoDatabase(serverUrl: string | undefined): Promise<DemoDatabase> {
+export async function openThrowawayDatabase(
+  serverUrl: string | undefined,
+  prefix = 'rotor_demo',
+): Promise<ThrowawayDatabase> {
   if (!serverUrl) {
     const server = await startEmbeddedPostgres();
     const host = new URL(server.url).host;
@@ -32,13 +35,13 @@ export async function openDemoDatabase(serverUrl: string | undefined): Promise<D
       remove: () => server.stop(),
     };
   }
-  const name = `rotor_demo_${randomBytes(5).toString('hex')}`;
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   const admin = await connect(serverUrl, 1);
   try {
     await admin.query(`CREATE DATABASE ${name}`);
   } catch (err) {
     throw new EnvironmentError(
-      `cannot create a demo database on ${redactUrl(serverUrl)} (${errorMessage(err)}): grant CREATEDB, or unset DATABASE_URL to use an embedded PostgreSQL`,
+      `cannot create a throwaway database on ${redactUrl(serverUrl)} (${errorMessage(err)}): grant CREATEDB, or unset DATABASE_URL to use an embedded PostgreSQL`,
       'ENV_DEMO_DATABASE',
     );
   } finally {

@@ -1,0 +1,126 @@
+/**
+ * `rotor anchor schedule create|delete|trigger-now`: a Temporal Schedule per identity that
+ * re-signs its anchor before it expires (issue 12 point 1; src/workflows/anchor-upkeep.ts). A
+ * pinned verifier refuses an expired anchor, so without this an identity's verifiers fail closed
+ * once the anchor's lifetime (ROTOR_ANCHOR_LIFETIME_SECONDS, 7 days) has passed.
+ */
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Command } from 'commander';
+import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
+import type { AnchorUpkeepInput, AnchorUpkeepResult } from '../../activities/anchor-upkeep';
+import { RotorError } from '../../errors';
+import type { anchorUpkeepWorkflow } from '../../workflows/anchor-upkeep';
+import { checkIdentity, formatDuration, parseDuration } from '../rotation-options';
+import { withTemporal } from '../temporal-client';
+
+export function anchorScheduleId(identity: string): string {
+  return `anchor-upkeep/${identity}`;
+}
+
+function missing(identity: string): RotorError {
+  return new RotorError(
+    `no anchor upkeep schedule for ${identity}: rotor anchor schedule create --identity ${identity}`,
+    'SCHEDULE_NONE',
+  );
+}
+
+export function registerAnchorScheduleCommands(anchor: Command): void {
+  const schedule = anchor
+    .command('schedule')
+    .description("re-sign an identity's anchor before it expires, on a Temporal Schedule");
+
+  schedule
+    .command('create')
+    .description('every --every, re-sign the anchor when it expires within --within (a new version)')
+    .requiredOption('--identity <name>', 'the signing identity')
+    .option('--every <duration>', 'how often to look (e.g. 6h)', '6h')
+    .option('--within <duration>', 're-sign when it expires sooner than this (default: half the lifetime)')
+    .action(async (opts: { identity: string; every: string; within?: string }) => {
+      const identity = checkIdentity(opts.identity);
+      const everySeconds = parseDuration(opts.every, '--every');
+      const lifetime = anchorLifetimeFromEnv();
+      const withinSeconds =
+        opts.within === undefined ? Math.floor(lifetime / 2) : parseDuration(opts.within, '--within');
+      if (withinSeconds <= everySeconds) {
+        throw new RotorError(
+          `--within (${formatDuration(withinSeconds)}) must be longer than --every (${formatDuration(everySeconds)}), or an anchor could expire between two looks`,
+          'SCHEDULE_WINDOW',
+        );
+      }
+      const input: AnchorUpkeepInput = { identity, withinSeconds };
+      await withTemporal(async (t) => {
+        try {
+          await t.client.schedule.create<typeof anchorUpkeepWorkflow>({
+            scheduleId: anchorScheduleId(identity),
+            spec: { intervals: [{ every: everySeconds * 1000 }] },
+            action: {
+              type: 'startWorkflow',
+              workflowType: 'anchorUpkeepWorkflow',
+              workflowId: anchorScheduleId(identity),
+              taskQueue: t.config.taskQueue,
+              args: [input],
+            },
+            policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+            memo: { identity, every: formatDuration(everySeconds), within: formatDuration(withinSeconds) },
+          });
+        } catch (err) {
+          if (err instanceof ScheduleAlreadyRunning) {
+            throw new RotorError(
+              `schedule ${anchorScheduleId(identity)} already exists: rotor anchor schedule delete --identity ${identity} first`,
+              'SCHEDULE_EXISTS',
+            );
+          }
+          throw err;
+        }
+        process.stdout.write(
+          `${JSON.stringify({ schedule_id: anchorScheduleId(identity), every: formatDuration(everySeconds), within: formatDuration(withinSeconds) })}\n`,
+        );
+      });
+    });
+
+  schedule
+    .command('trigger-now')
+    .description('run the upkeep once now and print what it did')
+    .requiredOption('--identity <name>', 'the signing identity')
+    .action(async (opts: { identity: string }) => {
+      const identity = checkIdentity(opts.identity);
+      await withTemporal(async (t) => {
+        const handle = t.client.schedule.getHandle(anchorScheduleId(identity));
+        let described: Awaited<ReturnType<typeof handle.describe>>;
+        try {
+          described = await handle.describe();
+        } catch (err) {
+          if (err instanceof ScheduleNotFoundError) throw missing(identity);
+          throw err;
+        }
+        const action = described.action;
+        if (action.type !== 'startWorkflow') throw missing(identity);
+        // The same input the schedule passes, run now under an id of its own, and awaited.
+        const result = (await t.client.workflow.execute('anchorUpkeepWorkflow', {
+          workflowId: `${anchorScheduleId(identity)}/now-${Date.now()}`,
+          taskQueue: action.taskQueue,
+          args: action.args as [AnchorUpkeepInput],
+        })) as AnchorUpkeepResult;
+        process.stdout.write(
+          `${JSON.stringify({ version: result.version, published: result.published, expires_at: result.expiresAt })}\n`,
+        );
+      });
+    });
+
+  schedule
+    .command('delete')
+    .description('stop re-signing the anchor on a schedule')
+    .requiredOption('--identity <name>', 'the signing identity')
+    .action(async (opts: { identity: string }) => {
+      const identity = checkIdentity(opts.identity);
+      await withTemporal(async (t) => {
+        try {
+          await t.client.schedule.getHandle(anchorScheduleId(identity)).delete();
+        } catch (err) {
+          if (err instanceof ScheduleNotFoundError) throw missing(identity);
+          throw err;
+        }
+        process.stderr.write(`deleted ${anchorScheduleId(identity)}\n`);
+      });
+    });
+}
