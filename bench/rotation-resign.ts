@@ -21,6 +21,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../src/activities/identity';
+import { closeSignPool } from '../src/activities/sign-pool';
 import { databaseUrl } from '../src/config';
 import type { KeyCustodian } from '../src/custody/custodian';
 import { openCustodian } from '../src/custody/index';
@@ -290,6 +291,7 @@ try {
   await nativeConnection.close();
   await connection.close();
   await server.stop();
+  await closeSignPool();
   token?.remove();
   rmSync(keyDir, { recursive: true, force: true });
 }

@@ -104,6 +104,25 @@ class SignThread {
 let threads: SignThread[] | undefined;
 let nextJob = 0;
 
+/**
+ * Threads idle this long are ended (and started again by the next batch). A thread that once
+ * loaded a module loader (tsx, under development and tests) keeps the process alive even when
+ * unref'd, so a process that re-signed once would never exit on its own otherwise.
+ */
+const IDLE_MS = 5_000;
+let idle: NodeJS.Timeout | undefined;
+function endWhenIdle(): void {
+  if (idle) idle.refresh();
+  else {
+    idle = setTimeout(() => {
+      idle = undefined;
+      if ((threads ?? []).some((t) => t.pending.size > 0)) endWhenIdle();
+      else void closeSignPool();
+    }, IDLE_MS);
+    idle.unref();
+  }
+}
+
 export function signThreadCount(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.ROTOR_SIGN_THREADS;
   if (raw === undefined || raw === '') return availableParallelism();
@@ -149,9 +168,10 @@ export async function signRowsOnPool(
   const all = pool();
   const n = Math.max(1, Math.min(all.length, Math.floor(rows.length / MIN_ROWS_PER_THREAD)));
   const size = Math.ceil(rows.length / n);
+  endWhenIdle();
   const parts = await Promise.all(
     Array.from({ length: n }, (_, i) => run(all[i]!, rows.slice(i * size, (i + 1) * size), facts, signer)),
-  );
+  ).finally(endWhenIdle);
   return {
     twins: parts.flatMap((p) => p.twins),
     declined: parts.flatMap((p) => p.declined),
@@ -161,6 +181,8 @@ export async function signRowsOnPool(
 
 /** Ends the pool's threads (tests, shutdown); the next batch starts new ones. */
 export async function closeSignPool(): Promise<void> {
+  clearTimeout(idle);
+  idle = undefined;
   const all = threads ?? [];
   threads = undefined;
   await Promise.all(all.map((t) => t.worker.terminate()));

@@ -17,7 +17,11 @@ const newSigner = softwareSigner(new Uint8Array(32).fill(8));
 
 async function batch(count: number): Promise<BatchRow[]> {
   const rows: BatchRow[] = [];
-  for await (const text of syntheticManifests(count, oldSigner, { seed: 5 })) {
+  for await (const text of syntheticManifests(count, oldSigner, {
+    seed: 5,
+    // Issued before the decision's clock (a twin of a manifest issued later is declined).
+    now: new Date(NOW.getTime() - 60_000),
+  })) {
     const manifestId = JSON.parse(text).manifest_id as string;
     rows.push({ manifestId, text, envelope: null, keyId: oldSigner.keyId, storedAt: NOW });
   }
