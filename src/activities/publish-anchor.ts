@@ -16,7 +16,7 @@ import { currentTrustAnchor, publishTrustAnchor } from '../store/trust-anchors';
 import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
 import type { ActivityDeps } from './deps';
 import { reissueStragglers } from './resign';
-import type { PublishAnchorInput, PublishAnchorResult, SwitchKeysInput, SwitchKeysResult } from './types';
+import type { SwitchKeysInput, SwitchKeysResult } from './types';
 
 export function publishAnchorActivities(deps: ActivityDeps) {
   async function switchKeys(input: SwitchKeysInput): Promise<SwitchKeysResult> {
@@ -98,49 +98,5 @@ export function publishAnchorActivities(deps: ActivityDeps) {
       };
     });
   }
-  /** One anchor version without key-state changes or compare-and-set (kept for callers outside the rotation). */
-  async function publishAnchor(input: PublishAnchorInput): Promise<PublishAnchorResult> {
-    // No orphans: an anchor that makes a new key active while the old one retires is published
-    // only once every manifest of the old key imported since the re-sign pass has its twin too
-    // (or is declined, with its reason).
-    const stragglers = { resigned: 0, declined: 0 };
-    for (const k of input.keys) {
-      if (k.status !== 'retiring' || k.keyId === input.activeKeyId) continue;
-      const r = await reissueStragglers(deps, {
-        fromKeyId: k.keyId,
-        toKeyId: input.activeKeyId,
-        reissueAs: input.reissueAs ?? '0.2',
-      });
-      stragglers.resigned += r.resigned;
-      stragglers.declined += r.declined;
-    }
-    const keys = [];
-    for (const k of input.keys) {
-      const record = await requireKey(deps.pool, k.keyId);
-      keys.push({
-        keyId: record.keyId,
-        publicKey: record.publicKey,
-        validFrom: record.activatedAt ?? record.createdAt,
-        status: k.status,
-        validUntil: k.validUntil ?? null,
-      });
-    }
-    const signing = await anchorSigningFor(deps.pool, deps.custodian, input.identity, {
-      lifetimeSeconds: deps.settings.anchorLifetimeSeconds ?? DEFAULT_ANCHOR_LIFETIME_SECONDS,
-      coSignKeyIds: input.keys.filter((k) => k.status === 'retiring').map((k) => k.keyId),
-    });
-    const published = await publishTrustAnchor(
-      deps.pool,
-      input.identity,
-      { activeKeyId: input.activeKeyId, keys },
-      signing,
-    );
-    return {
-      version: published.version,
-      publishedAt: published.publishedAt.toISOString(),
-      ...(stragglers.resigned + stragglers.declined > 0 ? { stragglers } : {}),
-    };
-  }
-
-  return { switchKeys, publishAnchor };
+  return { switchKeys };
 }

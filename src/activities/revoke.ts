@@ -31,6 +31,20 @@ async function revocationSigner(deps: ActivityDeps, oldKeyId: string, fallbackKe
 
 import type { RevokeChunkInput, RevokeChunkResult } from './types';
 
+/** One signed revocation record per manifest id, all revoked at the same instant, in the FileCRL line format. */
+async function signedRecords(deps: ActivityDeps, signer: Signer, manifestIds: string[], reason: string) {
+  const revokedAt = new Date();
+  return Promise.all(
+    manifestIds.map(async (manifestId) => {
+      const signed = await signRevocation(
+        { manifestId, reason, revokedBy: deps.settings.revokedBy, revokedAt },
+        signer,
+      );
+      return { manifestId, line: signed.line, signerKeyId: signer.keyId, revokedAt: signed.record.revokedAt };
+    }),
+  );
+}
+
 /**
  * An escalation (a rotation that turned into a compromise part-way) may already have re-issued,
  * during the overlap, manifests of the old key that arrived after the trusted cut-off: whoever
@@ -56,20 +70,11 @@ async function revokeUntrustedTwins(
       [input.oldKeyId, input.storedFrom],
     );
     if (rows.length === 0) return revoked;
-    const revokedAt = new Date();
-    const records = await Promise.all(
-      rows.map(async (r) => {
-        const signed = await signRevocation(
-          { manifestId: r.twin_id, reason: input.reason, revokedBy: deps.settings.revokedBy, revokedAt },
-          signer,
-        );
-        return {
-          manifestId: r.twin_id,
-          line: signed.line,
-          signerKeyId: signer.keyId,
-          revokedAt: signed.record.revokedAt,
-        };
-      }),
+    const records = await signedRecords(
+      deps,
+      signer,
+      rows.map((r) => r.twin_id),
+      input.reason,
     );
     await inTransaction(deps.pool, async (client) => {
       await appendRevocations(client, records);
@@ -130,20 +135,11 @@ export function revokeActivities(deps: ActivityDeps) {
         limit: Math.min(input.batchSize, input.limit - revoked),
       });
       if (page.length === 0) break;
-      const revokedAt = new Date();
-      const records = await Promise.all(
-        page.map(async (m) => {
-          const signed = await signRevocation(
-            { manifestId: m.manifestId, reason: input.reason, revokedBy: deps.settings.revokedBy, revokedAt },
-            signer,
-          );
-          return {
-            manifestId: m.manifestId,
-            line: signed.line,
-            signerKeyId: signer.keyId,
-            revokedAt: signed.record.revokedAt,
-          };
-        }),
+      const records = await signedRecords(
+        deps,
+        signer,
+        page.map((m) => m.manifestId),
+        input.reason,
       );
       await inTransaction(deps.pool, async (client) => {
         await appendRevocations(client, records);

@@ -96,21 +96,6 @@ export interface AnchorKeyInput {
   validUntil?: string | null;
 }
 
-export interface PublishAnchorInput {
-  identity: string;
-  activeKeyId: string;
-  keys: AnchorKeyInput[];
-  /** The version stragglers are re-issued as (the policy's reissueAs); absent means "0.2". */
-  reissueAs?: ReissueAs;
-}
-
-export interface PublishAnchorResult {
-  version: number;
-  publishedAt: string;
-  /** Old-key manifests that arrived after the re-sign pass and were handled before publishing. */
-  stragglers?: { resigned: number; declined: number };
-}
-
 /**
  * One key switch: registry moves and the new anchor in one Postgres transaction, compare-and-set
  * on the anchor version. Key ids and states only; public keys come from the registry.

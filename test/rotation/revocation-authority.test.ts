@@ -96,10 +96,12 @@ describe('revocation records signed by the revocation authority', () => {
     });
     await steps.setKeyState({ keyId: first, to: 'retiring' });
     await steps.setKeyState({ keyId: second.keyId, to: 'active' });
-    const v2 = await steps.publishAnchor({
+    const v2 = await steps.switchKeys({
       identity: IDENTITY,
+      expectedAnchorVersion: 1,
       activeKeyId: second.keyId,
-      keys: [{ keyId: second.keyId, status: 'active' }],
+      transitions: [],
+      anchorKeys: [{ keyId: second.keyId, status: 'active' }],
     });
     expect(v2.version).toBe(2);
     const revoked = await steps.revokeChunk({
@@ -174,10 +176,12 @@ describe('revocation records signed by the revocation authority', () => {
     // (300 s) has run out. Whoever holds the compromised first key, or any key the anchor does not
     // list, cannot revoke the current manifests: a forged record is refused and the manifest stays
     // VALID. So is a record that names the revocation key but is signed by another key.
-    const v3 = await steps.publishAnchor({
+    const v3 = await steps.switchKeys({
       identity: IDENTITY,
+      expectedAnchorVersion: 2,
       activeKeyId: third.keyId,
-      keys: [{ keyId: third.keyId, status: 'active' }],
+      transitions: [],
+      anchorKeys: [{ keyId: third.keyId, status: 'active' }],
     });
     clock += 301_000;
     await v.refresh();
