@@ -550,9 +550,12 @@ export async function setStatus(
   manifestIds: string[],
   status: ManifestStatus,
 ): Promise<number> {
+  // Revoked is final: a stale attempt of an earlier step (a re-sign batch that commits after the
+  // step was taken over and the rotation moved on to revoke) must never mark a revoked manifest
+  // superseded or active again (test/faults/concurrent-attempts.test.ts).
   const { rowCount } = await q.query(
     `UPDATE manifests SET status = $2, status_changed_at = now()
-      WHERE manifest_id = ANY($1::text[]) AND status <> $2`,
+      WHERE manifest_id = ANY($1::text[]) AND status <> $2 AND status <> 'revoked'`,
     [manifestIds, checkStatus(status)],
   );
   return rowCount ?? 0;
