@@ -29,8 +29,8 @@ export const V01_CONTEXTS: readonly string[] = [CONTEXT_V01, 'https://agentmanif
 /** ADR-0012; spec 3.1. */
 export const CONTEXT_V02 = 'https://manifest.agentrust-io.com/v0.2/context.json';
 
-/** The policy's choice for v0.1 manifests: migrate to v0.2, or keep each manifest's version. */
-export type ReissueAs = '0.2' | 'same';
+// The policy's choice of version for re-issued manifests: one definition, in src/domain.ts.
+export type { ReissueAs } from '../domain';
 
 export interface CoseReissueOptions {
   now: Date;
