@@ -112,6 +112,11 @@ export class RotationControls {
           return 'a compromised key is never restored; roll forward with a new rotation';
         if (s.path === 'overlap' && this.revocationStarted)
           return "the old key's manifests are revoked; roll forward with a new rotation";
+        // Decommission is the last step and the old key is out of every anchor by then: stopping it
+        // would only leave a distrusted private key alive. Without this refusal an abort accepted
+        // while the step retries is silently overtaken when the attempt succeeds.
+        if (this.oldKeyDestroyStarted)
+          return `the old key is already being destroyed (the last step); nothing is left to ${control === 'abort' ? 'abort' : 'roll back'}: the rotation completes once that step succeeds`;
         if (!req.reason?.trim()) return `a${control === 'abort' ? 'n' : ''} ${control} needs a reason`;
         return undefined;
       case 'escalate':

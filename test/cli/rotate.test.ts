@@ -362,7 +362,12 @@ describe('rotor rotate start, status, pause, resume, abort', () => {
       policy,
     );
     expect(started.code).toBe(0);
-    const adopting = await statusWhen(ROLLED, (s) => s.phase === 'await-adoption', 'awaiting adoption');
+    // The phase changes before the gate's first poll answers: until then the mode is 'pending'.
+    const adopting = await statusWhen(
+      ROLLED,
+      (s) => s.phase === 'await-adoption' && s.adoption.mode !== 'pending',
+      'awaiting adoption, the gate polled once',
+    );
     expect(adopting.progress.resign).toEqual({ done: 2, total: 2 });
     expect(adopting.adoption.mode).toBe('cache-lifetime');
     expect(adopting.blockers.join(' ')).toMatch(/waiting out the anchor's cache lifetime/);

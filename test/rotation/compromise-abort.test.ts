@@ -2,9 +2,10 @@
  * Issue 11, point 1: a compromise is never undone. A compromise rotation is aborted at each of
  * its phases, held there by a real Postgres failure injected into that phase's writes (the
  * moment someone reaches for abort). Whatever the phase, the old key is never `active` again and
- * never reappears in a trust anchor once one was published without it.
+ * never reappears in a trust anchor once one was published without it. At decommission, the last
+ * step, only the distrusted key is left to destroy: the abort is refused there, with the reason.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getKey } from '../../src/store/keys';
 import { abortUpdate, type RotationStatus, resumeUpdate } from '../../src/workflows/rotation-api';
@@ -93,13 +94,6 @@ describe('abort of a compromise rotation at every phase (Temporal + Postgres, so
       distrusted: true,
     },
     { phase: 're-sign', table: 'manifests', ops: 'INSERT' as const, when: undefined, distrusted: true },
-    {
-      phase: 'decommission',
-      table: 'signing_keys',
-      ops: 'UPDATE' as const,
-      when: `NEW.state = 'destroyed'`,
-      distrusted: true,
-    },
   ];
 
   for (const c of cases) {
@@ -160,6 +154,38 @@ describe('abort of a compromise rotation at every phase (Temporal + Postgres, so
       }
     });
   }
+
+  it('at decommission: refused, since only the distrusted key is left to destroy; completes once the database returns', async () => {
+    const identity = 'abort-decommission';
+    const oldKeyId = await compromised(identity);
+    const heal = await failWrites(env.db.pool, 'signing_keys', {
+      ops: 'UPDATE',
+      when: `NEW.state = 'destroyed'`,
+    });
+    try {
+      const handle = await start(identity);
+      await env.waitForStatus(
+        handle,
+        'decommission failing',
+        (s) => s.phase === 'decommission' && s.pause?.kind === 'retrying',
+      );
+      const refused = abort(handle);
+      await expect(refused).rejects.toThrow(WorkflowUpdateFailedError);
+      await expect(refused).rejects.toMatchObject({
+        cause: {
+          message:
+            'the old key is already being destroyed (the last step); nothing is left to abort: the rotation completes once that step succeeds',
+        },
+      });
+      await heal();
+      const result = await env.finish(handle);
+      expect(result.phase).toBe('completed');
+      expect((await getKey(env.db.pool, oldKeyId))?.state).toBe('destroyed');
+      expect(expectNeverReappears(await anchorHistory(env, identity), oldKeyId)).toBe(true);
+    } finally {
+      await heal();
+    }
+  });
 
   it('replays (histories recorded for the compromise abort)', async () => {
     await expectReplays(recorded);
