@@ -11,7 +11,7 @@ import { failpointFromEnv } from './activities/failpoint';
 import { databaseUrl, logLevel, temporalConfig, temporalConnectionOptions } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
-import { errorMessage, RotorError } from './errors';
+import { errorMessage, RotorError, UsageError } from './errors';
 import { createLogger, temporalLogger } from './log';
 import { connect, type Pool } from './store/db';
 
@@ -99,7 +99,12 @@ export async function createRotorWorker(
   };
   const activities: Record<string, unknown> = createActivities(deps);
   if (failpoint) {
-    const fn = activities[failpoint.activity] as (...args: unknown[]) => Promise<unknown>;
+    const fn = activities[failpoint.activity] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+    if (typeof fn !== 'function')
+      throw new UsageError(
+        `ROTOR_FAILPOINT names activity '${failpoint.activity}', which the worker does not have`,
+        'FAILPOINT_INVALID',
+      );
     activities[failpoint.activity] = failpoint.watch(fn);
   }
   const worker = await Worker.create({

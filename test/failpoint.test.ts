@@ -14,7 +14,7 @@ describe('ROTOR_FAILPOINT', () => {
 
   it('refuses an unknown point or action in one line', () => {
     expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:nowhere:stop' })).toThrow(
-      /ROTOR_FAILPOINT=switchKeys:nowhere:stop: expected <point>:stop or <point>:sleep=<ms>, point one of /,
+      /ROTOR_FAILPOINT=switchKeys:nowhere:stop: expected <point>:stop or <point>:sleep=<ms>, point one of .*; or <activity>:returned:kill\[:<field>=<value>\]$/,
     );
     expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:before-transaction:crash' })).toThrow(
       /expected <point>:stop/,
@@ -40,5 +40,67 @@ describe('ROTOR_FAILPOINT', () => {
       'failpoint switchKeys:before-transaction continued',
       'failpoint switchKeys:before-transaction attempt threw stale',
     ]);
+  });
+
+  it('kill on return: after the matching call did its work, once, and its result is never reported', async () => {
+    const lines: string[] = [];
+    let kills = 0;
+    const spec = 'recordAudit:returned:kill:action=rotation.re-sign';
+    const fp = failpointFromEnv(
+      { ROTOR_FAILPOINT: spec },
+      (l) => lines.push(l),
+      () => {
+        kills++;
+      },
+    )!;
+    expect(fp.activity).toBe('recordAudit');
+    const done: string[] = [];
+    const audit = fp.watch(async (input: { action: string }) => {
+      done.push(input.action);
+      return { id: done.length };
+    });
+    // Another call of the same activity passes through.
+    await expect(audit({ action: 'rotation.keygen' })).resolves.toEqual({ id: 1 });
+    expect(kills).toBe(0);
+    // The matching call does its work, then the process is killed before the result goes back.
+    const killed = audit({ action: 'rotation.re-sign' });
+    const settled = await Promise.race([
+      killed.then(() => 'settled'),
+      new Promise((r) => setTimeout(r, 50, 'pending')),
+    ]);
+    expect(settled).toBe('pending');
+    expect(done).toEqual(['rotation.keygen', 'rotation.re-sign']);
+    expect(kills).toBe(1);
+    expect(lines).toEqual([`failpoint ${spec} reached pid=${process.pid}: killing`]);
+    // Once per process: a later matching call (another process's retry, here the same) runs on.
+    await expect(audit({ action: 'rotation.re-sign' })).resolves.toEqual({ id: 3 });
+    expect(kills).toBe(1);
+  });
+
+  it('kill on return without a filter: the first call that returns; a failed call never kills', async () => {
+    let kills = 0;
+    const fp = failpointFromEnv(
+      { ROTOR_FAILPOINT: 'decommissionKey:returned:kill' },
+      () => {},
+      () => {
+        kills++;
+      },
+    )!;
+    const destroy = fp.watch(async (fail: boolean) => {
+      if (fail) throw new Error('HSM busy');
+      return 'destroyed';
+    });
+    await expect(destroy(true)).rejects.toThrow('HSM busy');
+    expect(kills).toBe(0);
+    void destroy(false);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(kills).toBe(1);
+  });
+
+  it('refuses a kill spec without a value or with an action other than kill', () => {
+    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'recordAudit:returned:kill:action=' })).toThrow(
+      /ROTOR_FAILPOINT=recordAudit:returned:kill:action=: expected /,
+    );
+    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'recordAudit:returned:stop' })).toThrow(/expected /);
   });
 });

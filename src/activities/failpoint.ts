@@ -12,7 +12,22 @@
  *
  * Each line goes to stderr (the test reads it): the point reached, continued, and how the attempt
  * that reached it ended, so a test knows when the stale attempt is done.
+ *
+ * Boundary kills (test/faults/boundary-kills.test.ts): `<activity>:returned:kill[:<field>=<value>]`.
+ * When that activity has done its work and returned, for an input whose top-level `field` is
+ * `value` (any input without the filter), the process writes the line and sends itself SIGKILL
+ * before the result reaches Temporal: the step's effects are committed and the workflow never
+ * hears of it, the worst moment for a worker to die at a boundary. The filter picks one call of an
+ * activity several steps share: `recordAudit` with `action=rotation.<step>` is the boundary after
+ * `<step>` (its audit entry, written last), `switchKeys` with `activeKeyId=<old key>` the
+ * rollback's restore.
+ *
+ * Safe in production: nothing here runs unless ROTOR_FAILPOINT is set in the worker's environment,
+ * which no deployment does (compose, the README and `rotor` never set it); unset, the worker wraps
+ * no activity and passes no `failpoint` dependency, so the code paths are the ones without it. A
+ * malformed value stops the worker at start (UsageError) rather than being ignored.
  */
+import { writeSync } from 'node:fs';
 import { errorMessage, UsageError } from '../errors';
 
 export const FAILPOINTS = [
@@ -33,17 +48,26 @@ export interface Failpoint {
   watch<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R>;
 }
 
+/** SIGKILL, as the OOM killer or a node failure ends a worker: no handler, no flush, no goodbye. */
+const killSelf = (): void => {
+  process.kill(process.pid, 'SIGKILL');
+};
+
 export function failpointFromEnv(
   env: NodeJS.ProcessEnv = process.env,
-  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  // Synchronous: a line still buffered when the process kills itself would be lost.
+  write: (line: string) => void = (line) => writeSync(2, `${line}\n`),
+  kill: () => void = killSelf,
 ): Failpoint | undefined {
   const spec = env.ROTOR_FAILPOINT;
   if (!spec) return undefined;
+  const boundary = /^([A-Za-z]+):returned:kill(?::([A-Za-z]+)=(.+))?$/.exec(spec);
+  if (boundary) return killOnReturn(spec, boundary[1]!, boundary[2], boundary[3], write, kill);
   const m = /^([A-Za-z]+:[a-z-]+):(stop|sleep=(\d+))$/.exec(spec);
   const name = m?.[1] as FailpointName | undefined;
   if (!m || !name || !FAILPOINTS.includes(name)) {
     throw new UsageError(
-      `ROTOR_FAILPOINT=${spec}: expected <point>:stop or <point>:sleep=<ms>, point one of ${FAILPOINTS.join(', ')}`,
+      `ROTOR_FAILPOINT=${spec}: expected <point>:stop or <point>:sleep=<ms>, point one of ${FAILPOINTS.join(', ')}; or <activity>:returned:kill[:<field>=<value>]`,
       'FAILPOINT_INVALID',
     );
   }
@@ -77,6 +101,43 @@ export function failpointFromEnv(
           ended(`threw ${errorMessage(err)}`);
           throw err;
         }
+      };
+    },
+  };
+}
+
+/** `<activity>:returned:kill[:<field>=<value>]`: the process SIGKILLs itself once that call returned. */
+function killOnReturn(
+  spec: string,
+  activity: string,
+  field: string | undefined,
+  value: string | undefined,
+  write: (line: string) => void,
+  kill: () => void,
+): Failpoint {
+  let fired = false;
+  const matches = (input: unknown) =>
+    field === undefined ||
+    (typeof input === 'object' &&
+      input !== null &&
+      String((input as Record<string, unknown>)[field]) === value);
+  return {
+    activity,
+    async reach() {
+      // No point inside an activity: this failpoint fires on the activity's return.
+    },
+    watch(fn) {
+      return async (...args) => {
+        const result = await fn(...args);
+        if (!fired && matches(args[0])) {
+          fired = true;
+          write(`failpoint ${spec} reached pid=${process.pid}: killing`);
+          kill();
+          // SIGKILL ends the process before this settles; with a test's `kill`, it never settles
+          // either: the result is never reported, as with a real kill.
+          return new Promise<never>(() => {});
+        }
+        return result;
       };
     },
   };

@@ -76,7 +76,8 @@ export interface RotationEnv {
     identity: string,
     trigger: Trigger,
     policy?: Partial<RotationPolicy>,
-    options?: { workflowTaskTimeout?: string },
+    /** `taskQueue`: another queue than the env's (a test whose cases run side by side, each with its workers). */
+    options?: { workflowTaskTimeout?: string; taskQueue?: string },
   ): Promise<WorkflowHandle>;
   waitForPhase(handle: WorkflowHandle, phases: string[], timeoutMs?: number): Promise<RotationStatus>;
   waitForStatus(
@@ -214,11 +215,12 @@ export async function createRotationEnv(
         requestedBy: 'test@rotor',
         reason: `test ${trigger} rotation`,
       };
+      const { taskQueue = temporal.taskQueue, ...rest } = options;
       return temporal.client.workflow.start('rotationWorkflow', {
-        taskQueue: temporal.taskQueue,
+        taskQueue,
         workflowId: rotationWorkflowId(identity),
         args: [input],
-        ...options,
+        ...rest,
       });
     },
     async waitForPhase(handle, phases, timeoutMs = 60_000) {
