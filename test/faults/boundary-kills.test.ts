@@ -126,6 +126,25 @@ const T0 = Date.now();
 const say = (line: string) =>
   process.stderr.write(`[faults/boundary ${((Date.now() - T0) / 1000).toFixed(1)}s] ${line}\n`);
 
+/**
+ * Worker processes start two at a time: five scenarios starting theirs at once on two cores (with
+ * other test files running) can miss the helper's readiness deadline.
+ */
+const starting = (() => {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    while (running >= 2) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+})();
+
 async function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -193,15 +212,17 @@ describe.skipIf(!inject('softhsm').available)(
       await env.seed(identity, signer, COUNT);
       /** A worker of this scenario's queue; with a failpoint, one that is to die at that boundary. */
       const worker = (boundary?: Boundary) =>
-        startWorkerProcess(env, {
-          ROTOR_TASK_QUEUE: taskQueue,
-          ...(boundary
-            ? {
-                ROTOR_FAILPOINT: boundary.failpoint(oldKeyId),
-                ROTOR_TEST_WORKER_LIMITS: JSON.stringify(KILLED_WORKER_LIMITS),
-              }
-            : {}),
-        });
+        starting(() =>
+          startWorkerProcess(env, {
+            ROTOR_TASK_QUEUE: taskQueue,
+            ...(boundary
+              ? {
+                  ROTOR_FAILPOINT: boundary.failpoint(oldKeyId),
+                  ROTOR_TEST_WORKER_LIMITS: JSON.stringify(KILLED_WORKER_LIMITS),
+                }
+              : {}),
+          }),
+        );
       let current = await worker(sc.boundaries[0]);
       const policy: Partial<RotationPolicy> = sc.rollback
         ? // Held at the adoption step, after the anchor switch, until the test rolls back.
@@ -224,6 +245,16 @@ describe.skipIf(!inject('softhsm').available)(
       handles.push(handle);
       let rollback: Promise<unknown> | undefined;
       if (sc.rollback) {
+        // Read from the store first: a status query replays the whole history on a worker that
+        // caches none, so polling one from the start costs more than the rotation.
+        await within(
+          'the anchor switch',
+          (async () => {
+            while ((await auditCount(workflowId, 'rotation.publish-anchor')) === 0)
+              await new Promise((r) => setTimeout(r, 250));
+          })(),
+          180_000,
+        );
         await env.waitForStatus(
           handle,
           'the adoption gate holding',
@@ -242,7 +273,7 @@ describe.skipIf(!inject('softhsm').available)(
           const what = `${sc.name}: ${boundary.name}`;
           const dying = current;
           const failpoint = boundary.failpoint(oldKeyId);
-          await within(`${what}: the worker killing itself`, dying.exited, 120_000);
+          await within(`${what}: the worker killing itself`, dying.exited, 180_000);
           expect(dying.child.signalCode, `${what}: ${dying.output().slice(-1500)}`).toBe('SIGKILL');
           expect(dying.output(), what).toContain(`failpoint ${failpoint} reached pid=${dying.pid}: killing`);
           const described = await handle.describe();
@@ -320,7 +351,7 @@ describe.skipIf(!inject('softhsm').available)(
       async (_name, sc, i) => {
         await runScenario(sc, i);
       },
-      600_000,
+      900_000,
     );
 
     it('every killed rotation’s history replays against the current workflow code', async () => {
