@@ -11,6 +11,7 @@ import type { RotorLogger } from '../log';
 import { crlMetaAt, latestCrlMeta } from '../store/crl-meta';
 import { inTransaction, type Pool } from '../store/db';
 import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
+import { rootChainLink } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
 import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
 import type { RotationStatus } from '../workflows/rotation-api';
@@ -90,6 +91,10 @@ export interface HttpService {
 
 const ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 const ANCHOR_JWS_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
+/** The root chain (README "Following root rotations"): `root/<n>.jws`, the anchor that introduced root set n. */
+const ROOT_LINK = /^\/\.well-known\/agent-manifest\/root\/([^/]*)\.jws$/;
+/** A link never changes once published, so verifiers and caches may keep it a day. */
+const ROOT_LINK_MAX_AGE = 86_400;
 const CRL_PATH = '/.well-known/agent-manifest/revocation';
 const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
 const CRL_META_PATH = '/.well-known/agent-manifest/revocation.meta.jws';
@@ -180,6 +185,48 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     });
     res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
+
+  // The root chain: links are immutable, so each is read from Postgres once and then held (one per
+  // root rotation the identity ever made); a version past the current anchor's root set is a 404
+  // without a query, so guessing numbers costs nothing.
+  const rootLinks = new Map<number, { jws: string; etag: string }>();
+  const rootLink =
+    (raw: string): Handler =>
+    async (req, res) => {
+      if (!/^[1-9][0-9]{0,8}$/.test(raw)) {
+        throw new HttpError(400, 'BAD_ROOT_VERSION', 'the root version is a positive whole number');
+      }
+      const n = Number(raw);
+      let link = rootLinks.get(n);
+      if (!link) {
+        const current = await anchors.current();
+        const found =
+          current?.rootVersion != null && n <= current.rootVersion
+            ? await rootChainLink(pool, identity, n)
+            : null;
+        if (!found) {
+          throw new HttpError(
+            404,
+            'ROOT_VERSION_NOT_FOUND',
+            `identity ${identity} has no signed anchor introducing root set ${n}`,
+          );
+        }
+        link = { jws: found.jws, etag: `"jws-${found.jwsSha256.slice(0, 32)}"` };
+        rootLinks.set(n, link);
+      }
+      const headers = { ETag: link.etag, 'Cache-Control': `public, max-age=${ROOT_LINK_MAX_AGE}` };
+      if (matchesIfNoneMatch(req.headers['if-none-match'], link.etag)) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, {
+        ...headers,
+        'Content-Type': 'application/jose+json',
+        'Content-Length': Buffer.byteLength(link.jws),
+      });
+      res.end(req.method === 'HEAD' ? undefined : link.jws);
+    };
 
   // The full list (a FileCRL, byte for byte what the SDK reads) or, with `?since=N`, a delta: only
   // the records after sequence number N. Either way CRL-Head names the snapshot's head, which the
@@ -402,6 +449,10 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   function route(path: string): Route | null {
     if (path === ANCHOR_PATH) return { name: ANCHOR_PATH, methods: READ, handler: anchor };
     if (path === ANCHOR_JWS_PATH) return { name: ANCHOR_JWS_PATH, methods: READ, handler: anchorJws };
+    const link = ROOT_LINK.exec(path);
+    if (link) {
+      return { name: '/.well-known/agent-manifest/root/{n}.jws', methods: READ, handler: rootLink(link[1]!) };
+    }
     if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
     if (path === CRL_META_PATH) return { name: CRL_META_PATH, methods: READ, handler: crlMeta };
     if (path.startsWith(CRL_ENTRY_PREFIX)) {

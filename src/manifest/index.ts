@@ -2,11 +2,14 @@
 
 export {
   ANCHOR_JWS_TYP,
+  MAX_ROOT_CHAIN_STEPS,
   MAX_SIGNED_ANCHOR_BYTES,
   type RootKeyEntry,
   type RootSet,
+  rootChainPath,
   rootSetFromPublicKeys,
   rootSetJson,
+  rootVersionOf,
   type SignedAnchorPayload,
   sha256Hex,
   signAnchorJws,

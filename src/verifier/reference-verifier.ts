@@ -8,7 +8,9 @@
  * threshold of the pinned root keys signed is adopted; a lower version, an expired anchor, an
  * unsigned one and a plain-http URL off this machine are refused; fetches have a timeout and a
  * size limit; and when refreshing fails, the last trusted anchor is used only until its own
- * `expires_at`, after which nothing verifies.
+ * `expires_at`, after which nothing verifies. A verifier whose pinned root set is behind the
+ * served anchor's (offline across root rotations) walks the root chain, TUF's way: each link is
+ * trusted only when the set before it and its own set signed it (README "Following root rotations").
  *
  * The CRL is checked against its signed header (`revocation.meta.jws`, issue 12 point 2) whenever
  * the held anchor names a revocation key: the header must verify with that key, describe the very
@@ -22,13 +24,17 @@ import { RotorError, UsageError } from '../errors';
 import {
   b64urlDecode,
   MAX_CRL_META_BYTES,
+  MAX_ROOT_CHAIN_STEPS,
   MAX_SIGNED_ANCHOR_BYTES,
   type RootSet,
   readCrl,
+  rootChainPath,
   rootSetFromPublicKeys,
+  type SignedAnchorPayload,
   type TrustedAnchor,
   type TrustedCrlMeta,
   trustedKeysFromAnchor,
+  unverifiedAnchorPayload,
   type Verdict,
   verifyCoseEnvelope,
   verifyCrlMeta,
@@ -93,6 +99,11 @@ export interface ReferenceVerifierOptions {
   checkInToken: string;
   /** The anchor root, configured out of band (`rotor anchor root show`). Required. */
   root: RootSet;
+  /**
+   * The number of that root set (`root_version` in `rotor anchor root show`; default 1): where a
+   * root chain walk starts when the served anchor names a later set.
+   */
+  rootVersion?: number;
   /** Per fetch (default 10 s). */
   fetchTimeoutMs?: number;
   /** Largest CRL accepted (default 64 MiB); the signed anchor is capped at 256 KiB. */
@@ -126,6 +137,8 @@ export class ReferenceVerifier {
   readonly #maxCrlBytes: number;
   /** The pinned root; replaced by the anchor's root set after a trusted root rotation. */
   #root: RootSet;
+  /** The pinned root set's number. */
+  #rootVersion: number;
   #anchorBody: CachedBody | undefined;
   readonly #incrementalCrl: boolean;
   /** The CRL held: its lines as served (full list, then the deltas appended), and where it stands. */
@@ -163,6 +176,11 @@ export class ReferenceVerifier {
     if (!options.root) throw new UsageError('a reference verifier needs a pinned anchor root (--root)');
     this.id = options.id;
     this.#root = options.root;
+    const rootVersion = options.rootVersion ?? 1;
+    if (!Number.isSafeInteger(rootVersion) || rootVersion < 1) {
+      throw new UsageError(`the pinned root version must be a positive integer, got ${options.rootVersion}`);
+    }
+    this.#rootVersion = rootVersion;
     this.#fetchTimeoutMs = options.fetchTimeoutMs ?? 10_000;
     this.#maxCrlBytes = options.maxCrlBytes ?? 64 * 1024 * 1024;
     this.#incrementalCrl = options.incrementalCrl ?? true;
@@ -198,6 +216,11 @@ export class ReferenceVerifier {
   /** The root set currently pinned (the configured one, or a rotated one the old set signed). */
   get root(): RootSet {
     return this.#root;
+  }
+
+  /** The pinned root set's number (the configured one, or the set of the last anchor adopted). */
+  get rootVersion(): number {
+    return this.#rootVersion;
   }
 
   /** True while the held anchor is trusted and not expired. */
@@ -266,7 +289,7 @@ export class ReferenceVerifier {
     else if (anchor.value) {
       if (anchor.value.changed) {
         try {
-          keysChanged = this.#adoptAnchor(anchor.value.body.text);
+          keysChanged = await this.#adoptAnchor(anchor.value.body.text);
         } catch (err) {
           // An anchor that does not validate is not adopted, and not cached as if it had been.
           failures.push(err);
@@ -602,26 +625,52 @@ export class ReferenceVerifier {
   /**
    * Verifies a fetched signed anchor against the pinned root and, when trusted and newer, holds
    * it. Returns whether the held anchor changed. The same version with other bytes is refused
-   * like a lower one: a version names exactly one anchor.
+   * like a lower one: a version names exactly one anchor. An anchor the pinned root did not sign
+   * but that names a later root set is tried through the root chain; nothing changes unless the
+   * whole chain and the anchor verify.
    */
-  #adoptAnchor(text: string): boolean {
+  async #adoptAnchor(text: string): Promise<boolean> {
     const held = this.#anchor;
-    const trusted = verifySignedAnchor(text, {
-      trusted: this.#root,
+    const source = `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}`;
+    const options = {
       now: this.#now(),
       minVersion: held?.version,
       identity: this.#identity ?? held?.payload.identity,
-      source: `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}`,
-    });
+      source,
+    };
+    let trusted: TrustedAnchor;
+    try {
+      trusted = verifySignedAnchor(text, { ...options, trusted: this.#root });
+    } catch (err) {
+      const claimed = claimedRoot(text);
+      if (claimed === null || claimed.rootVersion <= this.#rootVersion) throw err;
+      // Which identity the chain belongs to: the configured or held one, else the one the anchor
+      // claims (every link must then agree, and the anchor is verified against it at the end).
+      const identity = options.identity ?? claimed.identity;
+      const chain = await this.#walkRootChain(claimed.rootVersion, identity);
+      trusted = verifySignedAnchor(text, {
+        ...options,
+        identity,
+        trusted: chain.root,
+        minVersion: Math.max(held?.version ?? 0, chain.anchorVersion) || undefined,
+      });
+      if (trusted.rootVersion !== chain.rootVersion) {
+        throw new RotorError(
+          `${source}: names root set ${trusted.rootVersion} but the root chain ends at ${chain.rootVersion}: refused`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+    }
     if (held && trusted.version === held.version) {
       if (trusted.sha256 === held.sha256) return false;
       throw new RotorError(
-        `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}: version ${trusted.version} with different content than the one held: refused`,
+        `${source}: version ${trusted.version} with different content than the one held: refused`,
         'ANCHOR_UNTRUSTED',
       );
     }
     this.#anchor = trusted;
     this.#root = trusted.root;
+    this.#rootVersion = trusted.rootVersion;
     return true;
   }
 
@@ -638,6 +687,60 @@ export class ReferenceVerifier {
       return `the CRL held (seq ${meta.seq}) passed its signed next_update ${meta.nextUpdate.toISOString()} and no fresh one could be fetched`;
     }
     return null;
+  }
+
+  /**
+   * TUF's root chain: fetches the link of each root set after the pinned one up to `target` and
+   * trusts link n only when a threshold of set n-1 (the one trusted so far) and of set n signed
+   * it, it names set n exactly, it is the identity's, and its anchor version is above the one
+   * before. Links are old, so their own expiry is not checked (the final anchor's is). Bounded:
+   * at most MAX_ROOT_CHAIN_STEPS links, each under the anchor's size limit and the fetch
+   * timeout. Any broken link refuses the whole walk; nothing is pinned until the caller adopts.
+   */
+  async #walkRootChain(
+    target: number,
+    identity: string,
+  ): Promise<{ root: RootSet; rootVersion: number; anchorVersion: number }> {
+    const steps = target - this.#rootVersion;
+    if (steps > MAX_ROOT_CHAIN_STEPS) {
+      throw new RotorError(
+        `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)} names root set ${target}, ${steps} root rotations past the pinned set ${this.#rootVersion} (at most ${MAX_ROOT_CHAIN_STEPS} are followed): pin a newer root (rotor anchor root show)`,
+        'ANCHOR_UNTRUSTED',
+      );
+    }
+    let root = this.#root;
+    let anchorVersion = this.#anchor?.version ?? 0;
+    for (let n = this.#rootVersion + 1; n <= target; n++) {
+      const url = this.#url(rootChainPath(n));
+      const source = `root chain link ${n} at ${url}`;
+      const res = await fetchText(url, {
+        timeoutMs: this.#fetchTimeoutMs,
+        maxBytes: MAX_SIGNED_ANCHOR_BYTES,
+      });
+      if (res.status !== 200) {
+        throw new RotorError(
+          `${source}: answered ${res.status}${detailOf(res.text)}; the pinned root set ${this.#rootVersion} cannot reach set ${target}`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+      const link = verifySignedAnchor(res.text, {
+        trusted: root,
+        now: this.#now(),
+        minVersion: anchorVersion + 1,
+        identity,
+        source,
+        ignoreExpiry: true,
+      });
+      if (link.rootVersion !== n) {
+        throw new RotorError(
+          `${source}: names root set ${link.rootVersion}, not ${n}: refused`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+      root = link.root;
+      anchorVersion = link.version;
+    }
+    return { root, rootVersion: target, anchorVersion };
   }
 
   #trustedKeys(): Map<string, Uint8Array> {
@@ -686,6 +789,23 @@ type CrlFetch =
   | { kind: 'unchanged'; freshUntil: number; etag: string | undefined }
   | { kind: 'full'; lines: string[]; head: number | undefined; etag: string | undefined; freshUntil: number }
   | { kind: 'delta'; url: string; lines: string[]; head: number; freshUntil: number };
+
+/**
+ * What an anchor that did not verify claims about its root set and identity, read without
+ * trusting it: only to decide whether to try the root chain, which then proves or refuses it.
+ */
+function claimedRoot(text: string): { rootVersion: number; identity: string } | null {
+  let payload: Partial<SignedAnchorPayload>;
+  try {
+    payload = unverifiedAnchorPayload(text) as Partial<SignedAnchorPayload>;
+  } catch {
+    // Not a JWS at all: the verification error already thrown says so.
+    return null;
+  }
+  const version = payload?.root?.version;
+  if (!Number.isSafeInteger(version) || typeof payload.identity !== 'string') return null;
+  return { rootVersion: version as number, identity: payload.identity };
+}
 
 function headOf(headers: Headers): number | undefined {
   const text = headers.get('crl-head');
