@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RotorLogger } from '../log';
+import { crlMetaAt, latestCrlMeta } from '../store/crl-meta';
 import { inTransaction, type Pool } from '../store/db';
 import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
 import { rootChainLink } from '../store/trust-anchors';
@@ -96,6 +97,7 @@ const ROOT_LINK = /^\/\.well-known\/agent-manifest\/root\/([^/]*)\.jws$/;
 const ROOT_LINK_MAX_AGE = 86_400;
 const CRL_PATH = '/.well-known/agent-manifest/revocation';
 const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
+const CRL_META_PATH = '/.well-known/agent-manifest/revocation.meta.jws';
 const CHECK_IN = /^\/v1\/verifiers\/([^/]+)\/check-in$/;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>;
@@ -297,6 +299,51 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     }
   };
 
+  // The CRL's signed header (issue 12 point 2; README "The CRL's signed header"), signed by the
+  // worker with the identity's revocation key (src/activities/crl-meta.ts); serve only hands out
+  // what is stored. Pairing: a header names the CRL head (`seq`) of the one body it describes.
+  // `?seq=N` answers the header for exactly N (a verifier asks for the CRL-Head of the body it
+  // holds) or 404; without it, the newest header, with `CRL-Meta-Seq` (its seq) and `CRL-Head`
+  // (the body's head now) beside it, and a Warning when the header is behind the body: a change
+  // committed and its header not signed yet. Never a header presented as describing a body it
+  // does not.
+  const crlMeta: Handler = async (req, res, query) => {
+    const seq = seqParamOf(query, 'seq');
+    const { head } = await crlHead(pool);
+    const meta = seq === null ? await latestCrlMeta(pool, identity) : await crlMetaAt(pool, identity, seq);
+    if (!meta) {
+      throw new HttpError(
+        404,
+        'CRL_META_NOT_FOUND',
+        seq === null
+          ? `no signed CRL header for identity ${identity} yet: the worker signs one when the revocation key is made, after each CRL change, and on anchor upkeep`
+          : `no signed CRL header for identity ${identity} at seq ${seq} (the CRL is at ${head}): not signed yet or superseded; fetch the CRL again`,
+        { 'CRL-Head': String(head) },
+      );
+    }
+    const etag = `"crlmeta-${meta.seq}-${meta.issuedAt.getTime()}"`;
+    const headers: Record<string, string> = {
+      ETag: etag,
+      'Cache-Control': `public, max-age=${crlCacheSeconds}`,
+      'CRL-Meta-Seq': String(meta.seq),
+      'CRL-Head': String(head),
+    };
+    if (meta.seq < head) {
+      headers.Warning = `299 rotor "this header describes CRL seq ${meta.seq}; the CRL is at ${head} and its header is not signed yet"`;
+    }
+    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/jose+json',
+      'Content-Length': Buffer.byteLength(meta.jws),
+    });
+    res.end(req.method === 'HEAD' ? undefined : meta.jws);
+  };
+
   const revocationRecord = async (res: ServerResponse, manifestId: string, method: string) => {
     const line = await getRevocationLine(pool, manifestId);
     if (line === null) {
@@ -407,6 +454,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       return { name: '/.well-known/agent-manifest/root/{n}.jws', methods: READ, handler: rootLink(link[1]!) };
     }
     if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
+    if (path === CRL_META_PATH) return { name: CRL_META_PATH, methods: READ, handler: crlMeta };
     if (path.startsWith(CRL_ENTRY_PREFIX)) {
       const raw = path.slice(CRL_ENTRY_PREFIX.length);
       return {
@@ -547,14 +595,19 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
 /** `?since=N`: absent (the full list), or one sequence number; anything else is a 400. */
 function sinceOf(query: URLSearchParams): number | null {
-  const given = query.getAll('since');
+  return seqParamOf(query, 'since');
+}
+
+/** A CRL sequence number query parameter: absent (null), or one whole number; else a 400. */
+function seqParamOf(query: URLSearchParams, name: string): number | null {
+  const given = query.getAll(name);
   if (given.length === 0) return null;
-  if (given.length > 1) throw badRequest('give at most one since query parameter');
+  if (given.length > 1) throw badRequest(`give at most one ${name} query parameter`);
   const text = given[0]!;
   const n = Number(text);
   if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(n)) {
     throw badRequest(
-      `since must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
+      `${name} must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
     );
   }
   return n;

@@ -11,10 +11,19 @@
  * `expires_at`, after which nothing verifies. A verifier whose pinned root set is behind the
  * served anchor's (offline across root rotations) walks the root chain, TUF's way: each link is
  * trusted only when the set before it and its own set signed it (README "Following root rotations").
+ *
+ * The CRL is checked against its signed header (`revocation.meta.jws`, issue 12 point 2) whenever
+ * the held anchor names a revocation key: the header must verify with that key, describe the very
+ * body held (its CRL-Head, record count and SHA-256 of the whole body, deltas included), not be past
+ * its `next_update`, and not go back in seq. A CRL that fails is not taken (the last good one stays);
+ * once the held header's `next_update` passes with no good one fetched, nothing verifies, as with
+ * an expired anchor.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { RotorError, UsageError } from '../errors';
 import {
   b64urlDecode,
+  MAX_CRL_META_BYTES,
   MAX_ROOT_CHAIN_STEPS,
   MAX_SIGNED_ANCHOR_BYTES,
   type RootSet,
@@ -23,10 +32,12 @@ import {
   rootSetFromPublicKeys,
   type SignedAnchorPayload,
   type TrustedAnchor,
+  type TrustedCrlMeta,
   trustedKeysFromAnchor,
   unverifiedAnchorPayload,
   type Verdict,
   verifyCoseEnvelope,
+  verifyCrlMeta,
   verifyManifest,
   verifySignedAnchor,
 } from '../manifest';
@@ -54,6 +65,7 @@ export function manifestFromLine(line: string): ManifestInput {
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 export const SIGNED_TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
 export const CRL_PATH = '/.well-known/agent-manifest/revocation';
+export const CRL_META_PATH = '/.well-known/agent-manifest/revocation.meta.jws';
 
 /** A pinned root from base64url public keys (the `--root` flags), threshold default 1. */
 export function pinnedRoot(publicKeysB64url: string[], threshold = 1): RootSet {
@@ -257,7 +269,10 @@ export class ReferenceVerifier {
   async refresh(): Promise<void> {
     const nowMs = this.#now().getTime();
     const anchorStale = !isFresh(this.#anchorBody, nowMs);
-    const crlStale = this.#crl === undefined || nowMs >= this.#crl.freshUntil;
+    const crlStale =
+      this.#crl === undefined ||
+      nowMs >= this.#crl.freshUntil ||
+      (this.#revocationKey() !== undefined && this.#crl.meta === undefined);
     if (!anchorStale && !crlStale) return;
     const [anchor, crl] = await Promise.allSettled([
       anchorStale
@@ -287,22 +302,51 @@ export class ReferenceVerifier {
     if (crl.status === 'rejected') failures.push(crl.reason);
     else if (crl.value) {
       const got = crl.value;
-      if (got.kind === 'unchanged') {
-        this.#crl = { ...this.#crl!, freshUntil: got.freshUntil, etag: got.etag ?? this.#crl!.etag };
-      } else if (got.kind === 'full') {
-        this.#crl = { lines: got.lines, head: got.head, etag: got.etag, freshUntil: got.freshUntil };
-        this.#crlNeedsFull = false;
-        reread = true;
-      } else {
-        try {
-          await this.#applyDelta(got);
-        } catch (err) {
-          // Fail closed: nothing of a delta holding a bad record is taken, and since a record
-          // the server keeps serving would refuse every later delta too, the next refresh
-          // fetches the full list, where each line stands or falls on its own.
-          this.#crlNeedsFull = true;
-          failures.push(err);
+      try {
+        if (got.kind === 'unchanged') {
+          const held = this.#crl!;
+          const meta = await this.#checkMeta(
+            held.head,
+            held.lines.length,
+            held.sha256,
+            `${this.#url(CRL_PATH)} (unchanged)`,
+          );
+          this.#crl = {
+            ...held,
+            freshUntil: got.freshUntil,
+            etag: got.etag ?? held.etag,
+            meta: meta ?? held.meta,
+          };
+        } else if (got.kind === 'full') {
+          const hash = createHash('sha256');
+          for (const line of got.lines) hash.update(line).update('\n');
+          const sha256 = hash.copy().digest('hex');
+          const meta = await this.#checkMeta(got.head, got.lines.length, sha256, this.#url(CRL_PATH));
+          this.#crl = {
+            lines: got.lines,
+            head: got.head,
+            etag: got.etag,
+            freshUntil: got.freshUntil,
+            hash,
+            sha256,
+            meta,
+          };
+          this.#crlNeedsFull = false;
+          reread = true;
+        } else {
+          try {
+            await this.#applyDelta(got);
+          } catch (err) {
+            // Fail closed: nothing of a delta holding a bad record (or one that, added to the
+            // list held, is not the body the signed header describes) is taken, and since a
+            // record the server keeps serving would refuse every later delta too, the next
+            // refresh fetches the full list, where each line stands or falls on its own.
+            this.#crlNeedsFull = true;
+            throw err;
+          }
         }
+      } catch (err) {
+        failures.push(err);
       }
     }
     if (reread && this.#crl) await this.#readRevocations(this.#crl.lines);
@@ -360,7 +404,11 @@ export class ReferenceVerifier {
     };
   }
 
-  /** Every record of the delta verifies with the held anchor's signers, or none is taken. */
+  /**
+   * Every record of the delta verifies with the held anchor's signers, and the list held with the
+   * delta appended is the body the signed header describes (its SHA-256 over the whole body, from
+   * the held hash state carried on), or none of it is taken.
+   */
   async #applyDelta(delta: Extract<CrlFetch, { kind: 'delta' }>): Promise<void> {
     const held = this.#crl!;
     const report = await readCrl(delta.lines, this.#signers());
@@ -371,9 +419,80 @@ export class ReferenceVerifier {
         'CRL_DELTA_REFUSED',
       );
     }
+    const hash = held.hash.copy();
+    for (const line of delta.lines) hash.update(line).update('\n');
+    const sha256 = hash.copy().digest('hex');
+    const meta = await this.#checkMeta(delta.head, held.lines.length + delta.lines.length, sha256, delta.url);
     for (const line of delta.lines) held.lines.push(line);
     for (const r of report.accepted) this.#revoked.add(r.manifestId);
-    this.#crl = { ...held, head: delta.head, freshUntil: delta.freshUntil };
+    this.#crl = {
+      ...held,
+      head: delta.head,
+      freshUntil: delta.freshUntil,
+      hash,
+      sha256,
+      meta: meta ?? held.meta,
+    };
+  }
+
+  /** The revocation key the held anchor names (ADR-0007): the CRL header's only trusted signer. */
+  #revocationKey(): { keyId: string; publicKey: Uint8Array } | undefined {
+    const rk = this.#anchor?.payload.revocation_key;
+    return rk ? { keyId: rk.key_id, publicKey: b64urlDecode(rk.public_key) } : undefined;
+  }
+
+  /**
+   * Fetches and checks the CRL's signed header for a body (its CRL-Head, line count and SHA-256):
+   * signed by the held anchor's revocation key, of its identity, not past next_update, not below
+   * the seq held, and describing exactly this body. Throws one line naming the first failure; the
+   * caller then keeps the CRL it held. Undefined when the anchor names no revocation key (nothing
+   * to check it with: an identity set up before revocation keys, or no anchor held yet).
+   */
+  async #checkMeta(
+    head: number | undefined,
+    records: number,
+    sha256: string,
+    bodyUrl: string,
+  ): Promise<TrustedCrlMeta | undefined> {
+    const rk = this.#revocationKey();
+    if (!rk) return undefined;
+    const heldSeq = this.#crl?.meta?.seq;
+    const url = head === undefined ? this.#url(CRL_META_PATH) : `${this.#url(CRL_META_PATH)}?seq=${head}`;
+    const refused = (what: string): never => {
+      throw new RotorError(
+        `CRL at ${bodyUrl} refused: ${what}; the CRL held stays${heldSeq === undefined ? ' (none)' : ` at seq ${heldSeq}`}`,
+        'CRL_META_REFUSED',
+      );
+    };
+    const res = await fetchText(url, { timeoutMs: this.#fetchTimeoutMs, maxBytes: MAX_CRL_META_BYTES });
+    if (res.status !== 200) refused(`its signed header ${url} answered ${res.status}${detailOf(res.text)}`);
+    let meta: TrustedCrlMeta;
+    try {
+      meta = verifyCrlMeta(res.text, {
+        revocationKey: rk,
+        now: this.#now(),
+        identity: this.#anchor!.payload.identity,
+        ...(heldSeq === undefined ? {} : { minSeq: heldSeq }),
+        source: `signed header ${url}`,
+      });
+    } catch (err) {
+      return refused((err as Error).message);
+    }
+    if (head !== undefined && meta.seq !== head) {
+      refused(`its signed header describes seq ${meta.seq}, the body is at CRL-Head ${head}`);
+    }
+    if (meta.records !== records || meta.sha256 !== sha256) {
+      refused(
+        `the body has ${records} record(s), sha256 ${sha256.slice(0, 16)}…, its signed header says ${meta.records}, sha256 ${meta.sha256.slice(0, 16)}… (truncated or altered)`,
+      );
+    }
+    return meta;
+  }
+
+  /** The signed CRL header held (seq, next_update); undefined when none was verified. */
+  get crlMeta(): { seq: number; records: number; sha256: string; nextUpdate: Date } | undefined {
+    const m = this.#crl?.meta;
+    return m ? { seq: m.seq, records: m.records, sha256: m.sha256, nextUpdate: m.nextUpdate } : undefined;
   }
 
   /**
@@ -390,6 +509,8 @@ export class ReferenceVerifier {
         keyId: null,
         reason: `the trusted anchor (version ${this.#anchor.version}) expired at ${this.#anchor.expiresAt.toISOString()} and no newer one could be fetched`,
       };
+    } else if (this.#crlProblem() !== null) {
+      verdict = { result: 'INVALID', keyId: null, reason: this.#crlProblem()! };
     } else {
       const ctx = { trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() };
       if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx);
@@ -554,6 +675,21 @@ export class ReferenceVerifier {
   }
 
   /**
+   * Why the CRL held cannot be relied on, or null: with a revocation key in the anchor, a CRL whose
+   * signed header verified must be held and its next_update not passed (a revocation the verifier
+   * cannot see must not leave a manifest VALID).
+   */
+  #crlProblem(): string | null {
+    if (this.#revocationKey() === undefined) return null;
+    const meta = this.#crl?.meta;
+    if (!meta) return 'no CRL with a valid signed header is held yet: refresh() first';
+    if (this.#now().getTime() >= meta.nextUpdate.getTime()) {
+      return `the CRL held (seq ${meta.seq}) passed its signed next_update ${meta.nextUpdate.toISOString()} and no fresh one could be fetched`;
+    }
+    return null;
+  }
+
+  /**
    * TUF's root chain: fetches the link of each root set after the pinned one up to `target` and
    * trusts link n only when a threshold of set n-1 (the one trusted so far) and of set n signed
    * it, it names set n exactly, it is the identity's, and its anchor version is above the one
@@ -641,6 +777,12 @@ interface HeldCrl {
   head: number | undefined;
   etag: string | undefined;
   freshUntil: number;
+  /** SHA-256 state after the whole body held (each line and its `\n`): a delta carries it on. */
+  hash: Hash;
+  /** Lowercase hex SHA-256 of the whole body held. */
+  sha256: string;
+  /** The signed header that described it; undefined when the anchor names no revocation key. */
+  meta: TrustedCrlMeta | undefined;
 }
 
 type CrlFetch =
