@@ -18,6 +18,7 @@ import {
   type TrustAnchorInput,
 } from '../store/trust-anchors';
 import { anchorSigningFor, type CustodianFor } from './anchor-signing';
+import { crlMetaLifetimeFromEnv, signCrlHeaders } from './crl-meta';
 
 /** The current anchor's content as publishing input: what a re-signed version says again. */
 async function currentContent(q: Queryable, identity: string): Promise<TrustAnchorInput> {
@@ -84,6 +85,8 @@ async function newRootSet(
   const stamp = new Date().toISOString().replace(/[-:.]/g, '');
   const nextVersion = (previous?.rootVersion ?? 0) + 1;
   const made: GeneratedKey[] = [];
+  let change: RootChange;
+  let madeRevocation = false;
   try {
     for (let i = 1; i <= options.count; i++) {
       made.push(await custodian.generate(`rotor/${identity}/root-${nextVersion}.${i}/${stamp}`));
@@ -93,7 +96,8 @@ async function newRootSet(
       ? await custodian.generate(`rotor/${identity}/revocation/${stamp}`)
       : null;
     if (revocation) made.push(revocation);
-    return await inTransaction(pool, async (client) => {
+    madeRevocation = revocation !== null;
+    change = await inTransaction(pool, async (client) => {
       const register = async (g: GeneratedKey, role: 'root' | 'revocation') =>
         registerKey(client, {
           identity,
@@ -130,6 +134,14 @@ async function newRootSet(
     for (const g of made) await custodian.destroy(g.handle).catch(() => {});
     throw err;
   }
+  // A revocation key made just now signs its first CRL header (crl-meta.ts), once it is registered.
+  if (madeRevocation) {
+    await signCrlHeaders(pool, async () => custodian, {
+      identity,
+      lifetimeSeconds: crlMetaLifetimeFromEnv(),
+    });
+  }
+  return change;
 }
 
 export function initAnchorRoot(

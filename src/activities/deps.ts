@@ -9,6 +9,7 @@ import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
 import { requireKey } from '../store/keys';
 import { anchorLifetimeFromEnv } from './anchor-signing';
+import { crlMetaLifetimeFromEnv, DEFAULT_CRL_META_LIFETIME_SECONDS, signCrlHeaders } from './crl-meta';
 import type { Failpoint } from './failpoint';
 
 export interface ActivitySettings {
@@ -22,6 +23,8 @@ export interface ActivitySettings {
   crlFile?: string;
   /** How long a signed trust anchor stays valid after it is issued (default 7 days). */
   anchorLifetimeSeconds?: number;
+  /** How long a signed CRL header may be relied on after it is issued (default 1 hour). */
+  crlMetaLifetimeSeconds?: number;
 }
 
 export interface ActivityDeps {
@@ -42,7 +45,18 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivityS
     onCallWebhook: env.ROTOR_ONCALL_WEBHOOK || undefined,
     crlFile: env.ROTOR_CRL_FILE || undefined,
     anchorLifetimeSeconds: anchorLifetimeFromEnv(env),
+    crlMetaLifetimeSeconds: crlMetaLifetimeFromEnv(env),
   };
+}
+
+/**
+ * After a change of the served CRL: a new signed header for every identity with a revocation key
+ * (the body is shared, so each identity's header describes it), src/activities/crl-meta.ts.
+ */
+export async function signCrlHeadersAfterChange(deps: ActivityDeps): Promise<void> {
+  await signCrlHeaders(deps.pool, deps.custodian, {
+    lifetimeSeconds: deps.settings.crlMetaLifetimeSeconds ?? DEFAULT_CRL_META_LIFETIME_SECONDS,
+  });
 }
 
 /** The Signer of a registered key, from whichever custodian holds it. */

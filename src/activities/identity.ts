@@ -12,6 +12,7 @@ import { inTransaction, type Pool } from '../store/db';
 import { activeKey, type KeyRecord, type KeyRole, registerKey } from '../store/keys';
 import { type PublishedTrustAnchor, publishTrustAnchor } from '../store/trust-anchors';
 import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
+import { crlMetaLifetimeFromEnv, signCrlHeaders } from './crl-meta';
 
 export interface InitIdentityResult {
   key: KeyRecord;
@@ -25,6 +26,8 @@ export interface InitIdentityOptions {
   rootKeys?: number;
   rootThreshold?: number;
   anchorLifetimeSeconds?: number;
+  /** How long the first signed CRL header holds (default ROTOR_CRL_META_LIFETIME_SECONDS, 1 hour). */
+  crlMetaLifetimeSeconds?: number;
 }
 
 export async function initIdentity(
@@ -51,6 +54,7 @@ export async function initIdentity(
     );
   }
   const made: GeneratedKey[] = [];
+  let result: InitIdentityResult;
   try {
     const generated = await custodian.generate(label);
     made.push(generated);
@@ -73,7 +77,7 @@ export async function initIdentity(
         role,
         description: await custodian.describe(g.handle),
       });
-    return await inTransaction(pool, async (client) => {
+    result = await inTransaction(pool, async (client) => {
       const key = await register(client, generated, 'signing');
       const rootKeys: KeyRecord[] = [];
       for (const r of roots) rootKeys.push(await register(client, r, 'root'));
@@ -105,6 +109,14 @@ export async function initIdentity(
     for (const g of made) await custodian.destroy(g.handle).catch(() => {});
     throw err;
   }
+  // The new revocation key signs its first CRL header at once, so verifiers holding this anchor
+  // can check the CRL before anything is revoked (crl-meta.ts). Outside the cleanup above: the
+  // keys are registered by now.
+  await signCrlHeaders(pool, async () => custodian, {
+    identity,
+    lifetimeSeconds: options.crlMetaLifetimeSeconds ?? crlMetaLifetimeFromEnv(),
+  });
+  return result;
 }
 
 type Queryable = Parameters<typeof registerKey>[0];

@@ -57,9 +57,10 @@ export interface SignedRows {
 
 /**
  * Signs the twin of a manifest `decideReissue` accepted, in the version the policy asks for.
- * Throws ManifestError when the manifest has no twin rotor can make (see `code`).
+ * Throws ManifestError when the manifest has no twin rotor can make (see `code`). The rotation's
+ * batches and the offline `rotor manifest reissue` both re-issue through this one function.
  */
-async function signTwin(
+export async function signTwin(
   parsed: ParsedStoredManifest,
   reissueAs: ReissueAs,
   signer: Signer,

@@ -13,7 +13,7 @@ import { recordDeclined } from '../store/declined';
 import { activeKey, requireKey } from '../store/keys';
 import { countManifests, pageManifests, setStatus } from '../store/manifests';
 import { appendRevocations, countRevocations, publishCrlToFile } from '../store/revocations';
-import { type ActivityDeps, activityContext, signerForKey } from './deps';
+import { type ActivityDeps, activityContext, signCrlHeadersAfterChange, signerForKey } from './deps';
 import { reissueStragglers, runOf } from './resign';
 
 /**
@@ -97,6 +97,8 @@ async function revokeUntrustedTwins(
         details: { runId: run.runId, oldKeyId: input.oldKeyId, twins: rows.map((r) => r.twin_id) },
       });
     });
+    // The served CRL changed: its signed header follows (crl-meta.ts).
+    await signCrlHeadersAfterChange(deps);
     revoked += rows.length;
   }
 }
@@ -150,10 +152,14 @@ export function revokeActivities(deps: ActivityDeps) {
           'revoked',
         );
       });
+      // The served CRL changed: its signed header follows (crl-meta.ts).
+      await signCrlHeadersAfterChange(deps);
       revoked += page.length;
       cursor = page[page.length - 1]!.manifestId;
       ctx?.heartbeat({ revoked, cursor });
     }
+    // An attempt that died between a commit and its header: the retry's header (a no-op when current).
+    await signCrlHeadersAfterChange(deps);
     const remaining = await countManifests(deps.pool, { keyId: input.oldKeyId, status: input.status });
     if (remaining === 0 && deps.settings.crlFile) await publishCrlToFile(deps.pool, deps.settings.crlFile);
     return {

@@ -8,8 +8,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RotorLogger } from '../log';
+import { crlMetaAt, latestCrlMeta } from '../store/crl-meta';
 import { inTransaction, type Pool } from '../store/db';
 import { crlHead, getRevocationLine, openCrlSnapshot } from '../store/revocations';
+import { rootChainLink } from '../store/trust-anchors';
 import { recordResults, verificationTotals } from '../store/verification-results';
 import { anchorVersionBySha256, checkVerifierCredential, recordCheckIn } from '../store/verifiers';
 import type { RotationStatus } from '../workflows/rotation-api';
@@ -89,8 +91,13 @@ export interface HttpService {
 
 const ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 const ANCHOR_JWS_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
+/** The root chain (README "Following root rotations"): `root/<n>.jws`, the anchor that introduced root set n. */
+const ROOT_LINK = /^\/\.well-known\/agent-manifest\/root\/([^/]*)\.jws$/;
+/** A link never changes once published, so verifiers and caches may keep it a day. */
+const ROOT_LINK_MAX_AGE = 86_400;
 const CRL_PATH = '/.well-known/agent-manifest/revocation';
 const CRL_ENTRY_PREFIX = `${CRL_PATH}/`;
+const CRL_META_PATH = '/.well-known/agent-manifest/revocation.meta.jws';
 const CHECK_IN = /^\/v1\/verifiers\/([^/]+)\/check-in$/;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>;
@@ -179,6 +186,48 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     res.end(req.method === 'HEAD' ? undefined : current.jws);
   };
 
+  // The root chain: links are immutable, so each is read from Postgres once and then held (one per
+  // root rotation the identity ever made); a version past the current anchor's root set is a 404
+  // without a query, so guessing numbers costs nothing.
+  const rootLinks = new Map<number, { jws: string; etag: string }>();
+  const rootLink =
+    (raw: string): Handler =>
+    async (req, res) => {
+      if (!/^[1-9][0-9]{0,8}$/.test(raw)) {
+        throw new HttpError(400, 'BAD_ROOT_VERSION', 'the root version is a positive whole number');
+      }
+      const n = Number(raw);
+      let link = rootLinks.get(n);
+      if (!link) {
+        const current = await anchors.current();
+        const found =
+          current?.rootVersion != null && n <= current.rootVersion
+            ? await rootChainLink(pool, identity, n)
+            : null;
+        if (!found) {
+          throw new HttpError(
+            404,
+            'ROOT_VERSION_NOT_FOUND',
+            `identity ${identity} has no signed anchor introducing root set ${n}`,
+          );
+        }
+        link = { jws: found.jws, etag: `"jws-${found.jwsSha256.slice(0, 32)}"` };
+        rootLinks.set(n, link);
+      }
+      const headers = { ETag: link.etag, 'Cache-Control': `public, max-age=${ROOT_LINK_MAX_AGE}` };
+      if (matchesIfNoneMatch(req.headers['if-none-match'], link.etag)) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, {
+        ...headers,
+        'Content-Type': 'application/jose+json',
+        'Content-Length': Buffer.byteLength(link.jws),
+      });
+      res.end(req.method === 'HEAD' ? undefined : link.jws);
+    };
+
   // The full list (a FileCRL, byte for byte what the SDK reads) or, with `?since=N`, a delta: only
   // the records after sequence number N. Either way CRL-Head names the snapshot's head, which the
   // verifier sends as `since` next time; the ETag is derived from it (README, "CRL deltas").
@@ -248,6 +297,51 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       crlStreams--;
       await snapshot.close();
     }
+  };
+
+  // The CRL's signed header (issue 12 point 2; README "The CRL's signed header"), signed by the
+  // worker with the identity's revocation key (src/activities/crl-meta.ts); serve only hands out
+  // what is stored. Pairing: a header names the CRL head (`seq`) of the one body it describes.
+  // `?seq=N` answers the header for exactly N (a verifier asks for the CRL-Head of the body it
+  // holds) or 404; without it, the newest header, with `CRL-Meta-Seq` (its seq) and `CRL-Head`
+  // (the body's head now) beside it, and a Warning when the header is behind the body: a change
+  // committed and its header not signed yet. Never a header presented as describing a body it
+  // does not.
+  const crlMeta: Handler = async (req, res, query) => {
+    const seq = seqParamOf(query, 'seq');
+    const { head } = await crlHead(pool);
+    const meta = seq === null ? await latestCrlMeta(pool, identity) : await crlMetaAt(pool, identity, seq);
+    if (!meta) {
+      throw new HttpError(
+        404,
+        'CRL_META_NOT_FOUND',
+        seq === null
+          ? `no signed CRL header for identity ${identity} yet: the worker signs one when the revocation key is made, after each CRL change, and on anchor upkeep`
+          : `no signed CRL header for identity ${identity} at seq ${seq} (the CRL is at ${head}): not signed yet or superseded; fetch the CRL again`,
+        { 'CRL-Head': String(head) },
+      );
+    }
+    const etag = `"crlmeta-${meta.seq}-${meta.issuedAt.getTime()}"`;
+    const headers: Record<string, string> = {
+      ETag: etag,
+      'Cache-Control': `public, max-age=${crlCacheSeconds}`,
+      'CRL-Meta-Seq': String(meta.seq),
+      'CRL-Head': String(head),
+    };
+    if (meta.seq < head) {
+      headers.Warning = `299 rotor "this header describes CRL seq ${meta.seq}; the CRL is at ${head} and its header is not signed yet"`;
+    }
+    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/jose+json',
+      'Content-Length': Buffer.byteLength(meta.jws),
+    });
+    res.end(req.method === 'HEAD' ? undefined : meta.jws);
   };
 
   const revocationRecord = async (res: ServerResponse, manifestId: string, method: string) => {
@@ -355,7 +449,12 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   function route(path: string): Route | null {
     if (path === ANCHOR_PATH) return { name: ANCHOR_PATH, methods: READ, handler: anchor };
     if (path === ANCHOR_JWS_PATH) return { name: ANCHOR_JWS_PATH, methods: READ, handler: anchorJws };
+    const link = ROOT_LINK.exec(path);
+    if (link) {
+      return { name: '/.well-known/agent-manifest/root/{n}.jws', methods: READ, handler: rootLink(link[1]!) };
+    }
     if (path === CRL_PATH) return { name: CRL_PATH, methods: READ, handler: crl };
+    if (path === CRL_META_PATH) return { name: CRL_META_PATH, methods: READ, handler: crlMeta };
     if (path.startsWith(CRL_ENTRY_PREFIX)) {
       const raw = path.slice(CRL_ENTRY_PREFIX.length);
       return {
@@ -496,14 +595,19 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
 /** `?since=N`: absent (the full list), or one sequence number; anything else is a 400. */
 function sinceOf(query: URLSearchParams): number | null {
-  const given = query.getAll('since');
+  return seqParamOf(query, 'since');
+}
+
+/** A CRL sequence number query parameter: absent (null), or one whole number; else a 400. */
+function seqParamOf(query: URLSearchParams, name: string): number | null {
+  const given = query.getAll(name);
   if (given.length === 0) return null;
-  if (given.length > 1) throw badRequest('give at most one since query parameter');
+  if (given.length > 1) throw badRequest(`give at most one ${name} query parameter`);
   const text = given[0]!;
   const n = Number(text);
   if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(n)) {
     throw badRequest(
-      `since must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
+      `${name} must be a CRL sequence number (a whole number from 0, as sent in CRL-Head), got ${JSON.stringify(text.slice(0, 40))}`,
     );
   }
   return n;

@@ -22,6 +22,15 @@ import { type TrustAnchorDocument, validateTrustAnchor } from './trust-anchor';
 
 /** Largest signed anchor a verifier reads (the anchor lists a handful of keys). */
 export const MAX_SIGNED_ANCHOR_BYTES = 256 * 1024;
+/**
+ * Most root rotations a verifier follows in one catch-up (TUF's root chain, README "Following root
+ * rotations"): a served anchor naming a root version further ahead is refused rather than walked.
+ */
+export const MAX_ROOT_CHAIN_STEPS = 32;
+/** Where `rotor serve` serves the anchor that introduced root set `n` (README "Following root rotations"). */
+export function rootChainPath(n: number): string {
+  return `/.well-known/agent-manifest/root/${n}.jws`;
+}
 /** The `typ` of every signature's protected header. */
 export const ANCHOR_JWS_TYP = 'agent-manifest-trust-anchor+jws';
 
@@ -46,7 +55,11 @@ export interface SignedAnchorPayload extends TrustAnchorDocument {
   version: number;
   issued_at: string;
   expires_at: string;
-  root: { threshold: number; keys: { kid: string; public_key: string }[] };
+  /**
+   * `version` numbers the root set (1, 2, …: one more at each root rotation); anchors signed
+   * before the field existed carry none and count as version 1.
+   */
+  root: { version?: number; threshold: number; keys: { kid: string; public_key: string }[] };
   /** The revocation authority's key (ADR-0007): signs every CRL record of the identity. */
   revocation_key?: { key_id: string; public_key: string };
 }
@@ -60,6 +73,8 @@ export interface TrustedAnchor {
   expiresAt: Date;
   /** The root set the anchor names: a verifier pins it once the anchor is trusted. */
   root: RootSet;
+  /** The number of that root set (`root.version`; 1 when the payload predates the field). */
+  rootVersion: number;
   /** kids of every valid signature, root or not. */
   signedBy: string[];
   /** Lowercase hex SHA-256 of the JWS text exactly as received (what check-ins report). */
@@ -76,6 +91,11 @@ export interface VerifyAnchorOptions {
   identity?: string;
   /** Where the JWS came from, for messages. */
   source?: string;
+  /**
+   * Do not refuse an expired anchor: for the links of a root chain, which are old by nature;
+   * TUF checks only the final root's expiry, and the current anchor's expiry is still checked.
+   */
+  ignoreExpiry?: boolean;
 }
 
 function refuse(source: string, what: string): never {
@@ -103,7 +123,12 @@ function checkRootSet(root: RootSet, source: string): void {
   }
 }
 
-/** The payload's `root` member as JSON. */
+/** The root set version an anchor payload names; anchors from before the field count as version 1. */
+export function rootVersionOf(payload: Pick<SignedAnchorPayload, 'root'>): number {
+  return payload.root.version ?? 1;
+}
+
+/** The payload's `root` member as JSON (without its version: `publishTrustAnchor` adds it). */
 export function rootSetJson(root: RootSet): SignedAnchorPayload['root'] {
   return {
     threshold: root.threshold,
@@ -257,6 +282,12 @@ function readRoot(value: unknown, source: string): RootSet {
     if (publicKey.length !== 32) refuse(source, `payload field root.keys[${i}].public_key is not 32 bytes`);
     return { kid: k.kid, publicKey };
   });
+  if (
+    value.version !== undefined &&
+    (!Number.isSafeInteger(value.version) || (value.version as number) < 1)
+  ) {
+    refuse(source, 'payload field root.version must be a positive integer');
+  }
   const root = { threshold: value.threshold as number, keys };
   checkRootSet(root, `${source}: payload field root`);
   return root;
@@ -333,7 +364,7 @@ export function verifySignedAnchor(text: string, options: VerifyAnchorOptions): 
   const expires = parseTimestamp(payload.expires_at);
   const issued = parseTimestamp(payload.issued_at);
   if (typeof expires === 'string' || typeof issued === 'string') refuse(source, 'bad timestamps');
-  if (options.now.getTime() >= expires.epochMs) {
+  if (!options.ignoreExpiry && options.now.getTime() >= expires.epochMs) {
     refuse(source, `expired at ${payload.expires_at} (now ${options.now.toISOString()})`);
   }
   if (options.minVersion !== undefined && payload.version < options.minVersion) {
@@ -346,6 +377,7 @@ export function verifySignedAnchor(text: string, options: VerifyAnchorOptions): 
     issuedAt: new Date(issued.epochMs),
     expiresAt: new Date(expires.epochMs),
     root: named,
+    rootVersion: rootVersionOf(payload),
     signedBy: [...valid],
     sha256: sha256Hex(text),
   };

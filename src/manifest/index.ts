@@ -2,11 +2,14 @@
 
 export {
   ANCHOR_JWS_TYP,
+  MAX_ROOT_CHAIN_STEPS,
   MAX_SIGNED_ANCHOR_BYTES,
   type RootKeyEntry,
   type RootSet,
+  rootChainPath,
   rootSetFromPublicKeys,
   rootSetJson,
+  rootVersionOf,
   type SignedAnchorPayload,
   sha256Hex,
   signAnchorJws,
@@ -58,6 +61,17 @@ export {
   sigStructure1,
 } from './cose';
 export { type CoseSignResult, parseManifestForCose, signCoseManifest, signCoseRoot } from './cose-sign';
+export {
+  CRL_META_JWS_TYP,
+  type CrlMetaPayload,
+  crlBodyOf,
+  crlBodySha256,
+  MAX_CRL_META_BYTES,
+  signCrlMeta,
+  type TrustedCrlMeta,
+  type VerifyCrlMetaOptions,
+  verifyCrlMeta,
+} from './crl-meta';
 export { publicKeyProblem, signatureProblem, verifyStrict } from './ed25519';
 export { formatPath, ManifestError } from './errors';
 export {

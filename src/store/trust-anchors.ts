@@ -97,7 +97,9 @@ function signedContentOf(
   }
   if (!row?.jws) return 'unsigned';
   const payload = unverifiedAnchorPayload(row.jws) as SignedAnchorPayload;
-  return JSON.stringify([row.root_version, payload.root, payload.revocation_key?.key_id ?? null]);
+  // The set's version is compared as root_version; the payload carries it too since the root chain.
+  const { version: _rootVersion, ...root } = payload.root;
+  return JSON.stringify([row.root_version, root, payload.revocation_key?.key_id ?? null]);
 }
 
 function etagOf(version: number, text: string): string {
@@ -160,7 +162,8 @@ export async function publishTrustAnchor(
         expires_at: formatUtcSeconds(expiresAt),
         active_key_id: document.active_key_id,
         keys: document.keys,
-        root: rootSetJson(signing.root.set),
+        // Numbered so a verifier pinned to an older set knows which root chain links to fetch.
+        root: { version: signing.root.version, ...rootSetJson(signing.root.set) },
       };
       if (signing.revocationKey) {
         payload.revocation_key = {
@@ -223,6 +226,8 @@ export interface ServedTrustAnchor {
   text: string;
   jws: string | null;
   jwsSha256: string | null;
+  /** The root set the signed form names; null for an unsigned version. */
+  rootVersion: number | null;
 }
 
 /** Only what the HTTP service sends, without re-validating the document on every request. */
@@ -245,10 +250,40 @@ export async function currentTrustAnchorServed(
     text: string;
     jws: string | null;
     jws_sha256: string | null;
+    root_version: number | null;
   }>(
-    'SELECT version, etag, text, jws, jws_sha256 FROM trust_anchors WHERE identity = $1 ORDER BY version DESC LIMIT 1',
+    'SELECT version, etag, text, jws, jws_sha256, root_version FROM trust_anchors WHERE identity = $1 ORDER BY version DESC LIMIT 1',
     [identity],
   );
   const r = rows[0];
-  return r ? { version: r.version, etag: r.etag, text: r.text, jws: r.jws, jwsSha256: r.jws_sha256 } : null;
+  return r
+    ? {
+        version: r.version,
+        etag: r.etag,
+        text: r.text,
+        jws: r.jws,
+        jwsSha256: r.jws_sha256,
+        rootVersion: r.root_version,
+      }
+    : null;
+}
+
+/**
+ * The root chain's link for root set `rootVersion`: the first signed anchor naming that set. A
+ * root rotation publishes it signed by the outgoing set and the new one (`anchor-root.ts`), and
+ * rows never change (migration 003's trigger), so the link is what it was when published.
+ */
+export async function rootChainLink(
+  q: Queryable,
+  identity: string,
+  rootVersion: number,
+): Promise<{ version: number; jws: string; jwsSha256: string } | null> {
+  const { rows } = await q.query<{ version: number; jws: string; jws_sha256: string }>(
+    `SELECT version, jws, jws_sha256 FROM trust_anchors
+      WHERE identity = $1 AND root_version = $2 AND jws IS NOT NULL
+      ORDER BY version LIMIT 1`,
+    [identity, rootVersion],
+  );
+  const r = rows[0];
+  return r ? { version: r.version, jws: r.jws, jwsSha256: r.jws_sha256 } : null;
 }

@@ -8,19 +8,36 @@
  * threshold of the pinned root keys signed is adopted; a lower version, an expired anchor, an
  * unsigned one and a plain-http URL off this machine are refused; fetches have a timeout and a
  * size limit; and when refreshing fails, the last trusted anchor is used only until its own
- * `expires_at`, after which nothing verifies.
+ * `expires_at`, after which nothing verifies. A verifier whose pinned root set is behind the
+ * served anchor's (offline across root rotations) walks the root chain, TUF's way: each link is
+ * trusted only when the set before it and its own set signed it (README "Following root rotations").
+ *
+ * The CRL is checked against its signed header (`revocation.meta.jws`, issue 12 point 2) whenever
+ * the held anchor names a revocation key: the header must verify with that key, describe the very
+ * body held (its CRL-Head, record count and SHA-256 of the whole body, deltas included), not be past
+ * its `next_update`, and not go back in seq. A CRL that fails is not taken (the last good one stays);
+ * once the held header's `next_update` passes with no good one fetched, nothing verifies, as with
+ * an expired anchor.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { RotorError, UsageError } from '../errors';
 import {
   b64urlDecode,
+  MAX_CRL_META_BYTES,
+  MAX_ROOT_CHAIN_STEPS,
   MAX_SIGNED_ANCHOR_BYTES,
   type RootSet,
   readCrl,
+  rootChainPath,
   rootSetFromPublicKeys,
+  type SignedAnchorPayload,
   type TrustedAnchor,
+  type TrustedCrlMeta,
   trustedKeysFromAnchor,
+  unverifiedAnchorPayload,
   type Verdict,
   verifyCoseEnvelope,
+  verifyCrlMeta,
   verifyManifest,
   verifySignedAnchor,
 } from '../manifest';
@@ -48,6 +65,7 @@ export function manifestFromLine(line: string): ManifestInput {
 export const TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor';
 export const SIGNED_TRUST_ANCHOR_PATH = '/.well-known/agent-manifest/trust-anchor.jws';
 export const CRL_PATH = '/.well-known/agent-manifest/revocation';
+export const CRL_META_PATH = '/.well-known/agent-manifest/revocation.meta.jws';
 
 /** A pinned root from base64url public keys (the `--root` flags), threshold default 1. */
 export function pinnedRoot(publicKeysB64url: string[], threshold = 1): RootSet {
@@ -81,6 +99,11 @@ export interface ReferenceVerifierOptions {
   checkInToken: string;
   /** The anchor root, configured out of band (`rotor anchor root show`). Required. */
   root: RootSet;
+  /**
+   * The number of that root set (`root_version` in `rotor anchor root show`; default 1): where a
+   * root chain walk starts when the served anchor names a later set.
+   */
+  rootVersion?: number;
   /** Per fetch (default 10 s). */
   fetchTimeoutMs?: number;
   /** Largest CRL accepted (default 64 MiB); the signed anchor is capped at 256 KiB. */
@@ -114,6 +137,8 @@ export class ReferenceVerifier {
   readonly #maxCrlBytes: number;
   /** The pinned root; replaced by the anchor's root set after a trusted root rotation. */
   #root: RootSet;
+  /** The pinned root set's number. */
+  #rootVersion: number;
   #anchorBody: CachedBody | undefined;
   readonly #incrementalCrl: boolean;
   /** The CRL held: its lines as served (full list, then the deltas appended), and where it stands. */
@@ -151,6 +176,11 @@ export class ReferenceVerifier {
     if (!options.root) throw new UsageError('a reference verifier needs a pinned anchor root (--root)');
     this.id = options.id;
     this.#root = options.root;
+    const rootVersion = options.rootVersion ?? 1;
+    if (!Number.isSafeInteger(rootVersion) || rootVersion < 1) {
+      throw new UsageError(`the pinned root version must be a positive integer, got ${options.rootVersion}`);
+    }
+    this.#rootVersion = rootVersion;
     this.#fetchTimeoutMs = options.fetchTimeoutMs ?? 10_000;
     this.#maxCrlBytes = options.maxCrlBytes ?? 64 * 1024 * 1024;
     this.#incrementalCrl = options.incrementalCrl ?? true;
@@ -186,6 +216,11 @@ export class ReferenceVerifier {
   /** The root set currently pinned (the configured one, or a rotated one the old set signed). */
   get root(): RootSet {
     return this.#root;
+  }
+
+  /** The pinned root set's number (the configured one, or the set of the last anchor adopted). */
+  get rootVersion(): number {
+    return this.#rootVersion;
   }
 
   /** True while the held anchor is trusted and not expired. */
@@ -234,7 +269,10 @@ export class ReferenceVerifier {
   async refresh(): Promise<void> {
     const nowMs = this.#now().getTime();
     const anchorStale = !isFresh(this.#anchorBody, nowMs);
-    const crlStale = this.#crl === undefined || nowMs >= this.#crl.freshUntil;
+    const crlStale =
+      this.#crl === undefined ||
+      nowMs >= this.#crl.freshUntil ||
+      (this.#revocationKey() !== undefined && this.#crl.meta === undefined);
     if (!anchorStale && !crlStale) return;
     const [anchor, crl] = await Promise.allSettled([
       anchorStale
@@ -251,7 +289,7 @@ export class ReferenceVerifier {
     else if (anchor.value) {
       if (anchor.value.changed) {
         try {
-          keysChanged = this.#adoptAnchor(anchor.value.body.text);
+          keysChanged = await this.#adoptAnchor(anchor.value.body.text);
         } catch (err) {
           // An anchor that does not validate is not adopted, and not cached as if it had been.
           failures.push(err);
@@ -264,22 +302,51 @@ export class ReferenceVerifier {
     if (crl.status === 'rejected') failures.push(crl.reason);
     else if (crl.value) {
       const got = crl.value;
-      if (got.kind === 'unchanged') {
-        this.#crl = { ...this.#crl!, freshUntil: got.freshUntil, etag: got.etag ?? this.#crl!.etag };
-      } else if (got.kind === 'full') {
-        this.#crl = { lines: got.lines, head: got.head, etag: got.etag, freshUntil: got.freshUntil };
-        this.#crlNeedsFull = false;
-        reread = true;
-      } else {
-        try {
-          await this.#applyDelta(got);
-        } catch (err) {
-          // Fail closed: nothing of a delta holding a bad record is taken, and since a record
-          // the server keeps serving would refuse every later delta too, the next refresh
-          // fetches the full list, where each line stands or falls on its own.
-          this.#crlNeedsFull = true;
-          failures.push(err);
+      try {
+        if (got.kind === 'unchanged') {
+          const held = this.#crl!;
+          const meta = await this.#checkMeta(
+            held.head,
+            held.lines.length,
+            held.sha256,
+            `${this.#url(CRL_PATH)} (unchanged)`,
+          );
+          this.#crl = {
+            ...held,
+            freshUntil: got.freshUntil,
+            etag: got.etag ?? held.etag,
+            meta: meta ?? held.meta,
+          };
+        } else if (got.kind === 'full') {
+          const hash = createHash('sha256');
+          for (const line of got.lines) hash.update(line).update('\n');
+          const sha256 = hash.copy().digest('hex');
+          const meta = await this.#checkMeta(got.head, got.lines.length, sha256, this.#url(CRL_PATH));
+          this.#crl = {
+            lines: got.lines,
+            head: got.head,
+            etag: got.etag,
+            freshUntil: got.freshUntil,
+            hash,
+            sha256,
+            meta,
+          };
+          this.#crlNeedsFull = false;
+          reread = true;
+        } else {
+          try {
+            await this.#applyDelta(got);
+          } catch (err) {
+            // Fail closed: nothing of a delta holding a bad record (or one that, added to the
+            // list held, is not the body the signed header describes) is taken, and since a
+            // record the server keeps serving would refuse every later delta too, the next
+            // refresh fetches the full list, where each line stands or falls on its own.
+            this.#crlNeedsFull = true;
+            throw err;
+          }
         }
+      } catch (err) {
+        failures.push(err);
       }
     }
     if (reread && this.#crl) await this.#readRevocations(this.#crl.lines);
@@ -337,7 +404,11 @@ export class ReferenceVerifier {
     };
   }
 
-  /** Every record of the delta verifies with the held anchor's signers, or none is taken. */
+  /**
+   * Every record of the delta verifies with the held anchor's signers, and the list held with the
+   * delta appended is the body the signed header describes (its SHA-256 over the whole body, from
+   * the held hash state carried on), or none of it is taken.
+   */
   async #applyDelta(delta: Extract<CrlFetch, { kind: 'delta' }>): Promise<void> {
     const held = this.#crl!;
     const report = await readCrl(delta.lines, this.#signers());
@@ -348,9 +419,80 @@ export class ReferenceVerifier {
         'CRL_DELTA_REFUSED',
       );
     }
+    const hash = held.hash.copy();
+    for (const line of delta.lines) hash.update(line).update('\n');
+    const sha256 = hash.copy().digest('hex');
+    const meta = await this.#checkMeta(delta.head, held.lines.length + delta.lines.length, sha256, delta.url);
     for (const line of delta.lines) held.lines.push(line);
     for (const r of report.accepted) this.#revoked.add(r.manifestId);
-    this.#crl = { ...held, head: delta.head, freshUntil: delta.freshUntil };
+    this.#crl = {
+      ...held,
+      head: delta.head,
+      freshUntil: delta.freshUntil,
+      hash,
+      sha256,
+      meta: meta ?? held.meta,
+    };
+  }
+
+  /** The revocation key the held anchor names (ADR-0007): the CRL header's only trusted signer. */
+  #revocationKey(): { keyId: string; publicKey: Uint8Array } | undefined {
+    const rk = this.#anchor?.payload.revocation_key;
+    return rk ? { keyId: rk.key_id, publicKey: b64urlDecode(rk.public_key) } : undefined;
+  }
+
+  /**
+   * Fetches and checks the CRL's signed header for a body (its CRL-Head, line count and SHA-256):
+   * signed by the held anchor's revocation key, of its identity, not past next_update, not below
+   * the seq held, and describing exactly this body. Throws one line naming the first failure; the
+   * caller then keeps the CRL it held. Undefined when the anchor names no revocation key (nothing
+   * to check it with: an identity set up before revocation keys, or no anchor held yet).
+   */
+  async #checkMeta(
+    head: number | undefined,
+    records: number,
+    sha256: string,
+    bodyUrl: string,
+  ): Promise<TrustedCrlMeta | undefined> {
+    const rk = this.#revocationKey();
+    if (!rk) return undefined;
+    const heldSeq = this.#crl?.meta?.seq;
+    const url = head === undefined ? this.#url(CRL_META_PATH) : `${this.#url(CRL_META_PATH)}?seq=${head}`;
+    const refused = (what: string): never => {
+      throw new RotorError(
+        `CRL at ${bodyUrl} refused: ${what}; the CRL held stays${heldSeq === undefined ? ' (none)' : ` at seq ${heldSeq}`}`,
+        'CRL_META_REFUSED',
+      );
+    };
+    const res = await fetchText(url, { timeoutMs: this.#fetchTimeoutMs, maxBytes: MAX_CRL_META_BYTES });
+    if (res.status !== 200) refused(`its signed header ${url} answered ${res.status}${detailOf(res.text)}`);
+    let meta: TrustedCrlMeta;
+    try {
+      meta = verifyCrlMeta(res.text, {
+        revocationKey: rk,
+        now: this.#now(),
+        identity: this.#anchor!.payload.identity,
+        ...(heldSeq === undefined ? {} : { minSeq: heldSeq }),
+        source: `signed header ${url}`,
+      });
+    } catch (err) {
+      return refused((err as Error).message);
+    }
+    if (head !== undefined && meta.seq !== head) {
+      refused(`its signed header describes seq ${meta.seq}, the body is at CRL-Head ${head}`);
+    }
+    if (meta.records !== records || meta.sha256 !== sha256) {
+      refused(
+        `the body has ${records} record(s), sha256 ${sha256.slice(0, 16)}…, its signed header says ${meta.records}, sha256 ${meta.sha256.slice(0, 16)}… (truncated or altered)`,
+      );
+    }
+    return meta;
+  }
+
+  /** The signed CRL header held (seq, next_update); undefined when none was verified. */
+  get crlMeta(): { seq: number; records: number; sha256: string; nextUpdate: Date } | undefined {
+    const m = this.#crl?.meta;
+    return m ? { seq: m.seq, records: m.records, sha256: m.sha256, nextUpdate: m.nextUpdate } : undefined;
   }
 
   /**
@@ -367,6 +509,8 @@ export class ReferenceVerifier {
         keyId: null,
         reason: `the trusted anchor (version ${this.#anchor.version}) expired at ${this.#anchor.expiresAt.toISOString()} and no newer one could be fetched`,
       };
+    } else if (this.#crlProblem() !== null) {
+      verdict = { result: 'INVALID', keyId: null, reason: this.#crlProblem()! };
     } else {
       const ctx = { trustedKeys: this.#trustedKeys(), revokedIds: this.#revoked, now: this.#now() };
       if (typeof manifest === 'string') verdict = verifyManifest(manifest, ctx);
@@ -481,27 +625,122 @@ export class ReferenceVerifier {
   /**
    * Verifies a fetched signed anchor against the pinned root and, when trusted and newer, holds
    * it. Returns whether the held anchor changed. The same version with other bytes is refused
-   * like a lower one: a version names exactly one anchor.
+   * like a lower one: a version names exactly one anchor. An anchor the pinned root did not sign
+   * but that names a later root set is tried through the root chain; nothing changes unless the
+   * whole chain and the anchor verify.
    */
-  #adoptAnchor(text: string): boolean {
+  async #adoptAnchor(text: string): Promise<boolean> {
     const held = this.#anchor;
-    const trusted = verifySignedAnchor(text, {
-      trusted: this.#root,
+    const source = `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}`;
+    const options = {
       now: this.#now(),
       minVersion: held?.version,
       identity: this.#identity ?? held?.payload.identity,
-      source: `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}`,
-    });
+      source,
+    };
+    let trusted: TrustedAnchor;
+    try {
+      trusted = verifySignedAnchor(text, { ...options, trusted: this.#root });
+    } catch (err) {
+      const claimed = claimedRoot(text);
+      if (claimed === null || claimed.rootVersion <= this.#rootVersion) throw err;
+      // Which identity the chain belongs to: the configured or held one, else the one the anchor
+      // claims (every link must then agree, and the anchor is verified against it at the end).
+      const identity = options.identity ?? claimed.identity;
+      const chain = await this.#walkRootChain(claimed.rootVersion, identity);
+      trusted = verifySignedAnchor(text, {
+        ...options,
+        identity,
+        trusted: chain.root,
+        minVersion: Math.max(held?.version ?? 0, chain.anchorVersion) || undefined,
+      });
+      if (trusted.rootVersion !== chain.rootVersion) {
+        throw new RotorError(
+          `${source}: names root set ${trusted.rootVersion} but the root chain ends at ${chain.rootVersion}: refused`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+    }
     if (held && trusted.version === held.version) {
       if (trusted.sha256 === held.sha256) return false;
       throw new RotorError(
-        `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)}: version ${trusted.version} with different content than the one held: refused`,
+        `${source}: version ${trusted.version} with different content than the one held: refused`,
         'ANCHOR_UNTRUSTED',
       );
     }
     this.#anchor = trusted;
     this.#root = trusted.root;
+    this.#rootVersion = trusted.rootVersion;
     return true;
+  }
+
+  /**
+   * Why the CRL held cannot be relied on, or null: with a revocation key in the anchor, a CRL whose
+   * signed header verified must be held and its next_update not passed (a revocation the verifier
+   * cannot see must not leave a manifest VALID).
+   */
+  #crlProblem(): string | null {
+    if (this.#revocationKey() === undefined) return null;
+    const meta = this.#crl?.meta;
+    if (!meta) return 'no CRL with a valid signed header is held yet: refresh() first';
+    if (this.#now().getTime() >= meta.nextUpdate.getTime()) {
+      return `the CRL held (seq ${meta.seq}) passed its signed next_update ${meta.nextUpdate.toISOString()} and no fresh one could be fetched`;
+    }
+    return null;
+  }
+
+  /**
+   * TUF's root chain: fetches the link of each root set after the pinned one up to `target` and
+   * trusts link n only when a threshold of set n-1 (the one trusted so far) and of set n signed
+   * it, it names set n exactly, it is the identity's, and its anchor version is above the one
+   * before. Links are old, so their own expiry is not checked (the final anchor's is). Bounded:
+   * at most MAX_ROOT_CHAIN_STEPS links, each under the anchor's size limit and the fetch
+   * timeout. Any broken link refuses the whole walk; nothing is pinned until the caller adopts.
+   */
+  async #walkRootChain(
+    target: number,
+    identity: string,
+  ): Promise<{ root: RootSet; rootVersion: number; anchorVersion: number }> {
+    const steps = target - this.#rootVersion;
+    if (steps > MAX_ROOT_CHAIN_STEPS) {
+      throw new RotorError(
+        `signed anchor at ${this.#url(SIGNED_TRUST_ANCHOR_PATH)} names root set ${target}, ${steps} root rotations past the pinned set ${this.#rootVersion} (at most ${MAX_ROOT_CHAIN_STEPS} are followed): pin a newer root (rotor anchor root show)`,
+        'ANCHOR_UNTRUSTED',
+      );
+    }
+    let root = this.#root;
+    let anchorVersion = this.#anchor?.version ?? 0;
+    for (let n = this.#rootVersion + 1; n <= target; n++) {
+      const url = this.#url(rootChainPath(n));
+      const source = `root chain link ${n} at ${url}`;
+      const res = await fetchText(url, {
+        timeoutMs: this.#fetchTimeoutMs,
+        maxBytes: MAX_SIGNED_ANCHOR_BYTES,
+      });
+      if (res.status !== 200) {
+        throw new RotorError(
+          `${source}: answered ${res.status}${detailOf(res.text)}; the pinned root set ${this.#rootVersion} cannot reach set ${target}`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+      const link = verifySignedAnchor(res.text, {
+        trusted: root,
+        now: this.#now(),
+        minVersion: anchorVersion + 1,
+        identity,
+        source,
+        ignoreExpiry: true,
+      });
+      if (link.rootVersion !== n) {
+        throw new RotorError(
+          `${source}: names root set ${link.rootVersion}, not ${n}: refused`,
+          'ANCHOR_UNTRUSTED',
+        );
+      }
+      root = link.root;
+      anchorVersion = link.version;
+    }
+    return { root, rootVersion: target, anchorVersion };
   }
 
   #trustedKeys(): Map<string, Uint8Array> {
@@ -538,12 +777,35 @@ interface HeldCrl {
   head: number | undefined;
   etag: string | undefined;
   freshUntil: number;
+  /** SHA-256 state after the whole body held (each line and its `\n`): a delta carries it on. */
+  hash: Hash;
+  /** Lowercase hex SHA-256 of the whole body held. */
+  sha256: string;
+  /** The signed header that described it; undefined when the anchor names no revocation key. */
+  meta: TrustedCrlMeta | undefined;
 }
 
 type CrlFetch =
   | { kind: 'unchanged'; freshUntil: number; etag: string | undefined }
   | { kind: 'full'; lines: string[]; head: number | undefined; etag: string | undefined; freshUntil: number }
   | { kind: 'delta'; url: string; lines: string[]; head: number; freshUntil: number };
+
+/**
+ * What an anchor that did not verify claims about its root set and identity, read without
+ * trusting it: only to decide whether to try the root chain, which then proves or refuses it.
+ */
+function claimedRoot(text: string): { rootVersion: number; identity: string } | null {
+  let payload: Partial<SignedAnchorPayload>;
+  try {
+    payload = unverifiedAnchorPayload(text) as Partial<SignedAnchorPayload>;
+  } catch {
+    // Not a JWS at all: the verification error already thrown says so.
+    return null;
+  }
+  const version = payload?.root?.version;
+  if (!Number.isSafeInteger(version) || typeof payload.identity !== 'string') return null;
+  return { rootVersion: version as number, identity: payload.identity };
+}
 
 function headOf(headers: Headers): number | undefined {
   const text = headers.get('crl-head');

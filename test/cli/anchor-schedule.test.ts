@@ -48,7 +48,7 @@ describe('rotor anchor schedule', () => {
       '--identity',
       IDENTITY,
       '--every',
-      '1h',
+      '10m',
       '--within',
       '8d',
     );
@@ -61,7 +61,7 @@ describe('rotor anchor schedule', () => {
       '--identity',
       IDENTITY,
       '--every',
-      '1h',
+      '10m',
       '--within',
       '8d',
     );
@@ -92,7 +92,7 @@ describe('rotor anchor schedule', () => {
           '--identity',
           IDENTITY,
           '--every',
-          '1h',
+          '10m',
           '--within',
           '2h',
         )

@@ -187,4 +187,31 @@ describe('signed anchors: JWS JSON General Serialization, EdDSA', () => {
     const later = await signAnchorJws(bytes(payload({ version: 5, rootOf: next })), [newRoot]);
     expect(verifySignedAnchor(later, { trusted: trusted.root, now: NOW }).version).toBe(5);
   });
+
+  it('root version: read from root.version (1 when absent), a bad one refused; ignoreExpiry only lifts expiry', async () => {
+    const trusted = rootSet([rootA], 1);
+    const legacy = await signAnchorJws(bytes(payload()), [rootA]);
+    expect(verifySignedAnchor(legacy, { trusted, now: NOW }).rootVersion).toBe(1);
+    const numbered = payload();
+    numbered.root = { version: 4, ...numbered.root };
+    const v4 = await signAnchorJws(bytes(numbered), [rootA]);
+    expect(verifySignedAnchor(v4, { trusted, now: NOW }).rootVersion).toBe(4);
+    // Standard JOSE still verifies it: the version is just another payload member.
+    const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: b64urlEncode(rootA.publicKey) }, 'EdDSA');
+    expect((await generalVerify(JSON.parse(v4), key)).protectedHeader?.kid).toBe(rootA.keyId);
+    for (const bad of [0, -1, 1.5, '2']) {
+      const p = payload();
+      p.root = { ...p.root, version: bad as number };
+      const text = await signAnchorJws(bytes(p), [rootA]);
+      expect(() => verifySignedAnchor(text, { trusted, now: NOW })).toThrow(
+        /payload field root.version must be a positive integer/,
+      );
+    }
+    const later = new Date('2027-01-01T00:00:00Z');
+    expect(() => verifySignedAnchor(v4, { trusted, now: later })).toThrow(/expired at/);
+    expect(verifySignedAnchor(v4, { trusted, now: later, ignoreExpiry: true }).version).toBe(3);
+    expect(() =>
+      verifySignedAnchor(v4, { trusted: rootSet([attacker], 1), now: later, ignoreExpiry: true }),
+    ).toThrow(/signed by no pinned root key/);
+  });
 });

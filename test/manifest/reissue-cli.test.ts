@@ -1,6 +1,7 @@
 /**
  * `rotor manifest reissue`: the rotation's decision and re-issue code, offline. Prints the twin
- * (exit 0) or refuses with exit 1 and one line naming the reason; bad usage is exit 2.
+ * (exit 0) or refuses with exit 1 and one line naming the reason; bad usage is exit 2. Reads v0.1
+ * JSON and v0.2 COSE envelopes; a v0.1 original's twin is v0.2 unless `--as same`, as in a rotation.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,13 +10,17 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   b64urlEncode,
+  convertV01ToV02,
+  examineEnvelope,
   manifestSchemaProblems,
   parseJson,
   publicKeyFromSeed,
+  signCoseRoot,
   softwareSigner,
+  verifyCoseEnvelope,
   verifyManifest,
 } from '../../src/manifest/index';
-import { shared, upstream, validSigned } from './vectors';
+import { shared, testSigner, upstream, validSigned } from './vectors';
 
 const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'rotor-reissue-cli-'));
@@ -24,9 +29,13 @@ const file = (name: string, content: string) => {
   writeFileSync(path, content);
   return path;
 };
-function rotor(args: string[]) {
+function rotorBytes(args: string[]) {
   const r = spawnSync(process.execPath, [ROTOR, ...args], { maxBuffer: 64 * 1024 * 1024 });
-  return { code: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+  return { code: r.status, bytes: new Uint8Array(r.stdout), stderr: r.stderr.toString('utf8') };
+}
+function rotor(args: string[]) {
+  const r = rotorBytes(args);
+  return { code: r.code, stdout: Buffer.from(r.bytes).toString('utf8'), stderr: r.stderr };
 }
 /** Refused: exit 1, nothing on stdout, one line on stderr naming the reason. */
 function expectRefused(r: ReturnType<typeof rotor>, reason: RegExp) {
@@ -47,7 +56,7 @@ const reissue = (f: string, extra: string[] = []) =>
 describe('rotor manifest reissue', () => {
   it('prints the twin: new id, previous id, issued_at = --now, signed by --key, VALID and schema-valid', async () => {
     const original = await validSigned();
-    const r = reissue(file('valid.json', original));
+    const r = reissue(file('valid.json', original), ['--as', 'same']);
     expect(r.code, r.stderr).toBe(0);
     const twin = JSON.parse(r.stdout);
     expect(twin.previous_manifest_id).toBe(JSON.parse(original).manifest_id);
@@ -58,10 +67,70 @@ describe('rotor manifest reissue', () => {
     expect(verifyManifest(r.stdout, { trustedKeys, now: new Date(NOW) }).result).toBe('VALID');
     // -o writes the same twin to a file (a fresh id each time), stdout stays empty.
     const out = join(dir, 'twin.json');
-    const o = reissue(file('valid2.json', original), ['-o', out]);
+    const o = reissue(file('valid2.json', original), ['--as', 'same', '-o', out]);
     expect(o.code).toBe(0);
     expect(o.stdout).toBe('');
     expect(JSON.parse(readFileSync(out, 'utf8')).previous_manifest_id).toBe(twin.previous_manifest_id);
+  });
+
+  it('re-issues a v0.1 original as a v0.2 COSE_Sign1 by default (upstream ended v0.1 issuance on 2026-11-30)', async () => {
+    const original = await validSigned();
+    const r = rotorBytes([
+      'manifest',
+      'reissue',
+      file('to-v02.json', original),
+      '--key',
+      newKey,
+      '--trusted-key',
+      oldPub,
+      '--now',
+      NOW,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const trustedKeys = new Map([[newSigner.keyId, publicKeyFromSeed(newSeed)]]);
+    const verdict = verifyCoseEnvelope(r.bytes, { trustedKeys, now: new Date(NOW) });
+    expect(verdict.result, JSON.stringify(verdict)).toBe('VALID');
+    const payload = examineEnvelope(r.bytes).manifest;
+    expect(payload.get('previous_manifest_id')).toBe(JSON.parse(original).manifest_id);
+    expect(payload.get('issued_at')).toBe(NOW);
+    expect(payload.get('version')).toBe('0.2');
+  });
+
+  it('re-issues a v0.2 envelope (binary or --hex): the twin verifies under --key; an altered one is refused', async () => {
+    const { manifest } = convertV01ToV02(await validSigned());
+    const original = (await signCoseRoot(manifest, testSigner)).envelope;
+    const originalId = examineEnvelope(original).manifestId;
+    const trustedKeys = new Map([[newSigner.keyId, publicKeyFromSeed(newSeed)]]);
+    const bin = join(dir, 'original.cose');
+    writeFileSync(bin, original);
+    const r = rotorBytes([
+      'manifest',
+      'reissue',
+      bin,
+      '--key',
+      newKey,
+      '--trusted-key',
+      oldPub,
+      '--now',
+      NOW,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(verifyCoseEnvelope(r.bytes, { trustedKeys, now: new Date(NOW) }).result).toBe('VALID');
+    expect(examineEnvelope(r.bytes).manifest.get('previous_manifest_id')).toBe(originalId);
+    // --hex: hex in, hex out.
+    const hexIn = file('original.hex', `${Buffer.from(original).toString('hex')}\n`);
+    const h = reissue(hexIn, ['--hex']);
+    expect(h.code, h.stderr).toBe(0);
+    const twin = new Uint8Array(Buffer.from(h.stdout.trim(), 'hex'));
+    expect(verifyCoseEnvelope(twin, { trustedKeys, now: new Date(NOW) }).result).toBe('VALID');
+    // The last byte of the signature flipped: refused, nothing printed.
+    const altered = Uint8Array.from(original);
+    altered[altered.length - 1]! ^= 1;
+    const bad = join(dir, 'altered.cose');
+    writeFileSync(bad, altered);
+    expectRefused(reissue(bad), /^rotor: not re-issued: .*altered\.cose: .*signature/);
+    // --as names a version rotor issues, or it is bad usage.
+    expect(reissue(bin, ['--as', '0.1']).code).toBe(2);
   });
 
   it('refuses a forged manifest: signature does not verify under <key_id>', async () => {

@@ -40,6 +40,11 @@ describe('least-privilege database roles (Temporal + Postgres, software custody)
     const crl = await fetch(`${env.baseUrl}/.well-known/agent-manifest/revocation`);
     expect(crl.status).toBe(200);
     expect((await crl.text()).trim().split('\n')).toHaveLength(20);
+    // The CRL's signed header: written by the worker as rotor_worker, served as rotor_serve.
+    const meta = await fetch(
+      `${env.baseUrl}/.well-known/agent-manifest/revocation.meta.jws?seq=${crl.headers.get('crl-head')}`,
+    );
+    expect(meta.status).toBe(200);
     const version = ((await anchor.json()) as { version: number }).version;
     const checkIn = await fetch(`${env.baseUrl}/v1/verifiers/lp-1/check-in`, {
       method: 'POST',
@@ -65,6 +70,8 @@ describe('least-privilege database roles (Temporal + Postgres, software custody)
       "INSERT INTO revocations (manifest_id, line, signer_key_id, revoked_at) VALUES ('m', 'l', 'k', 't')",
     );
     await denied(serve, "UPDATE signing_keys SET state = 'active'");
+    // serve holds no keys and never writes a CRL header: it only serves what the worker signed.
+    await denied(serve, "UPDATE crl_meta SET next_update = now() + interval '1 year'");
     await denied(
       serve,
       "INSERT INTO audit_log (id, recorded_at, actor, action, details, prev_hash, hash) VALUES (999, now(), 'a', 'b', '{}', 'p', 'h')",

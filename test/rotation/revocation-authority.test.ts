@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { rootSetOf } from '../../src/activities/anchor-signing';
+import { signCrlHeaders } from '../../src/activities/crl-meta';
 import { initIdentity } from '../../src/activities/identity';
 import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody';
 import { createHttpService, type HttpService } from '../../src/http/service';
@@ -204,6 +205,9 @@ describe('revocation records signed by the revocation authority', () => {
       await forge(current[1]!.manifestId, stranger),
       await forge(current[2]!.manifestId, stranger, init.revocationKey.keyId),
     ]);
+    // Written past the worker, so the CRL's signed header is signed again as the upkeep would:
+    // it vouches for the body as served, and each record is still checked on its own.
+    await signCrlHeaders(db.pool, async () => custodian, { lifetimeSeconds: 3600 });
     clock += 31_000;
     // They arrive in one delta, which is refused whole (the CRL held is unchanged); the refresh
     // after reads the full list, where each forged line is refused on its own.

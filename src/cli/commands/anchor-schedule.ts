@@ -2,12 +2,16 @@
  * `rotor anchor schedule create|delete|trigger-now`: a Temporal Schedule per identity that
  * re-signs its anchor before it expires (issue 12 point 1; src/workflows/anchor-upkeep.ts). A
  * pinned verifier refuses an expired anchor, so without this an identity's verifiers fail closed
- * once the anchor's lifetime (ROTOR_ANCHOR_LIFETIME_SECONDS, 7 days) has passed.
+ * once the anchor's lifetime (ROTOR_ANCHOR_LIFETIME_SECONDS, 7 days) has passed. The same run
+ * re-signs the identity's CRL header when less than half its lifetime is left
+ * (ROTOR_CRL_META_LIFETIME_SECONDS, 1 hour; src/activities/anchor-upkeep.ts), so the schedule
+ * must look more often than that: every 15 minutes by default.
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
 import type { AnchorUpkeepInput, AnchorUpkeepResult } from '../../activities/anchor-upkeep';
+import { crlMetaLifetimeFromEnv } from '../../activities/crl-meta';
 import { RotorError } from '../../errors';
 import type { anchorUpkeepWorkflow } from '../../workflows/anchor-upkeep';
 import { checkIdentity, formatDuration, parseDuration } from '../rotation-options';
@@ -33,7 +37,11 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
     .command('create')
     .description('every --every, re-sign the anchor when it expires within --within (a new version)')
     .requiredOption('--identity <name>', 'the signing identity')
-    .option('--every <duration>', 'how often to look (e.g. 6h)', '6h')
+    .option(
+      '--every <duration>',
+      'how often to look; under half the CRL header lifetime (ROTOR_CRL_META_LIFETIME_SECONDS)',
+      '15m',
+    )
     .option('--within <duration>', 're-sign when it expires sooner than this (default: half the lifetime)')
     .action(async (opts: { identity: string; every: string; within?: string }) => {
       const identity = checkIdentity(opts.identity);
@@ -44,6 +52,13 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
       if (withinSeconds <= everySeconds) {
         throw new RotorError(
           `--within (${formatDuration(withinSeconds)}) must be longer than --every (${formatDuration(everySeconds)}), or an anchor could expire between two looks`,
+          'SCHEDULE_WINDOW',
+        );
+      }
+      const crlLifetime = crlMetaLifetimeFromEnv();
+      if (everySeconds * 2 > crlLifetime) {
+        throw new RotorError(
+          `--every (${formatDuration(everySeconds)}) must be at most half the CRL header lifetime (${formatDuration(crlLifetime)}, ROTOR_CRL_META_LIFETIME_SECONDS), or the signed CRL header could pass its next_update between two looks`,
           'SCHEDULE_WINDOW',
         );
       }
@@ -102,7 +117,14 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
           args: action.args as [AnchorUpkeepInput],
         })) as AnchorUpkeepResult;
         process.stdout.write(
-          `${JSON.stringify({ version: result.version, published: result.published, expires_at: result.expiresAt })}\n`,
+          `${JSON.stringify({
+            version: result.version,
+            published: result.published,
+            expires_at: result.expiresAt,
+            crl_seq: result.crlSeq ?? null,
+            crl_signed: result.crlSigned ?? false,
+            crl_next_update: result.crlNextUpdate ?? null,
+          })}\n`,
         );
       });
     });

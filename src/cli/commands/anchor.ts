@@ -29,7 +29,7 @@ function rootJson(root: StoredRootSet) {
 
 function pinHint(root: StoredRootSet): string {
   const flags = root.keys.map((k) => `--root ${b64urlEncode(k.publicKey)}`).join(' ');
-  return `verifiers pin: ${flags}${root.threshold > 1 ? ` --root-threshold ${root.threshold}` : ''}`;
+  return `verifiers pin: ${flags}${root.threshold > 1 ? ` --root-threshold ${root.threshold}` : ''} --root-version ${root.rootVersion}`;
 }
 
 interface RootOpts {

@@ -1,8 +1,13 @@
 /**
  * `rotor crl verify`: checks every line of a FileCRL and says which records hold and which do not.
- * `rotor crl compact`: takes the records of expired manifests out of the served CRL (ADR-0007).
+ * `rotor crl compact`: takes the records of expired manifests out of the served CRL (ADR-0007),
+ * then signs the CRL's header again with each identity's revocation key (the body changed), from
+ * the custodians this process opens as `rotor anchor renew` does.
  */
 import type { Command } from 'commander';
+import { crlMetaLifetimeFromEnv, signCrlHeaders } from '../../activities/crl-meta';
+import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
+import { openCustodian } from '../../custody/index';
 import { UsageError } from '../../errors';
 import { keyIdOf } from '../../manifest/index';
 import { withPool } from '../../store/db';
@@ -33,7 +38,7 @@ export function registerCrlCommands(program: Command): void {
   crl
     .command('compact')
     .description(
-      'stop serving the records of manifests past expires_at + margin (they stay in the archive); prints {"compacted","head","horizon","served"}',
+      'stop serving the records of manifests past expires_at + margin (they stay in the archive), then re-sign the CRL header; prints {"compacted","head","horizon","served","headers"}',
     )
     .option(
       '--margin <seconds>',
@@ -46,9 +51,42 @@ export function registerCrlCommands(program: Command): void {
           `--margin must be a whole number of seconds, got ${JSON.stringify(opts.margin)}`,
         );
       }
-      const result = await withPool((pool) =>
-        compactCrl(pool, { marginSeconds: Number(opts.margin), actor: 'rotor crl compact' }),
-      );
-      writeJson(result);
+      const lifetimeSeconds = crlMetaLifetimeFromEnv();
+      const opened = new Map<CustodianKind, KeyCustodian>();
+      try {
+        const result = await withPool(async (pool) => {
+          const compacted = await compactCrl(pool, {
+            marginSeconds: Number(opts.margin),
+            actor: 'rotor crl compact',
+          });
+          // Every identity's header describes the shared body: each is signed again (a no-op for
+          // a header already at the head, e.g. when nothing was compacted).
+          const headers = await signCrlHeaders(
+            pool,
+            async (k) => {
+              let c = opened.get(k);
+              if (!c) {
+                c = await openCustodian(k);
+                opened.set(k, c);
+              }
+              return c;
+            },
+            { lifetimeSeconds },
+          );
+          return {
+            ...compacted,
+            headers: headers.map((h) => ({
+              identity: h.identity,
+              seq: h.seq,
+              signed: h.signed,
+              next_update: h.nextUpdate.toISOString(),
+            })),
+          };
+        });
+        writeJson(result);
+      } finally {
+        // Closing custodians on the way out: the command's own outcome is what is reported.
+        for (const c of opened.values()) await c.close().catch(() => {});
+      }
     });
 }

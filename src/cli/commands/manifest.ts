@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
 import type { Command } from 'commander';
+import { signTwin } from '../../activities/reissue-batch';
+import { REISSUE_AS, type ReissueAs } from '../../domain';
 import { errorMessage, RotorError, UsageError } from '../../errors';
 import {
   b64urlDecode,
@@ -26,13 +28,12 @@ import {
   ManifestError,
   type ParsedStoredManifest,
   parseJson,
-  parseStoredManifest,
+  parseStoredCopy,
   parseTimestamp,
   publicKeyFromSeed,
   publicKeyProblem,
   type RegistryKey,
   readCrl,
-  reissueDocument,
   type Signer,
   signCoseManifest,
   signCoseRoot,
@@ -183,7 +184,7 @@ export function registerManifestCommands(program: Command): void {
     .description(
       "re-issue a manifest offline (spec 3.8): the rotation's own decision and re-issue code; prints the twin, or refuses with exit 1 and the reason",
     )
-    .argument('<file>', 'manifest file, or - for stdin')
+    .argument('<file>', 'manifest file (v0.1 JSON) or COSE envelope (v0.2), or - for stdin')
     .requiredOption(
       '--key <keyfile>',
       'file holding the base64url Ed25519 seed of the key that signs the twin',
@@ -193,42 +194,83 @@ export function registerManifestCommands(program: Command): void {
       "public key(s) the original's signature must verify under, base64url (the registry's keys, offline)",
     )
     .option('--now <iso8601>', "the twin's issued_at and the clock of the decision (default: now)")
+    .option(
+      '--as <version>',
+      "a v0.1 original's twin: 0.2 (a COSE_Sign1 envelope, as a rotation re-issues by default: upstream ended new v0.1 issuance on 2026-11-30) or same (v0.1); a v0.2 original's twin is always v0.2",
+      '0.2',
+    )
+    .option('--hex', 'COSE in and out as hex text (one line) rather than binary')
     .option('-o, --out <file>', 'write the twin here instead of stdout')
-    .action(async (file: string, opts: { key: string; trustedKey: string[]; now?: string; out?: string }) => {
-      const now = opts.now === undefined ? new Date() : parseInstant(opts.now, '--now');
-      const signer = await readSeedSigner(opts.key);
-      const registry = new Map<string, RegistryKey>();
-      for (const text of opts.trustedKey) {
-        const pk = parsePublicKey(text);
-        registry.set(keyIdOf(pk), { keyId: keyIdOf(pk), identity: 'offline', publicKey: pk });
-      }
-      const source = sourceName(file);
-      const text = await readText(file);
-      let parsed: ParsedStoredManifest;
-      try {
-        parsed = parseStoredManifest(text, source);
-      } catch (err) {
-        if (err instanceof ManifestError)
-          throw new RotorError(`not re-issued: ${err.message}`, 'REISSUE_DECLINED');
-        throw err;
-      }
-      const decision = decideReissue(parsed, { lookupKey: (k) => registry.get(k), identity: 'offline', now });
-      if (!decision.ok) {
-        const reason =
-          decision.code === 'unknown-key'
-            ? decision.reason.replace(/: not in rotor's key registry$/, ': not among the --trusted-key keys')
-            : decision.reason;
-        throw new RotorError(`not re-issued: ${source}: ${reason}`, 'REISSUE_DECLINED');
-      }
-      const twin = await reissueDocument(parsed.doc, signer, { now, source });
-      if (opts.out === undefined) process.stdout.write(twin.text);
-      else {
-        await fs.writeFile(opts.out, twin.text);
-        process.stderr.write(
-          `rotor: re-issued ${twin.previousManifestId} as ${twin.manifestId} with key_id ${twin.signature.key_id}, written to ${opts.out}\n`,
-        );
-      }
-    });
+    .action(
+      async (
+        file: string,
+        opts: { key: string; trustedKey: string[]; now?: string; as: string; hex?: boolean; out?: string },
+      ) => {
+        const now = opts.now === undefined ? new Date() : parseInstant(opts.now, '--now');
+        if (!(REISSUE_AS as readonly string[]).includes(opts.as))
+          throw new UsageError(`--as must be ${REISSUE_AS.join(' or ')}, got ${JSON.stringify(opts.as)}`);
+        const reissueAs = opts.as as ReissueAs;
+        const signer = await readSeedSigner(opts.key);
+        const registry = new Map<string, RegistryKey>();
+        for (const text of opts.trustedKey) {
+          const pk = parsePublicKey(text);
+          registry.set(keyIdOf(pk), { keyId: keyIdOf(pk), identity: 'offline', publicKey: pk });
+        }
+        const source = sourceName(file);
+        const input = await readManifestInput(file, opts.hex === true);
+        let parsed: ParsedStoredManifest;
+        try {
+          parsed = parseStoredCopy(
+            input.kind === 'cose'
+              ? { text: null, envelope: input.bytes }
+              : { text: input.text, envelope: null },
+            source,
+          );
+        } catch (err) {
+          if (err instanceof ManifestError)
+            throw new RotorError(`not re-issued: ${err.message}`, 'REISSUE_DECLINED');
+          throw err;
+        }
+        const decision = decideReissue(parsed, {
+          lookupKey: (k) => registry.get(k),
+          identity: 'offline',
+          now,
+        });
+        if (!decision.ok) {
+          const reason =
+            decision.code === 'unknown-key'
+              ? decision.reason.replace(
+                  /: not in rotor's key registry$/,
+                  ': not among the --trusted-key keys',
+                )
+              : decision.reason;
+          throw new RotorError(`not re-issued: ${source}: ${reason}`, 'REISSUE_DECLINED');
+        }
+        let twin: Awaited<ReturnType<typeof signTwin>>;
+        try {
+          twin = await signTwin(parsed, reissueAs, signer, now, source);
+        } catch (err) {
+          // The manifest's own content leaves no twin the spec defines (a receipt, a hybrid envelope).
+          if (err instanceof ManifestError)
+            throw new RotorError(`not re-issued: ${err.message}`, 'REISSUE_DECLINED');
+          throw err;
+        }
+        const previous = parsed.root.get('manifest_id');
+        const out =
+          'text' in twin.copy
+            ? twin.copy.text
+            : opts.hex === true
+              ? `${Buffer.from(twin.copy.envelope).toString('hex')}\n`
+              : twin.copy.envelope;
+        if (opts.out === undefined) process.stdout.write(out);
+        else {
+          await fs.writeFile(opts.out, out);
+          process.stderr.write(
+            `rotor: re-issued ${typeof previous === 'string' ? previous : 'the manifest'} as ${twin.manifestId} (${'text' in twin.copy ? 'v0.1' : 'v0.2 COSE_Sign1'}) with key_id ${signer.keyId}, written to ${opts.out}\n`,
+          );
+        }
+      },
+    );
 
   manifest
     .command('verify')

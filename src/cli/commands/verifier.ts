@@ -24,6 +24,7 @@ interface RunOptions {
   once?: boolean;
   root: string[];
   rootThreshold: string;
+  rootVersion: string;
 }
 
 export function registerVerifierCommands(program: Command): void {
@@ -98,6 +99,11 @@ export function registerVerifierCommands(program: Command): void {
     )
     .option('--root-threshold <n>', 'how many pinned root keys must sign an anchor', '1')
     .option(
+      '--root-version <n>',
+      "the pinned root set's number (root_version in rotor anchor root show): a later one is reached through the root chain",
+      '1',
+    )
+    .option(
       '--manifests <file>',
       'one manifest per line (v0.1 JSON text, or a v0.2 envelope as hex), re-read each cycle and verified',
     )
@@ -110,6 +116,7 @@ export function registerVerifierCommands(program: Command): void {
         identity: opts.identity ?? (process.env.ROTOR_IDENTITY || undefined),
         checkInToken: process.env.ROTOR_VERIFIER_CREDENTIAL || process.env.ROTOR_CHECKIN_TOKEN || '',
         root: pinnedRoot(opts.root, positiveInt(opts.rootThreshold, '--root-threshold', 1)),
+        rootVersion: positiveInt(opts.rootVersion, '--root-version', 1),
       });
       const manifests = () => (opts.manifests ? readManifestLines(opts.manifests) : []);
       const printCycle = (verdicts: Verdict[]) =>
@@ -167,6 +174,7 @@ function cycleSummary(v: ReferenceVerifier, verdicts: Verdict[]) {
     verifier_id: v.id,
     anchor_version: v.anchorVersion,
     anchor_sha256: v.anchorSha256,
+    root_version: v.rootVersion,
     trusted_key_ids: v.trustedKeyIds,
     revoked: v.revokedCount,
     results,
