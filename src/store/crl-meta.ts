@@ -3,7 +3,7 @@
  * the JWS text exactly as served. Signing is the activities' (src/activities/crl-meta.ts); this
  * store computes what a header describes from one snapshot and keeps what was signed.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Pool } from './db';
 import type { Queryable } from './queryable';
 import { openCrlSnapshot } from './revocations';
@@ -17,19 +17,41 @@ export interface CrlDigest {
   sha256: string;
 }
 
+/** The hash state after the body at `seq` (never updated in place: copies are carried on). */
+interface DigestState {
+  seq: number;
+  records: number;
+  hash: Hash;
+}
+
+/** Per pool (one database): the newest body this process hashed. */
+const lastDigest = new WeakMap<Pool, DigestState>();
+
 /**
  * Reads the full CRL body from one REPEATABLE READ snapshot (openCrlSnapshot: the head and the
  * lines come from the same snapshot, so the three numbers describe one body, whatever commits
  * meanwhile) and hashes it the way `rotor serve` writes it: every line followed by `\n`.
+ *
+ * After a revoke batch only the new lines are read: when this process hashed the body at seq S
+ * and no compaction happened since (the snapshot's horizon is at or below S), the body at the
+ * head H is the body at S followed by the lines S < seq <= H (appends take seq numbers in commit
+ * order and are never removed but by a compaction, migration 080), so the hash state of S is
+ * carried on over those lines. Anything else (a compaction since, another process's newer
+ * state, a fresh worker) reads the whole body.
  */
 export async function crlDigest(pool: Pool): Promise<CrlDigest> {
   const snapshot = await openCrlSnapshot(pool);
   try {
-    const hash = createHash('sha256');
-    let records = 0;
-    for await (const batch of snapshot.batches()) {
+    const last = lastDigest.get(pool);
+    const carry = last !== undefined && last.seq <= snapshot.head && snapshot.horizon <= last.seq;
+    const hash = carry ? last.hash.copy() : createHash('sha256');
+    let records = carry ? last.records : 0;
+    for await (const batch of snapshot.batches(carry ? last.seq : 0)) {
       for (const line of batch) hash.update(line).update('\n');
       records += batch.length;
+    }
+    if (!last || last.seq < snapshot.head) {
+      lastDigest.set(pool, { seq: snapshot.head, records, hash: hash.copy() });
     }
     return { seq: snapshot.head, records, sha256: hash.digest('hex') };
   } finally {
