@@ -4,28 +4,25 @@
  * how it ended (the concurrent-attempt fault tests wait for that line).
  */
 import { describe, expect, it } from 'vitest';
-import { failpointFromEnv } from '../src/activities/failpoint';
+import { parseFailpoint } from '../src/activities/failpoint';
+import { loadConfig } from '../src/config';
 
 describe('ROTOR_FAILPOINT', () => {
   it('is absent when unset: the worker gets no failpoint dependency', () => {
-    expect(failpointFromEnv({})).toBeUndefined();
-    expect(failpointFromEnv({ ROTOR_FAILPOINT: '' })).toBeUndefined();
+    expect(parseFailpoint(loadConfig({}).failpoint)).toBeUndefined();
+    expect(parseFailpoint(loadConfig({ ROTOR_FAILPOINT: '' }).failpoint)).toBeUndefined();
   });
 
   it('refuses an unknown point or action in one line', () => {
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:nowhere:stop' })).toThrow(
+    expect(() => parseFailpoint('switchKeys:nowhere:stop')).toThrow(
       /ROTOR_FAILPOINT=switchKeys:nowhere:stop: expected <point>:stop or <point>:sleep=<ms>, point one of /,
     );
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:before-transaction:crash' })).toThrow(
-      /expected <point>:stop/,
-    );
+    expect(() => parseFailpoint('switchKeys:before-transaction:crash')).toThrow(/expected <point>:stop/);
   });
 
   it('fires once, at its own point only, and reports how that attempt ended', async () => {
     const lines: string[] = [];
-    const fp = failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:before-transaction:sleep=10' }, (l) =>
-      lines.push(l),
-    )!;
+    const fp = parseFailpoint('switchKeys:before-transaction:sleep=10', (l) => lines.push(l))!;
     expect(fp.activity).toBe('switchKeys');
     const attempt = fp.watch(async (n: number) => {
       await fp.reach('generateKey:before-generate');

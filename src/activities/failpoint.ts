@@ -7,7 +7,7 @@
  *
  * `ROTOR_FAILPOINT=<activity>:<point>:<action>`, action `stop` (the process sends itself SIGSTOP;
  * the test continues it with SIGCONT) or `sleep=<ms>`. It fires once per process. Unset, which is
- * every production start: `failpointFromEnv` returns undefined, the worker's activities get no
+ * every production start: `parseFailpoint` returns undefined, the worker's activities get no
  * `failpoint` dependency and their `deps.failpoint?.(…)` calls do nothing.
  *
  * Each line goes to stderr (the test reads it): the point reached, continued, and how the attempt
@@ -33,11 +33,11 @@ export interface Failpoint {
   watch<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R>;
 }
 
-export function failpointFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
+/** ROTOR_FAILPOINT's value (read by src/config.ts, `RotorConfig.failpoint`); unset: no failpoint. */
+export function parseFailpoint(
+  spec: string | undefined,
   write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Failpoint | undefined {
-  const spec = env.ROTOR_FAILPOINT;
   if (!spec) return undefined;
   const m = /^([A-Za-z]+:[a-z-]+):(stop|sleep=(\d+))$/.exec(spec);
   const name = m?.[1] as FailpointName | undefined;
