@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
-import { databaseUrl } from '../src/config';
+import { loadConfig } from '../src/config';
 import { type Signer, signRevocation, softwareSigner } from '../src/manifest';
 import { connect, type Pool } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
@@ -83,8 +83,8 @@ class FullListPoller {
 }
 
 const name = `rotor_bench_crldelta_${randomBytes(3).toString('hex')}`;
-const url = databaseUrlFor(databaseUrl(), name);
-const admin = await connect(databaseUrl(), 1);
+const url = databaseUrlFor(loadConfig().databaseUrl, name);
+const admin = await connect(loadConfig().databaseUrl, 1);
 await admin.query(`CREATE DATABASE ${name}`);
 const pool: Pool = await connect(url, 4);
 const loadBefore = loadavg();

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { databaseUrl } from '../src/config';
+import { loadConfig } from '../src/config';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
 import { countRevocations } from '../src/store/revocations';
@@ -26,8 +26,8 @@ const records = arg('records', 1_000_000);
 const rssKb = (pid: number) =>
   Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 const name = `rotor_bench_crl_${randomBytes(3).toString('hex')}`;
-const url = databaseUrlFor(databaseUrl(), name);
-const admin = await connect(databaseUrl(), 1);
+const url = databaseUrlFor(loadConfig().databaseUrl, name);
+const admin = await connect(loadConfig().databaseUrl, 1);
 await admin.query(`CREATE DATABASE ${name}`);
 const pool = await connect(url, 2);
 try {

@@ -6,7 +6,7 @@
  *   node --import tsx bench/import.ts [--count 20000] [--batch 500]
  */
 import { randomBytes } from 'node:crypto';
-import { databaseUrl } from '../src/config';
+import { loadConfig } from '../src/config';
 import { softwareSigner } from '../src/manifest';
 import { connect } from '../src/store/db';
 import { registerKey } from '../src/store/keys';
@@ -23,9 +23,9 @@ function arg(name: string, fallback: number): number {
 const count = arg('count', 20_000);
 const batch = arg('batch', 500);
 const name = `rotor_bench_import_${randomBytes(3).toString('hex')}`;
-const admin = await connect(databaseUrl(), 1);
+const admin = await connect(loadConfig().databaseUrl, 1);
 await admin.query(`CREATE DATABASE ${name}`);
-const pool = await connect(databaseUrlFor(databaseUrl(), name), 4);
+const pool = await connect(databaseUrlFor(loadConfig().databaseUrl, name), 4);
 try {
   await migrate(pool);
   const signer = softwareSigner(randomBytes(32));

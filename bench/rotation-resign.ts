@@ -22,9 +22,9 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../src/activities/identity';
 import { closeSignPool } from '../src/activities/sign-pool';
-import { databaseUrl } from '../src/config';
+import { loadConfig, pkcs11Config } from '../src/config';
 import type { KeyCustodian } from '../src/custody/custodian';
-import { openCustodian } from '../src/custody/index';
+import { openPkcs11Custodian } from '../src/custody/index';
 import { openSoftwareCustodian } from '../src/custody/software';
 import { createSoftHsmToken } from '../src/hsm/softhsm-token';
 import { seedManifests } from '../src/rotation/import';
@@ -46,7 +46,7 @@ const SESSIONS = 4;
 
 async function openBenchCustodian(keyDir: string, env: NodeJS.ProcessEnv): Promise<KeyCustodian> {
   return kind === 'pkcs11'
-    ? openCustodian('pkcs11', { ...env, ROTOR_PKCS11_SESSIONS: String(SESSIONS) })
+    ? openPkcs11Custodian(pkcs11Config({ ...env, ROTOR_PKCS11_SESSIONS: String(SESSIONS) }))
     : openSoftwareCustodian({ dir: keyDir });
 }
 
@@ -110,8 +110,12 @@ async function rawHsmSign(custodian: KeyCustodian, handle: string, message: Buff
 }
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
-const server = await startDevServer();
+const config = loadConfig();
+const server = await startDevServer({ tools: config.temporalTools });
 const token = kind === 'pkcs11' ? await createSoftHsmToken() : undefined;
+// SoftHSM2 reads SOFTHSM2_CONF from this process's environment at C_Initialize; rotor never sets
+// it, so the benchmark that made the token does, once, before opening the custodian.
+if (token) process.env.SOFTHSM2_CONF = token.confPath;
 const keyDir = mkdtempSync(join(tmpdir(), 'rotor-bench-keys-'));
 const custodian = await openBenchCustodian(keyDir, token?.env ?? {});
 const connection = await Connection.connect({ address: server.address });
@@ -139,7 +143,7 @@ try {
     // A throwaway database per count on DATABASE_URL's server, the HTTP service and the worker.
     const taskQueue = `bench-${randomBytes(3).toString('hex')}`;
     const stack = await startRotorStack({
-      postgres: { throwaway: { serverUrl: databaseUrl(), prefix: 'rotor_bench_resign' } },
+      postgres: { throwaway: { serverUrl: config.databaseUrl, prefix: 'rotor_bench_resign' } },
       temporal: {
         connection: nativeConnection,
         namespace: 'default',

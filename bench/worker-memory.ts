@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { databaseUrl } from '../src/config';
+import { loadConfig } from '../src/config';
 import { freePort } from '../src/net/free-port';
 import { openThrowawayDatabase } from '../src/rotation/database';
 import { startDevServer } from '../src/temporal/dev-server';
@@ -99,11 +99,12 @@ process.stderr.write("building dist (the image's build)…\n");
 await run(['scripts/build.mjs', '--out', join(OUT, 'dist'), '--no-check'], process.env);
 const CLI = join(OUT, 'dist/cli/main.js');
 const WORKER = join(OUT, 'dist/worker.js');
-const temporal = await startDevServer();
+const config = loadConfig();
+const temporal = await startDevServer({ tools: config.temporalTools });
 const settings = withSettings ? composeMemorySettings() : {};
 try {
   for (const count of counts) {
-    const db = await openThrowawayDatabase(databaseUrl(), 'rotor_bench_memory');
+    const db = await openThrowawayDatabase(config.databaseUrl, 'rotor_bench_memory');
     const keyDir = mkdtempSync(join(tmpdir(), 'rotor-bench-memory-'));
     const port = await freePort();
     const base: NodeJS.ProcessEnv = {

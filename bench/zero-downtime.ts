@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { initIdentity } from '../src/activities/identity';
+import { loadConfig } from '../src/config';
 import { openSoftwareCustodian } from '../src/custody/software';
 import { openThrowawayDatabase } from '../src/rotation/database';
 import { connect } from '../src/store/db';
@@ -51,12 +52,13 @@ const svgPath = arg('svg', join(ROOT, 'docs/images/zero-downtime.svg'));
 const jsonPath = arg('json', '');
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
+const config = loadConfig();
 const cleanups: (() => Promise<void> | void)[] = [];
 async function main(): Promise<number> {
   const started = Date.now();
   const [temporal, database] = await Promise.all([
-    startDevServer(),
-    openThrowawayDatabase(process.env.DATABASE_URL),
+    startDevServer({ tools: config.temporalTools }),
+    openThrowawayDatabase(config.databaseUrlSet ? config.databaseUrl : undefined),
   ]);
   cleanups.push(
     () => temporal.stop(),

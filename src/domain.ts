@@ -35,3 +35,9 @@ export const SAMPLE_SIZE = 20;
  */
 export type ReissueAs = '0.2' | 'same';
 export const REISSUE_AS: readonly ReissueAs[] = ['0.2', 'same'];
+
+/**
+ * A signing identity's name: what `rotor serve` publishes an anchor for (ROTOR_IDENTITY), what a
+ * verifier checks in under, and what the rotation page's URL names.
+ */
+export const IDENTITY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

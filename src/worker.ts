@@ -1,14 +1,15 @@
 /**
  * The rotor worker: runs the rotation workflows and their activities on task queue `rotor`
- * (ROTOR_TASK_QUEUE), configured from the environment. SIGINT/SIGTERM drain it gracefully.
+ * (ROTOR_TASK_QUEUE), configured once from the environment (`loadConfig`, src/config.ts) at start.
+ * SIGINT/SIGTERM drain it gracefully.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { type ActivityDeps, settingsFromEnv } from './activities/deps';
-import { failpointFromEnv } from './activities/failpoint';
-import { databaseUrl, logLevel, temporalConfig, temporalConnectionOptions } from './config';
+import type { ActivityDeps } from './activities/deps';
+import { parseFailpoint } from './activities/failpoint';
+import { type CustodyConfig, loadConfig, type RotorConfig, temporalConnectionOptions } from './config';
 import type { CustodianKind, KeyCustodian } from './custody/custodian';
 import { openCustodian } from './custody/index';
 import { errorMessage, RotorError, UsageError } from './errors';
@@ -32,13 +33,13 @@ export function defaultWorkflowSource(): Pick<WorkerOptions, 'workflowBundle' | 
 }
 
 /** Opens each custodian kind once, on first use, and closes them all at the end. */
-export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
+export function custodianCache(custody: Pick<CustodyConfig, 'softwareKeyDir' | 'pkcs11'>) {
   const opened = new Map<CustodianKind, Promise<KeyCustodian>>();
   return {
     get(kind: CustodianKind): Promise<KeyCustodian> {
       let custodian = opened.get(kind);
       if (!custodian) {
-        custodian = openCustodian(kind, env);
+        custodian = openCustodian(kind, custody);
         // A failed open is not cached: the next activity attempt tries again.
         custodian.catch(() => opened.delete(kind));
         opened.set(kind, custodian);
@@ -64,7 +65,7 @@ export function custodianCache(env: NodeJS.ProcessEnv = process.env) {
  */
 export const WORKER_IDLE_IN_TRANSACTION_SECONDS = 10;
 
-export function connectWorkerDatabase(url: string = databaseUrl()): Promise<Pool> {
+export function connectWorkerDatabase(url: string): Promise<Pool> {
   return connect(url, 10, { idleInTransactionSeconds: WORKER_IDLE_IN_TRANSACTION_SECONDS });
 }
 
@@ -73,7 +74,8 @@ export interface RotorWorkerOptions {
   namespace: string;
   taskQueue: string;
   pool: Pool;
-  env?: NodeJS.ProcessEnv;
+  /** The custodians, the activities' settings and (tests only) the failpoint. */
+  config: Pick<RotorConfig, 'custody' | 'worker' | 'failpoint'>;
   log?: (line: string) => void;
   /** A prebuilt workflow bundle (tests, the demo); default: `defaultWorkflowSource()`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
@@ -87,13 +89,13 @@ export interface RotorWorkerOptions {
 export async function createRotorWorker(
   options: RotorWorkerOptions,
 ): Promise<{ worker: Worker; close(): Promise<void> }> {
-  const custodians = custodianCache(options.env);
+  const custodians = custodianCache(options.config.custody);
   // Test-only (src/activities/failpoint.ts): unset in production, so `failpoint` stays undefined.
-  const failpoint = failpointFromEnv(options.env);
+  const failpoint = parseFailpoint(options.config.failpoint);
   const deps: ActivityDeps = {
     pool: options.pool,
     custodian: (kind) => custodians.get(kind),
-    settings: settingsFromEnv(options.env),
+    settings: options.config.worker,
     log: options.log,
     ...(failpoint ? { failpoint } : {}),
   };
@@ -119,12 +121,14 @@ export async function createRotorWorker(
 }
 
 async function main(): Promise<void> {
-  const logger = createLogger({ level: logLevel(), base: { component: 'worker' } });
+  // Parsed here, once; what the worker uses is checked before it connects to anything.
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, base: { component: 'worker' } });
   // Before any connection: the Runtime is process-wide and takes its logger once. Activity and
   // workflow lines then carry their workflow id, activity id and attempt.
   Runtime.install({ logger: temporalLogger(logger) });
-  const temporal = temporalConfig();
-  const pool = await connectWorkerDatabase();
+  const temporal = config.temporal;
+  const pool = await connectWorkerDatabase(config.databaseUrl);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
@@ -142,6 +146,7 @@ async function main(): Promise<void> {
     namespace: temporal.namespace,
     taskQueue: temporal.taskQueue,
     pool,
+    config,
   });
   logger.info(
     { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue },

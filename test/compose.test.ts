@@ -8,31 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildProgram } from '../src/cli/main';
+import { ENV_VARIABLES } from '../src/config';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** The environment names rotor reads (src/config.ts and the modules that read the rest). */
-const ROTOR_ENV = new Set([
-  'DATABASE_URL',
-  'TEMPORAL_ADDRESS',
-  'TEMPORAL_NAMESPACE',
-  'ROTOR_TASK_QUEUE',
-  'ROTOR_CUSTODIAN',
-  'ROTOR_SOFTWARE_KEY_DIR',
-  'ROTOR_PKCS11_MODULE',
-  'ROTOR_PKCS11_TOKEN_LABEL',
-  'ROTOR_PKCS11_PIN_FILE',
-  'ROTOR_HTTP_HOST',
-  'ROTOR_WORKER_DB_PASSWORD',
-  'ROTOR_SERVE_DB_PASSWORD',
-  'ROTOR_HTTP_PORT',
-  'ROTOR_ANCHOR_MAX_AGE',
-  'ROTOR_CHECKIN_TOKEN',
-  'ROTOR_IDENTITY',
-  'ROTOR_REVOKED_BY',
-  'ROTOR_ONCALL_WEBHOOK',
-  'ROTOR_PUBLIC_URL',
-]);
+/** The environment names rotor reads: src/config.ts's list, the only module that reads any. */
+const ROTOR_ENV = new Set<string>(ENV_VARIABLES.map((v) => v.name));
 
 const ROTOR_SERVICES = ['rotor-migrate', 'rotor-worker', 'rotor-serve'];
 

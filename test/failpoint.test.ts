@@ -4,28 +4,25 @@
  * how it ended (the concurrent-attempt fault tests wait for that line).
  */
 import { describe, expect, it } from 'vitest';
-import { failpointFromEnv } from '../src/activities/failpoint';
+import { parseFailpoint } from '../src/activities/failpoint';
+import { loadConfig } from '../src/config';
 
 describe('ROTOR_FAILPOINT', () => {
   it('is absent when unset: the worker gets no failpoint dependency', () => {
-    expect(failpointFromEnv({})).toBeUndefined();
-    expect(failpointFromEnv({ ROTOR_FAILPOINT: '' })).toBeUndefined();
+    expect(parseFailpoint(loadConfig({}).failpoint)).toBeUndefined();
+    expect(parseFailpoint(loadConfig({ ROTOR_FAILPOINT: '' }).failpoint)).toBeUndefined();
   });
 
   it('refuses an unknown point or action in one line', () => {
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:nowhere:stop' })).toThrow(
+    expect(() => parseFailpoint('switchKeys:nowhere:stop')).toThrow(
       /ROTOR_FAILPOINT=switchKeys:nowhere:stop: expected <point>:stop or <point>:sleep=<ms>, point one of .*; or <activity>:returned:kill\[:<field>=<value>\]$/,
     );
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:before-transaction:crash' })).toThrow(
-      /expected <point>:stop/,
-    );
+    expect(() => parseFailpoint('switchKeys:before-transaction:crash')).toThrow(/expected <point>:stop/);
   });
 
   it('fires once, at its own point only, and reports how that attempt ended', async () => {
     const lines: string[] = [];
-    const fp = failpointFromEnv({ ROTOR_FAILPOINT: 'switchKeys:before-transaction:sleep=10' }, (l) =>
-      lines.push(l),
-    )!;
+    const fp = parseFailpoint('switchKeys:before-transaction:sleep=10', (l) => lines.push(l))!;
     expect(fp.activity).toBe('switchKeys');
     const attempt = fp.watch(async (n: number) => {
       await fp.reach('generateKey:before-generate');
@@ -46,8 +43,8 @@ describe('ROTOR_FAILPOINT', () => {
     const lines: string[] = [];
     let kills = 0;
     const spec = 'recordAudit:returned:kill:action=rotation.re-sign';
-    const fp = failpointFromEnv(
-      { ROTOR_FAILPOINT: spec },
+    const fp = parseFailpoint(
+      spec,
       (l) => lines.push(l),
       () => {
         kills++;
@@ -79,8 +76,8 @@ describe('ROTOR_FAILPOINT', () => {
 
   it('kill on return without a filter: the first call that returns; a failed call never kills', async () => {
     let kills = 0;
-    const fp = failpointFromEnv(
-      { ROTOR_FAILPOINT: 'decommissionKey:returned:kill' },
+    const fp = parseFailpoint(
+      'decommissionKey:returned:kill',
       () => {},
       () => {
         kills++;
@@ -98,9 +95,9 @@ describe('ROTOR_FAILPOINT', () => {
   });
 
   it('refuses a kill spec without a value or with an action other than kill', () => {
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'recordAudit:returned:kill:action=' })).toThrow(
+    expect(() => parseFailpoint('recordAudit:returned:kill:action=')).toThrow(
       /ROTOR_FAILPOINT=recordAudit:returned:kill:action=: expected /,
     );
-    expect(() => failpointFromEnv({ ROTOR_FAILPOINT: 'recordAudit:returned:stop' })).toThrow(/expected /);
+    expect(() => parseFailpoint('recordAudit:returned:stop')).toThrow(/expected /);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { databaseUrl } from '../src/config';
+import { loadConfig } from '../src/config';
 import { createSoftHsmToken, type SoftHsmToken, softHsmAvailability } from '../src/hsm/softhsm-token';
 import { connect } from '../src/store/db';
 import { migrate } from '../src/store/migrate';
@@ -41,7 +41,8 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-  const adminUrl = databaseUrl();
+  const config = loadConfig();
+  const adminUrl = config.databaseUrl;
   // Every process started from here on (test workers, and whatever they start: servers, CLIs,
   // demos, Postgres) inherits this mark, so the teardown can find any that is still alive.
   const mark = `run-${runId}`;
@@ -110,16 +111,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
         database: `rotor_test_${runId}_tmpl_temporal`,
         visibilityDatabase: `rotor_test_${runId}_tmpl_temporal_vis`,
       };
-      await createTemporalSchema({ serverUrl: adminUrl, ...temporalSchemaTemplate }, { log });
+      await createTemporalSchema(
+        { serverUrl: adminUrl, ...temporalSchemaTemplate },
+        { tools: config.temporalTools, log },
+      );
       const databases = {
         serverUrl: adminUrl,
         database: `rotor_test_${runId}_temporal`,
         visibilityDatabase: `rotor_test_${runId}_temporal_vis`,
       };
       await cloneTemporalDatabases(temporalSchemaTemplate, databases);
-      server = await startTemporalServer({ databases, createSchema: false, log });
+      server = await startTemporalServer({
+        tools: config.temporalTools,
+        databases,
+        createSchema: false,
+        log,
+      });
     } else {
-      server = await startDevServer({ log });
+      server = await startDevServer({ tools: config.temporalTools, log });
     }
     cleanups.push(() => server.stop());
 

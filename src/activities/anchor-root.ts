@@ -18,7 +18,7 @@ import {
   type TrustAnchorInput,
 } from '../store/trust-anchors';
 import { anchorSigningFor, type CustodianFor } from './anchor-signing';
-import { crlMetaLifetimeFromEnv, signCrlHeaders } from './crl-meta';
+import { DEFAULT_CRL_META_LIFETIME_SECONDS, signCrlHeaders } from './crl-meta';
 
 /** The current anchor's content as publishing input: what a re-signed version says again. */
 async function currentContent(q: Queryable, identity: string): Promise<TrustAnchorInput> {
@@ -65,7 +65,14 @@ async function newRootSet(
   pool: Pool,
   custodian: KeyCustodian,
   identity: string,
-  options: { count: number; threshold: number; lifetimeSeconds: number; mustExist: boolean },
+  options: {
+    count: number;
+    threshold: number;
+    lifetimeSeconds: number;
+    mustExist: boolean;
+    /** ROTOR_CRL_META_LIFETIME_SECONDS (src/config.ts); default 1 hour. */
+    crlMetaLifetimeSeconds?: number;
+  },
 ): Promise<RootChange> {
   checkCounts(options.count, options.threshold);
   const previous = await currentRootSet(pool, identity);
@@ -138,7 +145,7 @@ async function newRootSet(
   if (madeRevocation) {
     await signCrlHeaders(pool, async () => custodian, {
       identity,
-      lifetimeSeconds: crlMetaLifetimeFromEnv(),
+      lifetimeSeconds: options.crlMetaLifetimeSeconds ?? DEFAULT_CRL_META_LIFETIME_SECONDS,
     });
   }
   return change;
@@ -148,7 +155,7 @@ export function initAnchorRoot(
   pool: Pool,
   custodian: KeyCustodian,
   identity: string,
-  options: { count: number; threshold: number; lifetimeSeconds: number },
+  options: { count: number; threshold: number; lifetimeSeconds: number; crlMetaLifetimeSeconds?: number },
 ): Promise<RootChange> {
   return newRootSet(pool, custodian, identity, { ...options, mustExist: false });
 }
@@ -157,7 +164,7 @@ export function rotateAnchorRoot(
   pool: Pool,
   custodian: KeyCustodian,
   identity: string,
-  options: { count: number; threshold: number; lifetimeSeconds: number },
+  options: { count: number; threshold: number; lifetimeSeconds: number; crlMetaLifetimeSeconds?: number },
 ): Promise<RootChange> {
   return newRootSet(pool, custodian, identity, { ...options, mustExist: true });
 }

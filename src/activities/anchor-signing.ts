@@ -5,7 +5,6 @@
  * stored without its signatures.
  */
 import type { CustodianKind, KeyCustodian } from '../custody/custodian';
-import { UsageError } from '../errors';
 import { type RootSet, signAnchorJws } from '../manifest';
 import type { Signer } from '../manifest/signer';
 import { currentRootSet, rootSetVersion, type StoredRootSet } from '../store/anchor-roots';
@@ -13,22 +12,9 @@ import { activeKey, type KeyRecord, requireKey } from '../store/keys';
 import type { Queryable } from '../store/queryable';
 import type { AnchorSigning } from '../store/trust-anchors';
 
-/** An anchor is valid this long after it is issued unless configured otherwise (issue 12: 7 days). */
-export const DEFAULT_ANCHOR_LIFETIME_SECONDS = 7 * 24 * 3600;
+export { DEFAULT_ANCHOR_LIFETIME_SECONDS } from '../config';
 
 export type CustodianFor = (kind: CustodianKind) => Promise<KeyCustodian>;
-
-export function anchorLifetimeFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.ROTOR_ANCHOR_LIFETIME_SECONDS;
-  if (!raw) return DEFAULT_ANCHOR_LIFETIME_SECONDS;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 60) {
-    throw new UsageError(
-      `ROTOR_ANCHOR_LIFETIME_SECONDS must be a whole number of seconds >= 60, got '${raw}'`,
-    );
-  }
-  return n;
-}
 
 export function rootSetOf(stored: StoredRootSet): RootSet {
   return {

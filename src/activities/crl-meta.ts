@@ -13,7 +13,6 @@
  * paired with the header of another seq. A change committed after the snapshot is signed by the
  * signer its own commit runs.
  */
-import { UsageError } from '../errors';
 import { type CrlMetaPayload, signCrlMeta } from '../manifest';
 import { type CrlDigest, crlDigest, latestCrlMeta, storeCrlMeta } from '../store/crl-meta';
 import type { Pool } from '../store/db';
@@ -21,20 +20,7 @@ import { activeKey, type KeyRecord, listKeys } from '../store/keys';
 import { crlHead } from '../store/revocations';
 import { type CustodianFor, signerOf } from './anchor-signing';
 
-/** How long a signed CRL header may be relied on after it is issued unless configured (1 hour). */
-export const DEFAULT_CRL_META_LIFETIME_SECONDS = 3600;
-
-export function crlMetaLifetimeFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.ROTOR_CRL_META_LIFETIME_SECONDS;
-  if (!raw) return DEFAULT_CRL_META_LIFETIME_SECONDS;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 60) {
-    throw new UsageError(
-      `ROTOR_CRL_META_LIFETIME_SECONDS must be a whole number of seconds >= 60, got '${raw}'`,
-    );
-  }
-  return n;
-}
+export { DEFAULT_CRL_META_LIFETIME_SECONDS } from '../config';
 
 export interface CrlMetaOptions {
   /** Only this identity's header; default: every identity with an active revocation key. */

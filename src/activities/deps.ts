@@ -1,31 +1,27 @@
 /**
  * What the activities need from the process that runs them: the pool, custodians, and settings.
- * The worker builds this from the environment; tests build it over their own database and token.
+ * The worker builds this from its configuration; tests build it over their own database and token.
  */
 import { Context } from '@temporalio/activity';
 import type { Logger } from '@temporalio/common';
+import type { WorkerSettings } from '../config';
 import type { CustodianKind, KeyCustodian } from '../custody/custodian';
 import type { Signer } from '../manifest/signer';
 import type { Pool } from '../store/db';
 import { requireKey } from '../store/keys';
-import { anchorLifetimeFromEnv } from './anchor-signing';
-import { crlMetaLifetimeFromEnv, DEFAULT_CRL_META_LIFETIME_SECONDS, signCrlHeaders } from './crl-meta';
+import { DEFAULT_CRL_META_LIFETIME_SECONDS, signCrlHeaders } from './crl-meta';
 import type { Failpoint } from './failpoint';
 
-export interface ActivitySettings {
-  /** `revoked_by` of every revocation record rotor signs (a URI naming the security team). */
-  revokedBy: string;
-  /** The HTTP service's base URL: the preflight GETs its CRL endpoint. */
-  publicUrl?: string;
-  /** Where on-call notifications are POSTed (a Slack-compatible webhook); unset: logged only. */
-  onCallWebhook?: string;
-  /** Where the CRL is also written, atomically, for static hosting; unset: served from Postgres only. */
-  crlFile?: string;
+/**
+ * The activities' settings: src/config.ts's `WorkerSettings` (parsed from the environment by the
+ * worker's entry point); tests and the rotor stack build their own.
+ */
+export type ActivitySettings = Omit<WorkerSettings, 'anchorLifetimeSeconds' | 'crlMetaLifetimeSeconds'> & {
   /** How long a signed trust anchor stays valid after it is issued (default 7 days). */
   anchorLifetimeSeconds?: number;
   /** How long a signed CRL header may be relied on after it is issued (default 1 hour). */
   crlMetaLifetimeSeconds?: number;
-}
+};
 
 export interface ActivityDeps {
   pool: Pool;
@@ -36,17 +32,6 @@ export interface ActivityDeps {
   log?: (line: string) => void;
   /** Test-only (ROTOR_FAILPOINT, src/activities/failpoint.ts); undefined in production. */
   failpoint?: Failpoint;
-}
-
-export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ActivitySettings {
-  return {
-    revokedBy: env.ROTOR_REVOKED_BY || 'urn:rotor:key-rotation',
-    publicUrl: env.ROTOR_PUBLIC_URL || undefined,
-    onCallWebhook: env.ROTOR_ONCALL_WEBHOOK || undefined,
-    crlFile: env.ROTOR_CRL_FILE || undefined,
-    anchorLifetimeSeconds: anchorLifetimeFromEnv(env),
-    crlMetaLifetimeSeconds: crlMetaLifetimeFromEnv(env),
-  };
 }
 
 /**

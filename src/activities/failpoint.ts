@@ -7,7 +7,7 @@
  *
  * `ROTOR_FAILPOINT=<activity>:<point>:<action>`, action `stop` (the process sends itself SIGSTOP;
  * the test continues it with SIGCONT) or `sleep=<ms>`. It fires once per process. Unset, which is
- * every production start: `failpointFromEnv` returns undefined, the worker's activities get no
+ * every production start: `parseFailpoint` returns undefined, the worker's activities get no
  * `failpoint` dependency and their `deps.failpoint?.(…)` calls do nothing.
  *
  * Each line goes to stderr (the test reads it): the point reached, continued, and how the attempt
@@ -53,13 +53,13 @@ const killSelf = (): void => {
   process.kill(process.pid, 'SIGKILL');
 };
 
-export function failpointFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
+/** ROTOR_FAILPOINT's value (read by src/config.ts, `RotorConfig.failpoint`); unset: no failpoint. */
+export function parseFailpoint(
+  spec: string | undefined,
   // Synchronous: a line still buffered when the process kills itself would be lost.
   write: (line: string) => void = (line) => writeSync(2, `${line}\n`),
   kill: () => void = killSelf,
 ): Failpoint | undefined {
-  const spec = env.ROTOR_FAILPOINT;
   if (!spec) return undefined;
   const boundary = /^([A-Za-z]+):returned:kill(?::([A-Za-z]+)=(.+))?$/.exec(spec);
   if (boundary) return killOnReturn(spec, boundary[1]!, boundary[2], boundary[3], write, kill);

@@ -12,7 +12,7 @@ import { inTransaction, type Pool } from '../store/db';
 import { activeKey, type KeyRecord, type KeyRole, registerKey } from '../store/keys';
 import { type PublishedTrustAnchor, publishTrustAnchor } from '../store/trust-anchors';
 import { anchorSigningFor, DEFAULT_ANCHOR_LIFETIME_SECONDS } from './anchor-signing';
-import { crlMetaLifetimeFromEnv, signCrlHeaders } from './crl-meta';
+import { DEFAULT_CRL_META_LIFETIME_SECONDS, signCrlHeaders } from './crl-meta';
 
 export interface InitIdentityResult {
   key: KeyRecord;
@@ -114,7 +114,7 @@ export async function initIdentity(
   // keys are registered by now.
   await signCrlHeaders(pool, async () => custodian, {
     identity,
-    lifetimeSeconds: options.crlMetaLifetimeSeconds ?? crlMetaLifetimeFromEnv(),
+    lifetimeSeconds: options.crlMetaLifetimeSeconds ?? DEFAULT_CRL_META_LIFETIME_SECONDS,
   });
   return result;
 }

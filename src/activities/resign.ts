@@ -89,6 +89,8 @@ export interface ReissuePass {
   reissueAs: ReissueAs;
   /** Test-only (ROTOR_FAILPOINT); undefined in production. */
   failpoint?: Failpoint;
+  /** Threads of the sign pool (ROTOR_SIGN_THREADS, the worker's settings); default one per core. */
+  signThreads?: number;
 }
 
 /**
@@ -134,6 +136,7 @@ async function signBatch(
       reissueAs: pass.reissueAs,
     },
     pass.signer,
+    pass.signThreads,
   );
   return { ...signed, lastId: page[page.length - 1]!.manifestId };
 }
@@ -332,6 +335,7 @@ export function resignActivities(deps: ActivityDeps) {
       // Absent in histories from before the field existed: the production default.
       reissueAs: input.reissueAs ?? '0.2',
       ...(deps.failpoint ? { failpoint: deps.failpoint } : {}),
+      ...(deps.settings.signThreads !== undefined ? { signThreads: deps.settings.signThreads } : {}),
       ...(input.trustedBefore ? { trustedBefore: new Date(input.trustedBefore) } : {}),
       ...(input.rotationStartedAt ? { rotationStartedAt: new Date(input.rotationStartedAt) } : {}),
     };

@@ -123,17 +123,12 @@ function endWhenIdle(): void {
   }
 }
 
-export function signThreadCount(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.ROTOR_SIGN_THREADS;
-  if (raw === undefined || raw === '') return availableParallelism();
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 64)
-    throw new Error(`ROTOR_SIGN_THREADS must be an integer from 0 to 64, got '${raw}'`);
-  return n;
+/** The pool's size: ROTOR_SIGN_THREADS as the worker's settings carry it (`signThreads`), else one per core. */
+function signThreadCount(configured: number | undefined): number {
+  return configured ?? availableParallelism();
 }
 
-function pool(): SignThread[] {
-  const want = signThreadCount();
+function pool(want: number): SignThread[] {
   threads = (threads ?? []).filter((t) => !t.dead);
   while (threads.length < want) threads.push(new SignThread());
   return threads;
@@ -163,9 +158,12 @@ export async function signRowsOnPool(
   rows: BatchRow[],
   facts: BatchFacts,
   signer: Signer,
+  /** Threads to spread over (0: this thread); default one per core. */
+  threadCount?: number,
 ): Promise<SignedRows> {
-  if (signThreadCount() === 0 || rows.length === 0) return signRows(rows, facts, signer);
-  const all = pool();
+  const want = signThreadCount(threadCount);
+  if (want === 0 || rows.length === 0) return signRows(rows, facts, signer);
+  const all = pool(want);
   const n = Math.max(1, Math.min(all.length, Math.floor(rows.length / MIN_ROWS_PER_THREAD)));
   const size = Math.ceil(rows.length / n);
   endWhenIdle();

@@ -4,6 +4,7 @@
  * 3 the environment lacks something (a server, a binary, a library).
  */
 import { Command, CommanderError } from 'commander';
+import { loadConfig, type RotorConfig } from '../config';
 import { RotorError } from '../errors';
 import { cliLogger, isCliLogJson, setCliLogJson } from '../log';
 import { registerAnchorCommands } from './commands/anchor';
@@ -22,7 +23,11 @@ import { registerServeCommands } from './commands/serve';
 import { registerTemporalCommands } from './commands/temporal';
 import { registerVerifierCommands } from './commands/verifier';
 
-export function buildProgram(): Command {
+/**
+ * The CLI is an entry point: it reads the environment once (`loadConfig`, src/config.ts; each
+ * section parsed when a command first uses it) and hands each command group the configuration.
+ */
+export function buildProgram(config: RotorConfig = loadConfig()): Command {
   const program = new Command('rotor')
     .description('Staged, zero-downtime rotation of agent-manifest Ed25519 signing keys')
     .version('0.1.0')
@@ -30,21 +35,21 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (root) => setCliLogJson(Boolean(root.opts().logJson)));
-  registerDbCommands(program);
-  registerKeyCommands(program);
-  registerAnchorCommands(program);
-  registerRotateCommands(program);
-  registerScheduleCommands(program);
+  registerDbCommands(program, config);
+  registerKeyCommands(program, config);
+  registerAnchorCommands(program, config);
+  registerRotateCommands(program, config);
+  registerScheduleCommands(program, config);
   registerManifestCommands(program);
-  registerManifestsCommands(program);
-  registerAuditCommands(program);
+  registerManifestsCommands(program, config);
+  registerAuditCommands(program, config);
   registerRevocationCommands(program);
-  registerCrlCommands(program);
-  registerServeCommands(program);
-  registerDeliveryCommands(program);
-  registerTemporalCommands(program);
-  registerVerifierCommands(program);
-  registerDemoCommands(program);
+  registerCrlCommands(program, config);
+  registerServeCommands(program, config);
+  registerDeliveryCommands(program, config);
+  registerTemporalCommands(program, config);
+  registerVerifierCommands(program, config);
+  registerDemoCommands(program, config);
   // Commander applies exitOverride to subcommands created after this call.
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;
@@ -58,7 +63,8 @@ function* allCommands(cmd: Command): Generator<Command> {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const config = loadConfig();
+  const program = buildProgram(config);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
@@ -75,7 +81,7 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`rotor: unexpected error: ${message}\n`);
-    if (process.env.ROTOR_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (config.debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return 1;
   }
 }

@@ -2,8 +2,7 @@
  * Command-line values shared by `rotor rotate` and `rotor schedule`, checked before anything is
  * sent to Temporal: a bad value is a one-line usage error naming the option and the field.
  */
-import { positiveInt } from '../config';
-import { custodianKindFromEnv, parseCustodianKind } from '../custody/index';
+import { type CustodyConfig, parseCustodianKind } from '../config';
 import { UsageError } from '../errors';
 import {
   type CustodianKind,
@@ -20,8 +19,12 @@ export function parseTrigger(value: string): Trigger {
   throw new UsageError(`--trigger must be one of ${TRIGGERS.join(', ')}, got '${value}'`, 'ROTATION_TRIGGER');
 }
 
-export function parseCustodian(value: string | undefined): CustodianKind {
-  return value === undefined ? custodianKindFromEnv() : parseCustodianKind(value, '--custodian');
+/** `--custodian`, else ROTOR_CUSTODIAN (the configuration's `custody.kind`). */
+export function parseCustodian(
+  value: string | undefined,
+  custody: Pick<CustodyConfig, 'kind'>,
+): CustodianKind {
+  return value === undefined ? custody.kind : parseCustodianKind(value, '--custodian');
 }
 
 export function checkIdentity(identity: string, option = '--identity'): string {
@@ -36,13 +39,12 @@ export function checkIdentity(identity: string, option = '--identity'): string {
 export function parsePolicyJson(
   text: string | undefined,
   trigger: Trigger,
-  env: NodeJS.ProcessEnv = process.env,
+  /** ROTOR_ANCHOR_MAX_AGE when set (the configuration's `anchorMaxAgeSeconds`). */
+  anchorMaxAgeSeconds: number | undefined,
 ): { overrides: Partial<RotationPolicy>; policy: RotationPolicy } {
   // The rotation waits out the anchor's cache lifetime: the one `rotor serve` sends, unless the
   // policy names another.
-  const fromEnv: Partial<RotationPolicy> = env.ROTOR_ANCHOR_MAX_AGE
-    ? { anchorMaxAgeSeconds: positiveInt(env.ROTOR_ANCHOR_MAX_AGE, 'ROTOR_ANCHOR_MAX_AGE', 300) }
-    : {};
+  const fromEnv: Partial<RotationPolicy> = anchorMaxAgeSeconds !== undefined ? { anchorMaxAgeSeconds } : {};
   if (text === undefined) return { overrides: fromEnv, policy: resolvePolicy(trigger, fromEnv) };
   let parsed: unknown;
   try {
@@ -99,8 +101,4 @@ export function formatDuration(seconds: number): string {
     if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
   }
   return `${seconds}s`;
-}
-
-export function whoAmI(env: Record<string, string | undefined> = process.env): string {
-  return env.USER || env.LOGNAME || 'unknown';
 }

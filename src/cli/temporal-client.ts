@@ -1,11 +1,11 @@
 /**
- * The Temporal client the CLI's command groups share, configured from the environment
- * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ROTOR_TASK_QUEUE; TLS, mTLS and an API key: src/config.ts). The connection is closed when the
- * command ends, so the process can exit on its own. What the CLI does with it is in src/rotation/
+ * The Temporal client the CLI's command groups share, configured by the `temporal` section of
+ * src/config.ts (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ROTOR_TASK_QUEUE; TLS, mTLS and an API
+ * key). The connection is closed when the command ends, so the process can exit on its own. What the CLI does with it is in src/rotation/
  * (`RotationTemporal` is the part of this connection the rotation layer uses).
  */
 import { Client, Connection } from '@temporalio/client';
-import { type TemporalConfig, temporalConfig, temporalConnectionOptions } from '../config';
+import { type TemporalConfig, temporalConnectionOptions } from '../config';
 import { EnvironmentError, errorMessage } from '../errors';
 
 export interface CliTemporal {
@@ -14,10 +14,8 @@ export interface CliTemporal {
   close(): Promise<void>;
 }
 
-type Env = Record<string, string | undefined>;
-
-export async function connectTemporal(env: Env = process.env): Promise<CliTemporal> {
-  const config = temporalConfig(env);
+/** `config`: the configuration's `temporal` section (src/config.ts). */
+export async function connectTemporal(config: TemporalConfig): Promise<CliTemporal> {
   let connection: Connection;
   try {
     connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '5s' });
@@ -32,10 +30,10 @@ export async function connectTemporal(env: Env = process.env): Promise<CliTempor
 }
 
 export async function withTemporal<T>(
+  config: TemporalConfig,
   fn: (t: CliTemporal) => Promise<T>,
-  env: Env = process.env,
 ): Promise<T> {
-  const temporal = await connectTemporal(env);
+  const temporal = await connectTemporal(config);
   try {
     return await fn(temporal);
   } finally {

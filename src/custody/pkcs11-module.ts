@@ -16,8 +16,6 @@ interface LoadedModule {
   users: number;
   /** Tokens this process is logged in to: slot id (hex) → PIN digest and custodians using it. */
   logins: Map<string, { pinDigest: Buffer; users: number }>;
-  /** The SOFTHSM2_CONF in force when the module was initialised (SoftHSM reads it only then). */
-  softhsmConf: string | undefined;
 }
 
 const modules = new Map<string, LoadedModule>();
@@ -26,10 +24,6 @@ export interface ModuleLease {
   readonly p11: Pkcs11;
   readonly modulePath: string;
   release(): void;
-}
-
-export function isModuleLoaded(modulePath: string): boolean {
-  return modules.has(modulePath);
 }
 
 export function acquireModule(modulePath: string): ModuleLease {
@@ -61,7 +55,7 @@ export function acquireModule(modulePath: string): ModuleLease {
         );
       }
     }
-    loaded = { p11, users: 0, logins: new Map(), softhsmConf: process.env.SOFTHSM2_CONF };
+    loaded = { p11, users: 0, logins: new Map() };
     modules.set(modulePath, loaded);
   }
   loaded.users++;
@@ -89,11 +83,6 @@ export function acquireModule(modulePath: string): ModuleLease {
       }
     },
   };
-}
-
-/** The SOFTHSM2_CONF the loaded module was initialised under, if it is loaded. */
-export function loadedSoftHsmConf(modulePath: string): string | undefined {
-  return modules.get(modulePath)?.softhsmConf;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();

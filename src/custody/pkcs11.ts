@@ -6,6 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Pkcs11Config } from '../config';
+
+export type { Pkcs11Config };
+
 import { EnvironmentError, RotorError } from '../errors';
 import { keyIdOf } from '../manifest/keys';
 import type { Signer } from '../manifest/signer';

@@ -26,7 +26,7 @@ import {
   type KeyDescription,
 } from './custodian';
 
-export const DEFAULT_SOFTWARE_KEY_DIR = './.rotor/keys';
+export { DEFAULT_SOFTWARE_KEY_DIR } from '../config';
 
 interface Sidecar {
   key_id: string;

@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { initIdentity } from '../activities/identity';
-import { custodianKindFromEnv, type KeyCustodian } from '../custody/index';
+import type { RotorConfig } from '../config';
+import type { KeyCustodian } from '../custody/index';
 import { errorMessage, RotorError, UsageError } from '../errors';
 import { convertV01ToV02, signCoseRoot } from '../manifest';
 import { importStream } from '../rotation/import';
@@ -36,21 +37,16 @@ const TASK_QUEUE = 'rotor';
 const NAMESPACE = 'default';
 const VERIFIER_IDS = ['sidecar-a', 'sidecar-b'];
 const VERIFIER_INTERVAL_MS = 1000;
-/** Environment the worker's custodian reads, passed through when the PKCS#11 custodian is asked for. */
-const PKCS11_ENV = [
-  'ROTOR_PKCS11_MODULE',
-  'ROTOR_PKCS11_TOKEN_LABEL',
-  'ROTOR_PKCS11_PIN',
-  'ROTOR_PKCS11_PIN_FILE',
-  'ROTOR_PKCS11_SESSIONS',
-  'SOFTHSM2_CONF',
-];
 
 export interface DemoOptions {
   count: number;
   outDir: string;
   timelineSeconds: number;
-  env: NodeJS.ProcessEnv;
+  /**
+   * The process's configuration (src/config.ts): DATABASE_URL's server, the custodian
+   * (ROTOR_CUSTODIAN, ROTOR_PKCS11_*), where the Temporal CLI comes from, ROTOR_DEMO_FAIL_AT.
+   */
+  config: Pick<RotorConfig, 'databaseUrl' | 'databaseUrlSet' | 'custody' | 'temporalTools' | 'demoFailAt'>;
   /** Where progress goes (stderr). */
   out: Output;
   /** Aborted on Ctrl-C: the demo stops what it started and throws DemoInterrupted. */
@@ -96,11 +92,11 @@ async function demo(
   cleanups: StopList,
   say: (line: string) => void,
 ): Promise<DemoSummary> {
-  const { env, signal } = options;
+  const { config, signal } = options;
   const check = () => {
     if (signal.aborted) throw new DemoInterrupted();
   };
-  const failAt = env.ROTOR_DEMO_FAIL_AT;
+  const failAt = config.demoFailAt;
   if (failAt && !(DEMO_STAGES as readonly string[]).includes(failAt)) {
     throw new UsageError(`ROTOR_DEMO_FAIL_AT must be one of ${DEMO_STAGES.join(', ')}, got '${failAt}'`);
   }
@@ -122,17 +118,18 @@ async function demo(
     `rotor demo: a scheduled rotation of ${options.count} manifests with the runbook's timeline compressed to ${options.timelineSeconds} s (Ctrl-C stops everything)`,
   );
 
-  const kind: CustodianKind = custodianKindFromEnv(env);
-  const pkcs11Env: NodeJS.ProcessEnv = {};
-  if (kind === 'pkcs11') for (const name of PKCS11_ENV) if (env[name]) pkcs11Env[name] = env[name];
+  const kind: CustodianKind = config.custody.kind;
+  // Parsed before anything starts: a PKCS#11 custodian without a token or PIN stops the demo here.
+  const pkcs11 = kind === 'pkcs11' ? config.custody.pkcs11 : undefined;
   // Activities' lines and the SDK's warnings: printed until the live view takes them.
   let notice = (line: string) => say(`  notice: ${line}`);
   installQuietRuntime((line) => notice(line));
   // The worker starts after the verifiers (its own stage), so the rotation begins with them polling.
   const stack = await startRotorStack({
-    postgres: { throwaway: { serverUrl: env.DATABASE_URL } },
-    temporal: { devServer: { namespace: NAMESPACE }, taskQueue: TASK_QUEUE },
-    custodian: kind === 'pkcs11' ? { kind, env: pkcs11Env } : { kind },
+    // DATABASE_URL given: a throwaway database on its server; else an embedded PostgreSQL.
+    postgres: { throwaway: { serverUrl: config.databaseUrlSet ? config.databaseUrl : undefined } },
+    temporal: { devServer: { namespace: NAMESPACE, tools: config.temporalTools }, taskQueue: TASK_QUEUE },
+    custodian: pkcs11 ? { kind: 'pkcs11', pkcs11 } : { kind: 'software' },
     http: {
       identity: DEMO_IDENTITY,
       anchorMaxAgeSeconds: policy.anchorMaxAgeSeconds,
@@ -148,7 +145,7 @@ async function demo(
         say(`  [${elapsed()}] Postgres: ${parts.database?.where}`);
       } else if (stage === 'custodian') {
         say(
-          `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${pkcs11Env.ROTOR_PKCS11_TOKEN_LABEL} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
+          `  [${elapsed()}] custodian: ${kind === 'pkcs11' ? `PKCS#11 token ${pkcs11?.tokenLabel} (ROTOR_CUSTODIAN=pkcs11)` : 'software, in a temp folder (set ROTOR_CUSTODIAN=pkcs11 and ROTOR_PKCS11_* for an HSM)'}`,
         );
       } else if (stage === 'http') {
         say(

@@ -88,6 +88,8 @@ export async function startEmbeddedPostgres(
   writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
   if (user) chownSync(pwfile, user.uid, user.gid);
   // English messages: the start is recognised by the server's "ready to accept connections".
+  // This process's environment passed on to the server with two variables more; no variable is
+  // read here (test/foundation/configuration.test.ts allows this one spread).
   const env = { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' };
   const recent: string[] = [];
   const onOutput = (chunk: Buffer) => {

@@ -1,7 +1,10 @@
 /**
- * Throwaway SoftHSM2 tokens: a temp folder with its own softhsm2.conf, so tests and the demo
- * never touch root-owned token state. The caller points SOFTHSM2_CONF at `confPath` before the
- * PKCS#11 module is initialised.
+ * Throwaway SoftHSM2 tokens: a temp folder with its own softhsm2.conf, so tests and benchmarks
+ * never touch root-owned token state. SoftHSM2's library reads SOFTHSM2_CONF from the process's
+ * environment at C_Initialize, and rotor's custodian never sets it (src/custody/index.ts): the
+ * entry point that makes a token for its own process (test/global-setup.ts, bench/hsm-sign.ts,
+ * bench/rotation-resign.ts) sets it to `confPath` once, before any custodian is opened; a child
+ * process gets it in `env`.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -81,6 +84,9 @@ export async function createSoftHsmToken(options: CreateTokenOptions = {}): Prom
     await execFileAsync(
       SOFTHSM_UTIL,
       ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', soPin, '--module', modulePath],
+      // softhsm2-util reads the conf from its environment: this process's, passed on with
+      // SOFTHSM2_CONF pointing at the new token's folder. Nothing is read from it here
+      // (test/foundation/configuration.test.ts allows this one spread).
       { env: { ...process.env, SOFTHSM2_CONF: confPath } },
     );
   } catch (err) {

@@ -2,6 +2,7 @@
  * Identifiers arriving in URLs and bodies. Anything outside these shapes is refused with a 400
  * before it reaches SQL or a log line.
  */
+import { IDENTITY_NAME } from '../domain';
 import { badRequest } from './respond';
 
 // UUIDs (the spec's UUID v7) and URN-like ids such as `urn:uuid:...`; no spaces, slashes or
@@ -10,7 +11,6 @@ const MANIFEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 // Verifier ids may be SPIFFE IDs (`spiffe://trust/ns/x`), sent percent-encoded in the path.
 const VERIFIER_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/~+-]{0,254}$/;
 const KEY_ID = /^(?:sha256:)?([0-9a-f]{64})$/;
-const IDENTITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // agent_id is a URI in practice (SPIFFE ids, URNs), sent percent-encoded as one path segment.
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/~+=%-]{0,511}$/;
 
@@ -59,5 +59,5 @@ export function keyIdFrom(value: unknown, where: string): string {
 }
 
 export function isIdentityName(value: unknown): value is string {
-  return typeof value === 'string' && IDENTITY.test(value);
+  return typeof value === 'string' && IDENTITY_NAME.test(value);
 }

@@ -8,6 +8,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IDENTITY_NAME } from '../domain';
 import type { Pool } from '../store/db';
 import { getRelease, type PickupCounts, pickupCounts, type ReleaseRecord } from '../store/delivery';
 import { type BucketRow, resultBuckets } from '../store/verification-results';
@@ -408,7 +409,7 @@ export async function servePage(
   } catch {
     throw new HttpError(400, 'INVALID_REQUEST', 'the identity in the path is not valid percent-encoding');
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(identity)) {
+  if (!IDENTITY_NAME.test(identity)) {
     throw new HttpError(404, 'NOT_FOUND', `no rotation page for ${JSON.stringify(identity.slice(0, 70))}`);
   }
   const data = await loadPageData(sources, identity);

@@ -9,6 +9,17 @@ import { type ImportItem, type ImportVerification, importManifests } from '../st
 import type { Queryable } from '../store/queryable';
 import { type SyntheticOptions, syntheticManifests } from '../synthetic/manifests';
 
+/**
+ * A record its reader refused before the store saw it (not UTF-8, too long): counted and reported
+ * with the store's own rejections, in the order the records came.
+ */
+export interface RefusedRecord {
+  source: string;
+  refused: string;
+}
+
+export type ImportRecord = ImportItem | RefusedRecord;
+
 export interface ImportTotals {
   imported: number;
   duplicates: number;
@@ -28,7 +39,7 @@ export interface ImportStreamOptions {
 
 export async function importStream(
   q: Queryable,
-  items: AsyncIterable<ImportItem> | Iterable<ImportItem>,
+  items: AsyncIterable<ImportRecord> | Iterable<ImportRecord>,
   options: ImportStreamOptions = {},
 ): Promise<ImportTotals> {
   const size = options.batchSize ?? 500;
@@ -52,6 +63,11 @@ export async function importStream(
     await options.afterBatch?.(totals);
   };
   for await (const item of items) {
+    if ('refused' in item) {
+      totals.rejected++;
+      onRejected({ source: item.source, reason: item.refused });
+      continue;
+    }
     batch.push(item);
     if (batch.length >= size) await flush();
   }

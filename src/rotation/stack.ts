@@ -14,13 +14,14 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import type { ActivityDeps, ActivitySettings } from '../activities/deps';
 import type { KeyCustodian } from '../custody/custodian';
-import { openCustodian } from '../custody/index';
+import { openPkcs11Custodian, type Pkcs11Config } from '../custody/index';
 import { openSoftwareCustodian } from '../custody/software';
 import type { CustodianKind } from '../domain';
 import { errorMessage } from '../errors';
 import { createHttpService, type HttpService, type HttpServiceOptions } from '../http/service';
 import { connect, type Pool } from '../store/db';
 import { migrate } from '../store/migrate';
+import type { TemporalTools } from '../temporal/cli-binary';
 import { startDevServer } from '../temporal/dev-server';
 import { defaultWorkflowSource } from '../worker';
 import { openThrowawayDatabase, type ThrowawayDatabase } from './database';
@@ -91,15 +92,17 @@ export interface RotorStackOptions {
    */
   temporal: (
     | { connection: NativeConnection; namespace: string; address?: string }
-    | { devServer: { namespace?: string } }
+    | { devServer: { namespace?: string; tools: TemporalTools } }
   ) & { taskQueue: string; workflowBundle?: WorkerOptions['workflowBundle'] };
   /**
    * The custodian new keys are made in: one the caller opened (and closes), or a kind the stack
-   * opens: `software` in a temp folder of its own, `pkcs11` from `env`'s ROTOR_PKCS11_* variables.
+   * opens: `software` in a temp folder of its own, `pkcs11` as `pkcs11` configures it (the
+   * configuration's `custody.pkcs11`, src/config.ts).
    */
   custodian:
     | { custodian: KeyCustodian; kind: CustodianKind }
-    | { kind: CustodianKind; env?: NodeJS.ProcessEnv };
+    | { kind: 'software' }
+    | { kind: 'pkcs11'; pkcs11: Pkcs11Config };
   /** The HTTP service, on a free loopback port (`pool` is the stack's). */
   http: Omit<HttpServiceOptions, 'pool'>;
   /** Activity settings; `publicUrl` defaults to the HTTP service's address. */
@@ -159,7 +162,9 @@ export async function startRotorStack(options: RotorStackOptions): Promise<Rotor
     const t = options.temporal;
     const pg = options.postgres;
     const [temporalStart, databaseStart] = await Promise.allSettled([
-      'devServer' in t ? startDevServer({ namespace: t.devServer.namespace }) : undefined,
+      'devServer' in t
+        ? startDevServer({ namespace: t.devServer.namespace, tools: t.devServer.tools })
+        : undefined,
       'throwaway' in pg ? openThrowawayDatabase(pg.throwaway.serverUrl, pg.throwaway.prefix) : undefined,
     ]);
     if (temporalStart.status === 'fulfilled' && temporalStart.value) {
@@ -211,7 +216,7 @@ export async function startRotorStack(options: RotorStackOptions): Promise<Rotor
       custodian = c.custodian;
     } else {
       if (c.kind === 'pkcs11') {
-        custodian = await openCustodian('pkcs11', c.env ?? {});
+        custodian = await openPkcs11Custodian(c.pkcs11);
       } else {
         const keyDir = mkdtempSync(join(tmpdir(), 'rotor-keys-'));
         stops.add('the software key folder', () => rmSync(keyDir, { recursive: true, force: true }));

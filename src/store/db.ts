@@ -3,7 +3,6 @@
  * Connection failures become one-line EnvironmentErrors naming the fix.
  */
 import pg from 'pg';
-import { databaseUrl } from '../config';
 import { EnvironmentError, errorMessage } from '../errors';
 import { atomically } from './queryable';
 
@@ -29,7 +28,7 @@ export interface PoolOptions {
   idleInTransactionSeconds?: number;
 }
 
-export function createPool(url: string = databaseUrl(), max = 10, options: PoolOptions = {}): Pool {
+export function createPool(url: string, max = 10, options: PoolOptions = {}): Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
@@ -52,11 +51,7 @@ export function createPool(url: string = databaseUrl(), max = 10, options: PoolO
 }
 
 /** Opens a pool and proves it reaches the server, or throws a one-line EnvironmentError. */
-export async function connect(
-  url: string = databaseUrl(),
-  max = 10,
-  options: PoolOptions = {},
-): Promise<Pool> {
+export async function connect(url: string, max = 10, options: PoolOptions = {}): Promise<Pool> {
   const pool = createPool(url, max, options);
   try {
     await pool.query('SELECT 1');
@@ -71,9 +66,9 @@ export async function connect(
   return pool;
 }
 
-/** Opens a pool for one command's work and always closes it. */
-export async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const pool = await connect(databaseUrl());
+/** Opens a pool on `url` (DATABASE_URL, src/config.ts) for one command's work and always closes it. */
+export async function withPool<T>(url: string, fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const pool = await connect(url);
   try {
     return await fn(pool);
   } finally {

@@ -1,11 +1,12 @@
 /**
  * Finds or provides the `temporal` CLI (its dev server runs the tests and the demo).
- * Order: $TEMPORAL_CLI, then PATH, then the cache folder, else `go install` into the cache.
+ * Order: $TEMPORAL_CLI, then PATH, then the cache folder, else `go install` into the cache. Those
+ * settings come from the caller (`TemporalTools`: src/config.ts's `temporalTools`), never from
+ * this process's environment.
  * Only tags without a `replace` directive in go.mod can be `go install`ed: v1.5.1 is the newest.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { EnvironmentError, errorMessage } from '../errors';
@@ -16,11 +17,20 @@ const execFileAsync = promisify(execFile);
 export const TEMPORAL_CLI_VERSIONS = ['v1.5.1', 'v1.4.1'] as const;
 const MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
-/** Machine-wide, so fresh clones on one machine (CI's) build Temporal once. */
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.ROTOR_CACHE_DIR) return env.ROTOR_CACHE_DIR;
-  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'rotor');
+/** Where the Temporal binaries come from, as src/config.ts's `temporalTools` parses them from the environment. */
+export interface TemporalTools {
+  /** ROTOR_CACHE_DIR: machine-wide, so fresh clones on one machine (CI's) build Temporal once. */
+  cacheDir: string;
+  /** TEMPORAL_CLI */
+  temporalCli?: string;
+  /** TEMPORAL_SERVER_DIR */
+  temporalServerDir?: string;
+  /** GO_BINARY */
+  goBinary?: string;
+  /** PATH */
+  searchPath: string;
+  /** The environment of a `go install`. */
+  buildEnv: Readonly<Record<string, string | undefined>>;
 }
 
 export function isExecutable(path: string): boolean {
@@ -32,8 +42,8 @@ export function isExecutable(path: string): boolean {
   }
 }
 
-function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+function onPath(name: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
     if (isExecutable(candidate)) return candidate;
@@ -45,30 +55,30 @@ export type TemporalCliSource = 'TEMPORAL_CLI' | 'PATH' | 'cache' | 'built';
 
 /** Looks without building. */
 export function findTemporalCli(
-  env: NodeJS.ProcessEnv = process.env,
+  tools: TemporalTools,
 ): { path: string; source: TemporalCliSource } | undefined {
-  if (env.TEMPORAL_CLI) {
-    if (!isExecutable(env.TEMPORAL_CLI)) {
+  if (tools.temporalCli) {
+    if (!isExecutable(tools.temporalCli)) {
       throw new EnvironmentError(
-        `TEMPORAL_CLI=${env.TEMPORAL_CLI} is not an executable file: fix the path or unset it`,
+        `TEMPORAL_CLI=${tools.temporalCli} is not an executable file: fix the path or unset it`,
         'ENV_TEMPORAL_CLI',
       );
     }
-    return { path: env.TEMPORAL_CLI, source: 'TEMPORAL_CLI' };
+    return { path: tools.temporalCli, source: 'TEMPORAL_CLI' };
   }
-  const fromPath = onPath('temporal', env);
+  const fromPath = onPath('temporal', tools.searchPath);
   if (fromPath) return { path: fromPath, source: 'PATH' };
   for (const version of TEMPORAL_CLI_VERSIONS) {
-    const cached = join(cacheRoot(env), `temporal-${version}`, 'temporal');
+    const cached = join(tools.cacheDir, `temporal-${version}`, 'temporal');
     if (isExecutable(cached)) return { path: cached, source: 'cache' };
   }
   return undefined;
 }
 
 /** $GO_BINARY names the toolchain explicitly; otherwise PATH, then Go's default install folder. */
-export function goBinary(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.GO_BINARY) return isExecutable(env.GO_BINARY) ? env.GO_BINARY : undefined;
-  const fromPath = onPath('go', env);
+export function goBinary(tools: TemporalTools): string | undefined {
+  if (tools.goBinary) return isExecutable(tools.goBinary) ? tools.goBinary : undefined;
+  const fromPath = onPath('go', tools.searchPath);
   if (fromPath) return fromPath;
   return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined;
 }
@@ -78,24 +88,24 @@ export function goBinary(env: NodeJS.ProcessEnv): string | undefined {
  * Throws one EnvironmentError saying what to install when nothing works.
  */
 export async function ensureTemporalCli(
+  tools: TemporalTools,
   log: (line: string) => void = () => {},
-  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ path: string; source: TemporalCliSource }> {
-  const found = findTemporalCli(env);
+  const found = findTemporalCli(tools);
   if (found) return found;
-  const go = goBinary(env);
+  const go = goBinary(tools);
   if (!go) {
     throw new EnvironmentError(
       'no temporal CLI found and no Go toolchain to build one: install Go (https://go.dev/dl) or the Temporal CLI, or set TEMPORAL_CLI',
       'ENV_TEMPORAL_MISSING',
     );
   }
-  const root = cacheRoot(env);
+  const root = tools.cacheDir;
   mkdirSync(root, { recursive: true });
   // One build at a time per machine (build-lock.ts); a waiter finds the binary the other built.
   return withBuildLock(
     join(root, 'temporal-cli.lock'),
-    async () => findTemporalCli(env) ?? (await buildCli(go, root, log, env)),
+    async () => findTemporalCli(tools) ?? (await buildCli(go, root, log, tools)),
     log,
   );
 }
@@ -104,7 +114,7 @@ async function buildCli(
   go: string,
   root: string,
   log: (line: string) => void,
-  env: NodeJS.ProcessEnv,
+  tools: TemporalTools,
 ): Promise<{ path: string; source: TemporalCliSource }> {
   const failures: string[] = [];
   for (const version of TEMPORAL_CLI_VERSIONS) {
@@ -115,7 +125,7 @@ async function buildCli(
     log(`building the Temporal CLI ${version} with ${go} into ${dir} (once per machine; takes minutes)`);
     try {
       await execFileAsync(go, ['install', `${MODULE}@${version}`], {
-        env: { ...env, GOBIN: staging, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
+        env: { ...tools.buildEnv, GOBIN: staging },
         maxBuffer: 64 * 1024 * 1024,
       });
       if (isExecutable(join(staging, 'temporal'))) {

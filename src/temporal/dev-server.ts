@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { EnvironmentError } from '../errors';
 import { freePort } from '../net/free-port';
-import { ensureTemporalCli } from './cli-binary';
+import { ensureTemporalCli, type TemporalTools } from './cli-binary';
 
 export interface DevServer {
   address: string;
@@ -19,6 +19,8 @@ export interface DevServer {
 }
 
 export interface DevServerOptions {
+  /** Where the `temporal` CLI comes from (src/config.ts, `RotorConfig.temporalTools`). */
+  tools: TemporalTools;
   namespace?: string;
   /** Keep the server's SQLite file here; default: a temp folder removed on stop. */
   dbFile?: string;
@@ -26,9 +28,9 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
 }
 
-export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const log = options.log ?? (() => {});
-  const cli = await ensureTemporalCli(log);
+  const cli = await ensureTemporalCli(options.tools, log);
   const namespace = options.namespace ?? 'default';
   const port = await freePort();
   const httpPort = await freePort();

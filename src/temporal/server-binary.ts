@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { EnvironmentError, errorMessage } from '../errors';
 import { withBuildLock } from './build-lock';
-import { cacheRoot, goBinary, isExecutable } from './cli-binary';
+import { goBinary, isExecutable, type TemporalTools } from './cli-binary';
 
 const execFileAsync = promisify(execFile);
 
@@ -34,49 +34,49 @@ function binariesIn(dir: string): { server: string; sqlTool: string } | undefine
   return isExecutable(server) && isExecutable(sqlTool) ? { server, sqlTool } : undefined;
 }
 
-export function temporalServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(cacheRoot(env), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
+export function temporalServerCacheDir(tools: Pick<TemporalTools, 'cacheDir'>): string {
+  return join(tools.cacheDir, `temporal-server-${TEMPORAL_SERVER_VERSION}`);
 }
 
 /** Looks without building. */
-export function findTemporalServer(env: NodeJS.ProcessEnv = process.env): TemporalServerBinaries | undefined {
-  if (env.TEMPORAL_SERVER_DIR) {
-    const found = binariesIn(env.TEMPORAL_SERVER_DIR);
+export function findTemporalServer(tools: TemporalTools): TemporalServerBinaries | undefined {
+  if (tools.temporalServerDir) {
+    const found = binariesIn(tools.temporalServerDir);
     if (!found) {
       throw new EnvironmentError(
-        `TEMPORAL_SERVER_DIR=${env.TEMPORAL_SERVER_DIR} does not hold executable 'server' and 'sql' binaries: fix the path or unset it`,
+        `TEMPORAL_SERVER_DIR=${tools.temporalServerDir} does not hold executable 'server' and 'sql' binaries: fix the path or unset it`,
         'ENV_TEMPORAL_SERVER',
       );
     }
     return { ...found, source: 'TEMPORAL_SERVER_DIR' };
   }
-  const cached = binariesIn(temporalServerCacheDir(env));
+  const cached = binariesIn(temporalServerCacheDir(tools));
   return cached ? { ...cached, source: 'cache' } : undefined;
 }
 
 /** Finds the server and its schema tool or builds both (minutes, once per machine). */
 export async function ensureTemporalServer(
+  tools: TemporalTools,
   log: (line: string) => void = () => {},
-  env: NodeJS.ProcessEnv = process.env,
 ): Promise<TemporalServerBinaries> {
-  const found = findTemporalServer(env);
+  const found = findTemporalServer(tools);
   if (found) return found;
-  const go = goBinary(env);
+  const go = goBinary(tools);
   if (!go) {
     throw new EnvironmentError(
       'no Temporal server found and no Go toolchain to build one: install Go (https://go.dev/dl) or set TEMPORAL_SERVER_DIR',
       'ENV_TEMPORAL_SERVER_MISSING',
     );
   }
-  const dir = temporalServerCacheDir(env);
+  const dir = temporalServerCacheDir(tools);
   mkdirSync(dir, { recursive: true });
   return withBuildLock(
     `${dir}.lock`,
     async () => {
       // Another process may have built it while this one waited for the lock.
-      const built = findTemporalServer(env);
+      const built = findTemporalServer(tools);
       if (built) return built;
-      return buildInto(dir, go, log, env);
+      return buildInto(dir, go, log, tools);
     },
     log,
   );
@@ -91,7 +91,7 @@ async function buildInto(
   dir: string,
   go: string,
   log: (line: string) => void,
-  env: NodeJS.ProcessEnv,
+  tools: TemporalTools,
 ): Promise<TemporalServerBinaries> {
   const staging = mkdtempSync(`${dir}.build-`);
   log(
@@ -102,7 +102,7 @@ async function buildInto(
       go,
       ['install', ...PACKAGES.map((p) => `${MODULE}/${p}@${TEMPORAL_SERVER_VERSION}`)],
       {
-        env: { ...env, GOBIN: staging, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
+        env: { ...tools.buildEnv, GOBIN: staging },
         maxBuffer: 64 * 1024 * 1024,
       },
     );

@@ -19,6 +19,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { EnvironmentError, errorMessage } from '../errors';
 import { freePort } from '../net/free-port';
 import { connect } from '../store/db';
+import type { TemporalTools } from './cli-binary';
 import { ensureTemporalServer } from './server-binary';
 
 const execFileAsync = promisify(execFile);
@@ -58,9 +59,12 @@ const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  */
 export async function createTemporalSchema(
   dbs: TemporalDatabases,
-  options: { sqlTool?: string; log?: (line: string) => void } = {},
+  options:
+    | { sqlTool: string; log?: (line: string) => void }
+    | { tools: TemporalTools; log?: (line: string) => void },
 ): Promise<void> {
-  const sqlTool = options.sqlTool ?? (await ensureTemporalServer(options.log)).sqlTool;
+  const sqlTool =
+    'sqlTool' in options ? options.sqlTool : (await ensureTemporalServer(options.tools, options.log)).sqlTool;
   const pg = pgFacts(dbs.serverUrl);
   for (const [database, schema] of [
     [dbs.database, 'postgresql/v12/temporal'],
@@ -290,6 +294,8 @@ export interface TemporalServer {
 }
 
 export interface TemporalServerOptions {
+  /** Where the server's binaries come from (src/config.ts, `RotorConfig.temporalTools`). */
+  tools: TemporalTools;
   databases: TemporalDatabases;
   namespace?: string;
   /** Create the databases and schema first (default true); false when they exist (cloned). */
@@ -301,7 +307,7 @@ export interface TemporalServerOptions {
 /** Starts the server's four services on free loopback ports and registers the namespace. */
 export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
   const log = options.log ?? (() => {});
-  const binaries = await ensureTemporalServer(log);
+  const binaries = await ensureTemporalServer(options.tools, log);
   if (options.createSchema !== false) {
     await createTemporalSchema(options.databases, { sqlTool: binaries.sqlTool, log });
   }

@@ -123,7 +123,7 @@ const mtlsEnv = (prefix = 'good') => ({
 
 describe('Temporal over TLS and mTLS (CLI client and worker connection)', () => {
   it('the CLI client and the worker connection reach Temporal through mTLS', async () => {
-    const cli = await connectTemporal(mtlsEnv());
+    const cli = await connectTemporal(temporalConfig(mtlsEnv()));
     try {
       const ns = await cli.client.workflowService.describeNamespace({ namespace: 'default' });
       expect(ns.namespaceInfo?.name).toBe('default');
@@ -141,11 +141,13 @@ describe('Temporal over TLS and mTLS (CLI client and worker connection)', () => 
 
   it('is refused without a client certificate, with one from another CA, or in plaintext', async () => {
     const { TEMPORAL_TLS_CERT: _c, TEMPORAL_TLS_KEY: _k, ...noClientCert } = mtlsEnv();
-    await expect(connectTemporal(noClientCert)).rejects.toThrow(
+    await expect(connectTemporal(temporalConfig(noClientCert))).rejects.toThrow(
       /^cannot reach Temporal at 127\.0\.0\.1:\d+ \(/,
     );
-    await expect(connectTemporal(mtlsEnv('other'))).rejects.toThrow(/^cannot reach Temporal at/);
-    await expect(connectTemporal({ TEMPORAL_ADDRESS: proxyAddress })).rejects.toThrow(
+    await expect(connectTemporal(temporalConfig(mtlsEnv('other')))).rejects.toThrow(
+      /^cannot reach Temporal at/,
+    );
+    await expect(connectTemporal(temporalConfig({ TEMPORAL_ADDRESS: proxyAddress }))).rejects.toThrow(
       /^cannot reach Temporal at/,
     );
   });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect, promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
+import { custodyConfig } from '../../src/config';
 import { openCustodian } from '../../src/custody/index';
 import { openPkcs11Custodian } from '../../src/custody/pkcs11';
 import { formatPkcs11Handle } from '../../src/custody/pkcs11-handle';
@@ -84,7 +85,7 @@ describe.skipIf(!inject('softhsm').available)('SoftHSM: PKCS#11 custodian failur
   });
 
   it('a vanished key is an error naming the custodian, the token and the key_id', async () => {
-    const custodian = await openCustodian('pkcs11', { ...process.env, ...tokenEnv() });
+    const custodian = await openCustodian('pkcs11', custodyConfig({ ...process.env, ...tokenEnv() }));
     try {
       const key = await custodian.generate(uniqueLabel());
       await custodian.destroy(key.handle);

@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { custodianKindFromEnv, openCustodian, softwareKeyDir } from '../../src/custody/index';
+import { custodyConfig } from '../../src/config';
+import { openCustodian } from '../../src/custody/index';
 import { openSoftwareCustodian, type SoftwareCustodian } from '../../src/custody/software';
 import { b64urlDecode, ed25519Verify, keyIdOf, publicKeyFromSeed } from '../../src/manifest/keys';
 import { uniqueLabel } from './helpers';
@@ -87,18 +88,20 @@ describe('software custodian', () => {
   });
 
   it('is configured from the environment', async () => {
-    expect(custodianKindFromEnv({})).toBe('software');
-    expect(custodianKindFromEnv({ ROTOR_CUSTODIAN: 'pkcs11' })).toBe('pkcs11');
-    expect(() => custodianKindFromEnv({ ROTOR_CUSTODIAN: 'vault' })).toThrow(
+    expect(custodyConfig({}).kind).toBe('software');
+    expect(custodyConfig({ ROTOR_CUSTODIAN: 'pkcs11' }).kind).toBe('pkcs11');
+    expect(() => custodyConfig({ ROTOR_CUSTODIAN: 'vault' }).kind).toThrow(
       "ROTOR_CUSTODIAN must be one of pkcs11, software, got 'vault'",
     );
-    expect(softwareKeyDir({})).toBe(join(process.cwd(), '.rotor/keys'));
+    expect(custodyConfig({}).softwareKeyDir).toBe(join(process.cwd(), '.rotor/keys'));
     const other = join(dir, 'nested');
-    const c = await openCustodian('software', { ROTOR_SOFTWARE_KEY_DIR: other });
+    const c = await openCustodian('software', custodyConfig({ ROTOR_SOFTWARE_KEY_DIR: other }));
     expect(c.kind).toBe('software');
     const key = await c.generate(uniqueLabel());
     expect(existsSync(join(other, `${key.keyId}.key`))).toBe(true);
     await c.close();
-    await expect(openCustodian('pkcs11', {})).rejects.toThrow(/ROTOR_PKCS11_TOKEN_LABEL is not set/);
+    await expect(openCustodian('pkcs11', custodyConfig({}))).rejects.toThrow(
+      /ROTOR_PKCS11_TOKEN_LABEL is not set/,
+    );
   });
 });

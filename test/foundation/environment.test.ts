@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { temporalTools } from '../../src/config';
 import { EnvironmentError } from '../../src/errors';
 import { createSoftHsmToken, softHsmAvailability } from '../../src/hsm/softhsm-token';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
@@ -44,10 +45,10 @@ describe('a bad environment gets one line naming the fix', () => {
   });
 
   it('TEMPORAL_CLI pointing nowhere is named', () => {
-    expect(() => findTemporalCli({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' })).toThrow(
+    expect(() => findTemporalCli(temporalTools({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' }))).toThrow(
       EnvironmentError,
     );
-    expect(() => findTemporalCli({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' })).toThrow(
+    expect(() => findTemporalCli(temporalTools({ TEMPORAL_CLI: '/nonexistent/temporal', PATH: '' }))).toThrow(
       /TEMPORAL_CLI=\/nonexistent\/temporal is not an executable file/,
     );
   });
@@ -81,7 +82,7 @@ describe('a bad environment gets one line naming the fix', () => {
     const dir = join(cache, 'temporal-v1.5.1');
     mkdirSync(dir);
     writeFileSync(join(dir, 'temporal'), '#!/bin/sh\n', { mode: 0o755 });
-    expect(findTemporalCli({ PATH: '', ROTOR_CACHE_DIR: cache })).toEqual({
+    expect(findTemporalCli(temporalTools({ PATH: '', ROTOR_CACHE_DIR: cache }))).toEqual({
       path: join(dir, 'temporal'),
       source: 'cache',
     });

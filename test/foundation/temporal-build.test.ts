@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { temporalTools } from '../../src/config';
 import { ensureTemporalServer, temporalServerCacheDir } from '../../src/temporal/server-binary';
 
 const ROTOR = join(import.meta.dirname, '../../bin/rotor-dev.mjs');
@@ -118,7 +119,7 @@ describe('the Temporal server build (machine-wide cache)', () => {
       writeFileSync(env.FAKE_GO_RELEASE!, '');
       for (const r of runs) if (r.child.exitCode === null) r.child.kill('SIGKILL');
     }
-    const cache = temporalServerCacheDir(env);
+    const cache = temporalServerCacheDir(temporalTools(env));
     expect(calls(env)).toHaveLength(1);
     expect(calls(env)[0]).toMatch(
       /^install go\.temporal\.io\/server\/cmd\/server@v1\.29\.1 .*cmd\/tools\/sql@v1\.29\.1$/,
@@ -133,22 +134,22 @@ describe('the Temporal server build (machine-wide cache)', () => {
   it('a lock left by a builder that no longer runs is taken over', async () => {
     const env = buildEnv('stale');
     mkdirSync(join(dir, 'stale'), { recursive: true });
-    const cache = temporalServerCacheDir(env);
+    const cache = temporalServerCacheDir(temporalTools(env));
     mkdirSync(cache, { recursive: true });
     // A pid that ran and has exited: the builder that was killed holding the lock.
     const gone = spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout.trim();
     writeFileSync(`${cache}.lock`, `${gone}\n`);
     writeFileSync(env.FAKE_GO_RELEASE!, '');
     const lines: string[] = [];
-    const found = await ensureTemporalServer((l) => lines.push(l), env);
+    const found = await ensureTemporalServer(temporalTools(env), (l) => lines.push(l));
     expect(found.source).toBe('built');
     expect(found.server).toBe(join(cache, 'server'));
     expect(lines.some((l) => l.includes(`stale build lock`) && l.includes(`pid ${gone}`))).toBe(true);
     expect(existsSync(`${cache}.lock`)).toBe(false);
     expect(calls(env)).toHaveLength(1);
     // Found in the cache from now on, without Go.
-    expect((await ensureTemporalServer(() => {}, { ...env, GO_BINARY: join(dir, 'no-go') })).source).toBe(
-      'cache',
-    );
+    expect(
+      (await ensureTemporalServer(temporalTools({ ...env, GO_BINARY: join(dir, 'no-go') }))).source,
+    ).toBe('cache');
   });
 });

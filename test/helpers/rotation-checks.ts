@@ -10,6 +10,7 @@ import { activeKey, listKeys } from '../../src/store/keys';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { expect, inject } from 'vitest';
+import { loadConfig } from '../../src/config';
 import { readCrl, trustedKeysFromAnchor, verifyCoseEnvelope, verifyManifest } from '../../src/manifest';
 import { pageManifests } from '../../src/store/manifests';
 import { streamRevocationLines } from '../../src/store/revocations';
@@ -87,7 +88,7 @@ export async function expectReplays(handles: WorkflowHandle[]) {
   if (recordTo) {
     // The Temporal CLI writes the proto3 JSON form that `historyFromJSON` reads back.
     mkdirSync(recordTo, { recursive: true });
-    const cli = findTemporalCli()!.path;
+    const cli = findTemporalCli(loadConfig().temporalTools)!.path;
     for (const h of handles) {
       const json = execFileSync(
         cli,

@@ -147,16 +147,11 @@ export async function createRotationEnv(
       },
       custodian: hsm
         ? {
-            kind,
-            env: {
-              ROTOR_PKCS11_MODULE: hsm.modulePath,
-              ROTOR_PKCS11_TOKEN_LABEL: hsm.label,
-              ROTOR_PKCS11_PIN: hsm.pin,
-              ROTOR_PKCS11_SESSIONS: '4',
-              SOFTHSM2_CONF: hsm.confPath,
-            },
+            kind: 'pkcs11' as const,
+            // The run's token; its SOFTHSM2_CONF is this process's already (test/global-setup.ts).
+            pkcs11: { modulePath: hsm.modulePath!, tokenLabel: hsm.label!, pin: hsm.pin!, sessions: 4 },
           }
-        : { kind },
+        : { kind: 'software' as const },
       http: { anchorMaxAgeSeconds: 1, checkInToken: CHECKIN_TOKEN, identity: options.identity ?? 'default' },
       settings: { revokedBy: 'spiffe://trust.example/security-team' },
       startWorker: options.worker !== false,

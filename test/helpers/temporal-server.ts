@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
+import { loadConfig } from '../../src/config';
 import { connect } from '../../src/store/db';
 import { cloneTemporalDatabases, startTemporalServer, type TemporalServer } from '../../src/temporal/server';
 
@@ -14,7 +15,11 @@ export async function startOwnTemporalServer(): Promise<TemporalServer> {
   const prefix = `rotor_test_${inject('runId')}_${randomBytes(4).toString('hex')}`;
   const databases = { serverUrl: adminUrl, database: `${prefix}_t`, visibilityDatabase: `${prefix}_v` };
   await cloneTemporalDatabases(template, databases);
-  const server = await startTemporalServer({ databases, createSchema: false });
+  const server = await startTemporalServer({
+    tools: loadConfig().temporalTools,
+    databases,
+    createSchema: false,
+  });
   const stop = server.stop;
   server.stop = async () => {
     await stop();

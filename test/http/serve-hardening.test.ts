@@ -12,7 +12,7 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveConfig } from '../../src/cli/commands/serve';
+import { serveConfig } from '../../src/config';
 import { createHttpService, type HttpService } from '../../src/http/service';
 import { createPool, type Pool } from '../../src/store/db';
 import { publishTrustAnchor } from '../../src/store/trust-anchors';

@@ -38,7 +38,7 @@ afterAll(async () => {
 async function rotor(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [ROTOR, ...args], {
-      env: { ...process.env, DATABASE_URL: db.url },
+      env: { ...process.env, DATABASE_URL: db.url, ROTOR_SOFTWARE_KEY_DIR: join(dir, 'keys') },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -164,5 +164,23 @@ describe('rotor manifests import refuses what it cannot trust (issue 10, point 5
     expect((await stored(ids)).map((row) => row.status)).toEqual(['quarantined', 'quarantined']);
     // What the re-sign and revoke steps page through: active (or superseded) manifests of the key.
     expect(await pageManifests(db.pool, { keyId: outsider.keyId, status: 'active', limit: 10 })).toEqual([]);
+  });
+
+  it('seed stores synthetic manifests signed by a registered key, over several batches, through the one import', async () => {
+    const init = await rotor('key', 'init', '--identity', 'seeded', '--custodian', 'software');
+    expect(init.code, init.stderr).toBe(0);
+    const keyId = JSON.parse(init.stdout).key_id as string;
+    // 601: two transactions of the streaming import (500 a batch).
+    const r = await rotor('manifests', 'seed', '--count', '601', '--key-id', keyId, '--seed', '7');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ key_id: keyId, imported: 601 });
+    expect(r.stderr).toBe('');
+    const stats = JSON.parse((await rotor('manifests', 'stats')).stdout) as {
+      keys: Array<{ key_id: string; active: number }>;
+    };
+    expect(stats.keys.find((k) => k.key_id === keyId)?.active).toBe(601);
+    const unknown = await rotor('manifests', 'seed', '--count', '1', '--key-id', 'f'.repeat(64));
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

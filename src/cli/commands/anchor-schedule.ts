@@ -9,9 +9,8 @@
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
-import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
 import type { AnchorUpkeepInput, AnchorUpkeepResult } from '../../activities/anchor-upkeep';
-import { crlMetaLifetimeFromEnv } from '../../activities/crl-meta';
+import type { RotorConfig } from '../../config';
 import { RotorError } from '../../errors';
 import type { anchorUpkeepWorkflow } from '../../workflows/anchor-upkeep';
 import { checkIdentity, formatDuration, parseDuration } from '../rotation-options';
@@ -28,7 +27,7 @@ function missing(identity: string): RotorError {
   );
 }
 
-export function registerAnchorScheduleCommands(anchor: Command): void {
+export function registerAnchorScheduleCommands(anchor: Command, config: RotorConfig): void {
   const schedule = anchor
     .command('schedule')
     .description("re-sign an identity's anchor before it expires, on a Temporal Schedule");
@@ -46,7 +45,7 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
     .action(async (opts: { identity: string; every: string; within?: string }) => {
       const identity = checkIdentity(opts.identity);
       const everySeconds = parseDuration(opts.every, '--every');
-      const lifetime = anchorLifetimeFromEnv();
+      const lifetime = config.worker.anchorLifetimeSeconds;
       const withinSeconds =
         opts.within === undefined ? Math.floor(lifetime / 2) : parseDuration(opts.within, '--within');
       if (withinSeconds <= everySeconds) {
@@ -55,7 +54,7 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
           'SCHEDULE_WINDOW',
         );
       }
-      const crlLifetime = crlMetaLifetimeFromEnv();
+      const crlLifetime = config.worker.crlMetaLifetimeSeconds;
       if (everySeconds * 2 > crlLifetime) {
         throw new RotorError(
           `--every (${formatDuration(everySeconds)}) must be at most half the CRL header lifetime (${formatDuration(crlLifetime)}, ROTOR_CRL_META_LIFETIME_SECONDS), or the signed CRL header could pass its next_update between two looks`,
@@ -63,7 +62,7 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
         );
       }
       const input: AnchorUpkeepInput = { identity, withinSeconds };
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         try {
           await t.client.schedule.create<typeof anchorUpkeepWorkflow>({
             scheduleId: anchorScheduleId(identity),
@@ -99,7 +98,7 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
     .requiredOption('--identity <name>', 'the signing identity')
     .action(async (opts: { identity: string }) => {
       const identity = checkIdentity(opts.identity);
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         const handle = t.client.schedule.getHandle(anchorScheduleId(identity));
         let described: Awaited<ReturnType<typeof handle.describe>>;
         try {
@@ -135,7 +134,7 @@ export function registerAnchorScheduleCommands(anchor: Command): void {
     .requiredOption('--identity <name>', 'the signing identity')
     .action(async (opts: { identity: string }) => {
       const identity = checkIdentity(opts.identity);
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         try {
           await t.client.schedule.getHandle(anchorScheduleId(identity)).delete();
         } catch (err) {

@@ -5,10 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { initAnchorRoot, renewAnchor, rotateAnchorRoot } from '../../activities/anchor-root';
-import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
-import { positiveInt } from '../../config';
+import { positiveInt, type RotorConfig } from '../../config';
 import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
-import { custodianKindFromEnv, openCustodian, parseCustodianKind } from '../../custody/index';
+import { openCustodian, parseCustodianKind } from '../../custody/index';
 import { errorMessage, RotorError, UsageError } from '../../errors';
 import { b64urlEncode, parseTimestamp, verifySignedAnchor } from '../../manifest';
 import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
@@ -39,15 +38,15 @@ interface RootOpts {
   threshold: string;
 }
 
-export function registerAnchorCommands(program: Command): void {
+export function registerAnchorCommands(program: Command, config: RotorConfig): void {
   const anchor = program
     .command('anchor')
     .description('signed trust anchors: the anchor root, renewal, verification');
   const root = anchor.command('root').description("the identity's anchor root keys (TUF's root role)");
-  registerAnchorScheduleCommands(anchor);
+  registerAnchorScheduleCommands(anchor, config);
 
   const kindOf = (opts: { custodian?: string }): CustodianKind =>
-    opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : custodianKindFromEnv();
+    opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : config.custody.kind;
 
   root
     .command('init')
@@ -60,12 +59,13 @@ export function registerAnchorCommands(program: Command): void {
     .option('--threshold <n>', 'how many root keys must sign an anchor', '1')
     .action(async (opts: RootOpts) => {
       const kind = kindOf(opts);
-      await withPool((pool) =>
-        withCustodian(kind, async (custodian) => {
+      await withPool(config.databaseUrl, (pool) =>
+        withCustodian(kind, config.custody, async (custodian) => {
           const change = await initAnchorRoot(pool, custodian, opts.identity, {
             count: positiveInt(opts.keys, '--keys', 1),
             threshold: positiveInt(opts.threshold, '--threshold', 1),
-            lifetimeSeconds: anchorLifetimeFromEnv(),
+            lifetimeSeconds: config.worker.anchorLifetimeSeconds,
+            crlMetaLifetimeSeconds: config.worker.crlMetaLifetimeSeconds,
           });
           process.stderr.write(
             `identity ${opts.identity}: root set ${change.root.rootVersion} (${change.root.keys.length} key(s), threshold ${change.root.threshold}); trust anchor v${change.anchor.version} signed\n${pinHint(change.root)}\n`,
@@ -86,7 +86,7 @@ export function registerAnchorCommands(program: Command): void {
     .option('--threshold <n>', 'how many keys of the new set must sign', '1')
     .action(async (opts: RootOpts) => {
       const kind = kindOf(opts);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const before = await currentRootSet(pool, opts.identity);
         // The current set's keys must sign too: open every custodian they live in.
         const kinds = new Set<CustodianKind>([
@@ -95,11 +95,12 @@ export function registerAnchorCommands(program: Command): void {
         ]);
         const opened = new Map<CustodianKind, KeyCustodian>();
         try {
-          for (const k of kinds) opened.set(k, await openCustodian(k));
+          for (const k of kinds) opened.set(k, await openCustodian(k, config.custody));
           const change = await rotateAnchorRoot(pool, opened.get(kind)!, opts.identity, {
             count: positiveInt(opts.keys, '--keys', 1),
             threshold: positiveInt(opts.threshold, '--threshold', 1),
-            lifetimeSeconds: anchorLifetimeFromEnv(),
+            lifetimeSeconds: config.worker.anchorLifetimeSeconds,
+            crlMetaLifetimeSeconds: config.worker.crlMetaLifetimeSeconds,
           });
           process.stderr.write(
             `identity ${opts.identity}: root set ${change.root.rootVersion} replaces ${before?.rootVersion}; trust anchor v${change.anchor.version} signed by both; ${change.retired.length} old root key(s) retired\n${pinHint(change.root)}\n`,
@@ -117,7 +118,7 @@ export function registerAnchorCommands(program: Command): void {
     .description("the identity's current root key set: what verifiers pin (--root flags on stderr)")
     .requiredOption('--identity <name>', 'the signing identity')
     .action(async (opts: { identity: string }) => {
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const current = await currentRootSet(pool, opts.identity);
         if (!current) {
           throw new RotorError(
@@ -136,17 +137,17 @@ export function registerAnchorCommands(program: Command): void {
     .requiredOption('--identity <name>', 'the signing identity')
     .option('--within <seconds>', 'renew when it expires sooner than this (default: half the lifetime)')
     .action(async (opts: { identity: string; within?: string }) => {
-      const lifetime = anchorLifetimeFromEnv();
+      const lifetime = config.worker.anchorLifetimeSeconds;
       const within = positiveInt(opts.within, '--within', Math.floor(lifetime / 2));
       const opened = new Map<CustodianKind, KeyCustodian>();
       try {
-        await withPool(async (pool) => {
+        await withPool(config.databaseUrl, async (pool) => {
           const result = await renewAnchor(
             pool,
             async (k) => {
               let c = opened.get(k);
               if (!c) {
-                c = await openCustodian(k);
+                c = await openCustodian(k, config.custody);
                 opened.set(k, c);
               }
               return c;
@@ -176,7 +177,7 @@ export function registerAnchorCommands(program: Command): void {
     )
     .requiredOption('--identity <name>', 'the signing identity')
     .action(async (opts: { identity: string }) => {
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const current = await currentTrustAnchor(pool, opts.identity);
         if (!current?.jws) {
           throw new RotorError(`identity ${opts.identity} has no signed trust anchor`, 'ANCHOR_NONE');

@@ -3,14 +3,14 @@
  * verify names every edited, inserted or deleted entry and exits 1 when it finds any.
  */
 import type { Command } from 'commander';
-import { positiveInt } from '../../config';
+import { positiveInt, type RotorConfig } from '../../config';
 import { fromPlain, stringifyJson } from '../../manifest';
 import { listAudit, verifyAuditChain, verifyCheckpoints } from '../../store/audit';
 import { withPool } from '../../store/db';
 import { pinnedRoot } from '../../verifier/reference-verifier';
 import { checkIdentity } from '../rotation-options';
 
-export function registerAuditCommands(program: Command): void {
+export function registerAuditCommands(program: Command, config: RotorConfig): void {
   const audit = program.command('audit').description('the hash-chained audit log');
 
   audit
@@ -20,7 +20,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--limit <n>', 'how many entries', '100')
     .action(async (opts: { subject?: string; limit: string }) => {
       const limit = positiveInt(opts.limit, '--limit', 100);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         for (const e of await listAudit(pool, { subject: opts.subject, limit })) {
           // stringifyJson keeps big integers in details exact (JSON.stringify cannot).
           const line = stringifyJson(
@@ -57,7 +57,7 @@ export function registerAuditCommands(program: Command): void {
         ? pinnedRoot(opts.root, positiveInt(opts.rootThreshold, '--root-threshold', 1))
         : null;
       const identity = opts.identity === undefined ? undefined : checkIdentity(opts.identity);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const chain = await verifyAuditChain(pool);
         for (const p of chain.problems) process.stderr.write(`rotor: audit entry ${p.id}: ${p.problem}\n`);
         if (root === null) {

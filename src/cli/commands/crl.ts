@@ -5,7 +5,8 @@
  * the custodians this process opens as `rotor anchor renew` does.
  */
 import type { Command } from 'commander';
-import { crlMetaLifetimeFromEnv, signCrlHeaders } from '../../activities/crl-meta';
+import { signCrlHeaders } from '../../activities/crl-meta';
+import type { RotorConfig } from '../../config';
 import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
 import { openCustodian } from '../../custody/index';
 import { UsageError } from '../../errors';
@@ -14,7 +15,7 @@ import { withPool } from '../../store/db';
 import { compactCrl, DEFAULT_COMPACTION_MARGIN_SECONDS } from '../../store/revocations';
 import { parsePublicKey, readCrlFrom, writeJson } from './manifest';
 
-export function registerCrlCommands(program: Command): void {
+export function registerCrlCommands(program: Command, config: RotorConfig): void {
   const crl = program.command('crl').description('FileCRL JSON-lines revocation lists');
   crl
     .command('verify')
@@ -51,10 +52,10 @@ export function registerCrlCommands(program: Command): void {
           `--margin must be a whole number of seconds, got ${JSON.stringify(opts.margin)}`,
         );
       }
-      const lifetimeSeconds = crlMetaLifetimeFromEnv();
+      const lifetimeSeconds = config.worker.crlMetaLifetimeSeconds;
       const opened = new Map<CustodianKind, KeyCustodian>();
       try {
-        const result = await withPool(async (pool) => {
+        const result = await withPool(config.databaseUrl, async (pool) => {
           const compacted = await compactCrl(pool, {
             marginSeconds: Number(opts.margin),
             actor: 'rotor crl compact',
@@ -66,7 +67,7 @@ export function registerCrlCommands(program: Command): void {
             async (k) => {
               let c = opened.get(k);
               if (!c) {
-                c = await openCustodian(k);
+                c = await openCustodian(k, config.custody);
                 opened.set(k, c);
               }
               return c;

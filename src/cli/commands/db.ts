@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
+import type { RotorConfig } from '../../config';
 import { withPool } from '../../store/db';
 import { migrate } from '../../store/migrate';
 
-export function registerDbCommands(program: Command): void {
+export function registerDbCommands(program: Command, config: RotorConfig): void {
   const db = program.command('db').description('the Postgres schema');
   db.command('migrate')
     .description('apply pending migrations to DATABASE_URL')
     .action(async () => {
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const result = await migrate(pool);
         for (const name of result.applied) process.stderr.write(`applied ${name}\n`);
         // The least-privilege login roles (migration 085) get the operator's passwords, if given.
@@ -19,7 +20,7 @@ export function registerDbCommands(program: Command): void {
             ['rotor_worker', 'ROTOR_WORKER_DB_PASSWORD'],
             ['rotor_serve', 'ROTOR_SERVE_DB_PASSWORD'],
           ] as const) {
-            const password = process.env[variable];
+            const password = config.dbPasswords[role];
             if (!password) continue;
             await client.query("SELECT set_config('rotor.new_password', $1, false)", [password]);
             await client.query(

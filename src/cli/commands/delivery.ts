@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { positiveInt } from '../../config';
+import { positiveInt, type RotorConfig } from '../../config';
 import { UsageError } from '../../errors';
 import { withPool } from '../../store/db';
 import {
@@ -20,7 +20,7 @@ import {
 import { checkIdentity } from '../rotation-options';
 import { table } from '../rotation-view';
 
-export function registerDeliveryCommands(program: Command): void {
+export function registerDeliveryCommands(program: Command, config: RotorConfig): void {
   const delivery = program
     .command('delivery')
     .description('manifest delivery to agents: credentials, the outbound webhook, pickup');
@@ -44,7 +44,7 @@ export function registerDeliveryCommands(program: Command): void {
     .action(async (opts: { agent?: string; agentPrefix: string[]; label: string }) => {
       if (!opts.agent && opts.agentPrefix.length === 0)
         throw new UsageError('give --agent AGENT_ID (per agent) or --agent-prefix PREFIX (per deployment)');
-      const { credential: c, token } = await withPool((pool) =>
+      const { credential: c, token } = await withPool(config.databaseUrl, (pool) =>
         createCredential(pool, {
           kind: opts.agent ? 'agent' : 'deployment',
           agentId: opts.agent,
@@ -61,7 +61,7 @@ export function registerDeliveryCommands(program: Command): void {
     .command('list')
     .description('list credentials (never their secrets)')
     .action(async () => {
-      const rows = await withPool((pool) => listCredentials(pool));
+      const rows = await withPool(config.databaseUrl, (pool) => listCredentials(pool));
       process.stdout.write(
         table([
           ['CREDENTIAL', 'KIND', 'AGENTS', 'LABEL', 'CREATED', 'REVOKED'],
@@ -80,7 +80,7 @@ export function registerDeliveryCommands(program: Command): void {
     .command('revoke <credential_id>')
     .description('stop accepting a credential at once')
     .action(async (id: string) => {
-      const c = await withPool((pool) => revokeCredential(pool, id));
+      const c = await withPool(config.databaseUrl, (pool) => revokeCredential(pool, id));
       process.stderr.write(`revoked delivery credential ${c.credentialId}\n`);
     });
 
@@ -103,14 +103,18 @@ export function registerDeliveryCommands(program: Command): void {
         throw new UsageError(`--secret-file ${opts.secretFile} cannot be read`);
       }
       const batchSize = positiveInt(opts.batchSize, '--batch-size', 500);
-      await withPool((pool) => setWebhook(pool, { identity, url: opts.url, secret, batchSize }));
+      await withPool(config.databaseUrl, (pool) =>
+        setWebhook(pool, { identity, url: opts.url, secret, batchSize }),
+      );
       process.stderr.write(`delivery webhook of ${identity}: ${opts.url}, ${batchSize} agents per batch\n`);
     });
   webhook
     .command('show')
     .requiredOption('--identity <name>', 'signing identity')
     .action(async (opts: { identity: string }) => {
-      const hook = await withPool((pool) => getWebhook(pool, checkIdentity(opts.identity)));
+      const hook = await withPool(config.databaseUrl, (pool) =>
+        getWebhook(pool, checkIdentity(opts.identity)),
+      );
       if (!hook) throw new UsageError(`no delivery webhook for ${opts.identity}`);
       process.stdout.write(
         `${JSON.stringify({ identity: hook.identity, url: hook.url, batch_size: hook.batchSize })}\n`,
@@ -120,7 +124,9 @@ export function registerDeliveryCommands(program: Command): void {
     .command('delete')
     .requiredOption('--identity <name>', 'signing identity')
     .action(async (opts: { identity: string }) => {
-      const gone = await withPool((pool) => deleteWebhook(pool, checkIdentity(opts.identity)));
+      const gone = await withPool(config.databaseUrl, (pool) =>
+        deleteWebhook(pool, checkIdentity(opts.identity)),
+      );
       if (!gone) throw new UsageError(`no delivery webhook for ${opts.identity}`);
       process.stderr.write(`deleted the delivery webhook of ${opts.identity}\n`);
     });
@@ -131,7 +137,7 @@ export function registerDeliveryCommands(program: Command): void {
     .action(async (keyId: string) => {
       if (!/^[0-9a-f]{64}$/.test(keyId))
         throw new UsageError(`key_id ${keyId.slice(0, 80)} is not 64 hex digits`);
-      const out = await withPool(async (pool) => ({
+      const out = await withPool(config.databaseUrl, async (pool) => ({
         release: await getRelease(pool, keyId),
         pickup: await pickupCounts(pool, keyId),
       }));

@@ -3,12 +3,13 @@
  * Progress and the summary go to stderr; the evidence goes to --out.
  */
 import type { Command } from 'commander';
+import type { RotorConfig } from '../../config';
 import { DEFAULT_TIMELINE_SECONDS, MAX_TIMELINE_SECONDS, MIN_TIMELINE_SECONDS } from '../../demo/timeline';
 import { UsageError } from '../../errors';
 
 const MAX_COUNT = 1_000_000;
 
-export function registerDemoCommands(program: Command): void {
+export function registerDemoCommands(program: Command, config: RotorConfig): void {
   program
     .command('demo')
     .description(
@@ -57,7 +58,7 @@ export function registerDemoCommands(program: Command): void {
           count,
           timelineSeconds,
           outDir: opts.out,
-          env: process.env,
+          config,
           out: process.stderr,
           signal: controller.signal,
         });

@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
-import { anchorLifetimeFromEnv } from '../../activities/anchor-signing';
 import { initIdentity } from '../../activities/identity';
-import { positiveInt } from '../../config';
-import {
-  custodianKindFromEnv,
-  type KeyCustodian,
-  openCustodian,
-  parseCustodianKind,
-} from '../../custody/index';
+import { type CustodyConfig, positiveInt, type RotorConfig } from '../../config';
+import { type KeyCustodian, openCustodian, parseCustodianKind } from '../../custody/index';
 import { errorMessage, UsageError } from '../../errors';
 import { b64urlEncode } from '../../manifest/keys';
 import { withPool } from '../../store/db';
@@ -22,7 +16,7 @@ import {
 } from '../../store/keys';
 import { table } from '../rotation-view';
 
-export function registerKeyCommands(program: Command): void {
+export function registerKeyCommands(program: Command, config: RotorConfig): void {
   const key = program.command('key').description('signing keys: custody and the key registry');
 
   key
@@ -43,12 +37,10 @@ export function registerKeyCommands(program: Command): void {
         rootKeys: string;
         rootThreshold: string;
       }) => {
-        const kind = opts.custodian
-          ? parseCustodianKind(opts.custodian, '--custodian')
-          : custodianKindFromEnv();
+        const kind = opts.custodian ? parseCustodianKind(opts.custodian, '--custodian') : config.custody.kind;
         if (!opts.identity.trim()) throw new UsageError('--identity must not be empty');
-        await withPool(async (pool) => {
-          await withCustodian(kind, async (custodian) => {
+        await withPool(config.databaseUrl, async (pool) => {
+          await withCustodian(kind, config.custody, async (custodian) => {
             const rootThreshold = positiveInt(opts.rootThreshold, '--root-threshold', 1);
             const {
               key: record,
@@ -58,7 +50,8 @@ export function registerKeyCommands(program: Command): void {
             } = await initIdentity(pool, custodian, opts.identity, opts.label, {
               rootKeys: positiveInt(opts.rootKeys, '--root-keys', 1),
               rootThreshold,
-              anchorLifetimeSeconds: anchorLifetimeFromEnv(),
+              anchorLifetimeSeconds: config.worker.anchorLifetimeSeconds,
+              crlMetaLifetimeSeconds: config.worker.crlMetaLifetimeSeconds,
             });
             const pins = rootKeys.map((k) => `--root ${b64urlEncode(k.publicKey)}`).join(' ');
             process.stderr.write(
@@ -102,7 +95,7 @@ export function registerKeyCommands(program: Command): void {
       if (opts.state !== undefined && !(KEY_STATES as readonly string[]).includes(opts.state)) {
         throw new UsageError(`--state must be one of ${KEY_STATES.join(', ')}, got '${opts.state}'`);
       }
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const keys = await listKeys(pool, {
           identity: opts.identity,
           state: opts.state as KeyState | undefined,
@@ -123,13 +116,13 @@ export function registerKeyCommands(program: Command): void {
     .argument('<key_id>', 'the key_id (hex, or sha256:<hex>)')
     .action(async (keyIdArg: string) => {
       const keyId = parseKeyId(keyIdArg);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const record = await requireKey(pool, keyId);
         const history = await keyTransitions(pool, keyId);
         let custody: unknown = null;
         let custodyError: string | undefined;
         try {
-          custody = await withCustodian(record.custodian, (c) => c.describe(record.handle));
+          custody = await withCustodian(record.custodian, config.custody, (c) => c.describe(record.handle));
         } catch (err) {
           custodyError = errorMessage(err);
         }
@@ -149,7 +142,7 @@ export function registerKeyCommands(program: Command): void {
     .argument('<key_id>', 'the key_id (hex, or sha256:<hex>)')
     .action(async (keyIdArg: string) => {
       const keyId = parseKeyId(keyIdArg);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const record = await requireKey(pool, keyId);
         process.stdout.write(`${b64urlEncode(record.publicKey)}\n`);
       });
@@ -188,9 +181,10 @@ function keyJson(k: KeyRecord) {
 
 export async function withCustodian<T>(
   kind: 'pkcs11' | 'software',
+  custody: CustodyConfig,
   fn: (c: KeyCustodian) => Promise<T>,
 ): Promise<T> {
-  const custodian = await openCustodian(kind);
+  const custodian = await openCustodian(kind, custody);
   try {
     return await fn(custodian);
   } finally {

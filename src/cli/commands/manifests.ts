@@ -1,31 +1,29 @@
 /**
  * `rotor manifests ...`: the manifest store. import (JSON lines, or one document per .json file),
- * export (JSON lines, text as stored), seed (synthetic signed manifests), stats.
+ * export (JSON lines, text as stored), seed (synthetic signed manifests), stats. import and seed
+ * read and render here; the store is filled by the rotation layer's one streaming import
+ * (src/rotation/import.ts), a transaction per batch.
  * stdout carries data (export lines, JSON totals); rejections and progress go to stderr.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { positiveInt } from '../../config';
+import { positiveInt, type RotorConfig } from '../../config';
 import { openCustodian } from '../../custody';
 import { UsageError } from '../../errors';
-import { type Pool, withPool } from '../../store/db';
+import { type ImportRecord, importStream, seedManifests } from '../../rotation/import';
+import { withPool } from '../../store/db';
 import { requireKey } from '../../store/keys';
 import {
   checkStatus,
   checkVersion,
   type ImportItem,
-  type ImportResult,
-  type ImportVerification,
-  importManifests,
   type ManifestStatus,
   pageManifests,
   statsByKey,
 } from '../../store/manifests';
-import { syntheticManifests } from '../../synthetic/manifests';
 
-const BATCH = 500;
 const LINE_FILES = new Set(['.jsonl', '.ndjson']);
 const DOCUMENT_FILES = new Set(['.json']);
 /** One v0.2 COSE envelope per file, binary. */
@@ -49,75 +47,36 @@ export function lineItem(line: string, source: string): ImportItem {
   return { text: line, source };
 }
 
-/** Batches items into the store and accumulates totals, reporting each rejection on stderr. */
-class Importer {
-  readonly totals: ImportResult = { imported: 0, duplicates: 0, rejected: [] };
-  private batch: ImportItem[] = [];
-  private rejectedCount = 0;
-
-  constructor(
-    private readonly pool: Pool,
-    private readonly verify: ImportVerification,
-  ) {}
-
-  /** A record refused before it reached the store (encoding, size), reported like the others. */
-  reject(source: string, reason: string): void {
-    this.rejectedCount++;
-    process.stderr.write(`rotor: rejected ${source}: ${reason}\n`);
-  }
-
-  async add(item: ImportItem): Promise<void> {
-    this.batch.push(item);
-    if (this.batch.length >= BATCH) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.batch.length === 0) return;
-    const result = await importManifests(this.pool, this.batch, { verify: this.verify });
-    this.batch = [];
-    this.totals.imported += result.imported;
-    this.totals.duplicates += result.duplicates;
-    for (const r of result.rejected) {
-      this.rejectedCount++;
-      const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
-      process.stderr.write(`rotor: rejected ${reason}\n`);
-    }
-  }
-
-  get rejected(): number {
-    return this.rejectedCount;
-  }
-}
-
 /**
  * One record per line, read as bytes: a line is decoded as strict UTF-8 (an invalid byte refuses
  * the line rather than becoming U+FFFD), and a line longer than MAX_MANIFEST_BYTES is refused
  * without being held whole in memory (its bytes are dropped as they arrive).
  */
-async function importLines(input: Readable, name: string, importer: Importer): Promise<void> {
+async function* linesOf(input: Readable, name: string): AsyncGenerator<ImportRecord> {
   let n = 1;
   let parts: Buffer[] = [];
   let size = 0;
   let tooLong = false;
-  const endLine = async () => {
+  const endLine = (): ImportRecord | undefined => {
     const source = `${name}:${n}`;
     n++;
-    if (tooLong) {
-      importer.reject(source, `longer than ${MAX_MANIFEST_BYTES} bytes: refused without reading it whole`);
-    } else {
-      let bytes = Buffer.concat(parts, size);
-      if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
-      let line: string | null = null;
-      try {
-        line = UTF8.decode(bytes);
-      } catch {
-        importer.reject(source, 'is not valid UTF-8');
-      }
-      if (line !== null && line.trim() !== '') await importer.add(lineItem(line, source));
-    }
+    const refusedWhole = tooLong;
+    const bytes = Buffer.concat(parts, size);
     parts = [];
     size = 0;
     tooLong = false;
+    if (refusedWhole) {
+      return { source, refused: `longer than ${MAX_MANIFEST_BYTES} bytes: refused without reading it whole` };
+    }
+    const line =
+      bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, bytes.length - 1) : bytes;
+    let text: string;
+    try {
+      text = UTF8.decode(line);
+    } catch {
+      return { source, refused: 'is not valid UTF-8' };
+    }
+    return text.trim() === '' ? undefined : lineItem(text, source);
   };
   for await (const chunk of input) {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
@@ -135,11 +94,15 @@ async function importLines(input: Readable, name: string, importer: Importer): P
         }
       }
       if (nl === -1) break;
-      await endLine();
+      const record = endLine();
+      if (record) yield record;
       buf = buf.subarray(nl + 1);
     }
   }
-  if (size > 0 || tooLong) await endLine();
+  if (size > 0 || tooLong) {
+    const record = endLine();
+    if (record) yield record;
+  }
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -159,17 +122,17 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-async function importFile(path: string, importer: Importer): Promise<void> {
+async function* recordsOfFile(path: string): AsyncGenerator<ImportRecord> {
   if (ENVELOPE_FILES.has(extname(path)) || DOCUMENT_FILES.has(extname(path))) {
     const { size } = await fs.stat(path);
     if (size > MAX_MANIFEST_BYTES) {
-      importer.reject(path, `is ${size} bytes, more than ${MAX_MANIFEST_BYTES}: not read`);
+      yield { source: path, refused: `is ${size} bytes, more than ${MAX_MANIFEST_BYTES}: not read` };
       return;
     }
   }
   if (ENVELOPE_FILES.has(extname(path))) {
     // The envelope's bytes are the copy of record, kept exactly as read.
-    await importer.add({ envelope: new Uint8Array(await fs.readFile(path)), source: path });
+    yield { envelope: new Uint8Array(await fs.readFile(path)), source: path };
     return;
   }
   if (DOCUMENT_FILES.has(extname(path))) {
@@ -178,41 +141,47 @@ async function importFile(path: string, importer: Importer): Promise<void> {
     try {
       text = UTF8.decode(await fs.readFile(path));
     } catch {
-      importer.reject(path, 'is not valid UTF-8');
+      yield { source: path, refused: 'is not valid UTF-8' };
       return;
     }
-    await importer.add({ text: text.trim(), source: path });
+    yield { text: text.trim(), source: path };
     return;
   }
-  await importLines(createReadStream(path), path, importer);
+  yield* linesOf(createReadStream(path), path);
 }
 
-async function importSource(pool: Pool, source: string, verify: ImportVerification): Promise<Importer> {
-  const importer = new Importer(pool, verify);
-  if (source === '-') {
-    await importLines(process.stdin, 'stdin', importer);
-  } else {
-    let stat: Awaited<ReturnType<typeof fs.stat>>;
-    try {
-      stat = await fs.stat(source);
-    } catch {
-      throw new UsageError(`${source}: no such file or directory`);
-    }
-    const files = stat.isDirectory() ? await filesUnder(source) : [source];
-    if (stat.isDirectory() && files.length === 0) {
-      throw new UsageError(`${source}: no .json, .jsonl, .ndjson or .cbor files in this directory`);
-    }
-    for (const file of files) await importFile(file, importer);
+/**
+ * The records of FILE, DIR or `-` (stdin), in order. A source that is not there, or a folder with
+ * nothing to import, is a usage error before anything is read.
+ */
+async function recordsOf(source: string): Promise<AsyncIterable<ImportRecord>> {
+  if (source === '-') return linesOf(process.stdin, 'stdin');
+  let stat: Awaited<ReturnType<typeof fs.stat>>;
+  try {
+    stat = await fs.stat(source);
+  } catch {
+    throw new UsageError(`${source}: no such file or directory`);
   }
-  await importer.flush();
-  return importer;
+  const files = stat.isDirectory() ? await filesUnder(source) : [source];
+  if (stat.isDirectory() && files.length === 0) {
+    throw new UsageError(`${source}: no .json, .jsonl, .ndjson or .cbor files in this directory`);
+  }
+  return (async function* () {
+    for (const file of files) yield* recordsOfFile(file);
+  })();
+}
+
+/** Each rejected record on stderr, named by its source (file and line) and why. */
+function reportRejected(r: { source: string; reason: string }): void {
+  const reason = r.reason.startsWith(r.source) ? r.reason : `${r.source}: ${r.reason}`;
+  process.stderr.write(`rotor: rejected ${reason}\n`);
 }
 
 async function write(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise((resolve) => process.stdout.once('drain', resolve));
 }
 
-export function registerManifestsCommands(program: Command): void {
+export function registerManifestsCommands(program: Command, config: RotorConfig): void {
   const manifests = program.command('manifests').description('the manifest store in Postgres');
 
   manifests
@@ -229,11 +198,14 @@ export function registerManifestsCommands(program: Command): void {
       'store manifests whose signature is not checked, as quarantined: no rotation ever re-issues or revokes them',
     )
     .action(async (source: string, opts: { unverified?: boolean }) => {
-      await withPool(async (pool) => {
-        const importer = await importSource(pool, source, opts.unverified ? 'quarantine' : 'registry');
-        const { imported, duplicates } = importer.totals;
-        process.stdout.write(`${JSON.stringify({ imported, duplicates, rejected: importer.rejected })}\n`);
-        if (importer.rejected > 0) process.exitCode = 1;
+      const records = await recordsOf(source);
+      await withPool(config.databaseUrl, async (pool) => {
+        const totals = await importStream(pool, records, {
+          verify: opts.unverified ? 'quarantine' : 'registry',
+          onRejected: reportRejected,
+        });
+        process.stdout.write(`${JSON.stringify(totals)}\n`);
+        if (totals.rejected > 0) process.exitCode = 1;
       });
     });
 
@@ -249,7 +221,7 @@ export function registerManifestsCommands(program: Command): void {
       const status: ManifestStatus | undefined =
         opts.status === undefined ? undefined : checkStatus(opts.status);
       const version = opts.version === undefined ? undefined : checkVersion(opts.version);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         let after: string | null = null;
         let multiLine = 0;
         for (;;) {
@@ -296,20 +268,14 @@ export function registerManifestsCommands(program: Command): void {
     .action(async (opts: { count: string; keyId: string; seed: string }) => {
       const count = positiveInt(opts.count, '--count', 1);
       const seed = positiveInt(opts.seed, '--seed', 1);
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const key = await requireKey(pool, opts.keyId);
-        const custodian = await openCustodian(key.custodian);
+        const custodian = await openCustodian(key.custodian, config.custody);
         try {
           const signer = await custodian.signer(key.handle);
-          const importer = new Importer(pool, 'registry');
-          let n = 0;
-          for await (const text of syntheticManifests(count, signer, { seed })) {
-            await importer.add({ text, source: `seed:${++n}` });
-          }
-          await importer.flush();
-          process.stdout.write(
-            `${JSON.stringify({ key_id: key.keyId, imported: importer.totals.imported })}\n`,
-          );
+          // Synthetic manifests are valid by construction; one refused is still reported, not fatal.
+          const { imported } = await seedManifests(pool, signer, count, { seed, onRejected: reportRejected });
+          process.stdout.write(`${JSON.stringify({ key_id: key.keyId, imported })}\n`);
         } finally {
           await custodian.close();
         }
@@ -320,7 +286,7 @@ export function registerManifestsCommands(program: Command): void {
     .command('stats')
     .description('count stored manifests by signing key and status')
     .action(async () => {
-      await withPool(async (pool) => {
+      await withPool(config.databaseUrl, async (pool) => {
         const keys = new Map<string, Record<ManifestStatus | 'total', number>>();
         let total = 0;
         for (const row of await statsByKey(pool)) {

@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
+import type { RotorConfig } from '../../config';
 import { UsageError } from '../../errors';
 import { parseTimestamp } from '../../manifest';
 import { CONTROLS, type ControlKind, checkControlRequest, controlRotation } from '../../rotation/control';
@@ -16,11 +17,11 @@ import { fetchStatus, resolveIdentity } from '../../rotation/status';
 import { withPool } from '../../store/db';
 import { latestRunOf, listDeclined } from '../../store/declined';
 import { type RotationInput, rotationWorkflowId } from '../../workflows/rotation-api';
-import { checkIdentity, parseCustodian, parsePolicyJson, parseTrigger, whoAmI } from '../rotation-options';
+import { checkIdentity, parseCustodian, parsePolicyJson, parseTrigger } from '../rotation-options';
 import { hasEnded, renderPlan, renderRotationList, renderStatus } from '../rotation-view';
 import { withTemporal } from '../temporal-client';
 
-export function registerRotateCommands(program: Command): void {
+export function registerRotateCommands(program: Command, config: RotorConfig): void {
   const rotate = program
     .command('rotate')
     .description('plan, start, watch and steer key rotations (Temporal workflows)');
@@ -46,9 +47,9 @@ export function registerRotateCommands(program: Command): void {
       }) => {
         const identity = checkIdentity(opts.identity);
         const trigger = parseTrigger(opts.trigger);
-        const { policy } = parsePolicyJson(opts.policyJson, trigger);
-        const custodian = parseCustodian(opts.custodian);
-        const plan = await withPool((pool) =>
+        const { policy } = parsePolicyJson(opts.policyJson, trigger, config.anchorMaxAgeSeconds);
+        const custodian = parseCustodian(opts.custodian, config.custody);
+        const plan = await withPool(config.databaseUrl, (pool) =>
           buildPlan(pool, { identity, trigger, policy, custodian, now: new Date() }),
         );
         process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : renderPlan(plan));
@@ -82,7 +83,7 @@ export function registerRotateCommands(program: Command): void {
       }) => {
         const identity = checkIdentity(opts.identity);
         const trigger = parseTrigger(opts.trigger);
-        const { overrides } = parsePolicyJson(opts.policyJson, trigger);
+        const { overrides } = parsePolicyJson(opts.policyJson, trigger, config.anchorMaxAgeSeconds);
         if (!opts.reason.trim()) throw new UsageError('--reason must not be empty', 'ROTATION_REASON');
         let trustedBefore: string | undefined;
         if (opts.trustedBefore !== undefined) {
@@ -98,12 +99,12 @@ export function registerRotateCommands(program: Command): void {
           identity,
           trigger,
           policy: overrides,
-          custodian: parseCustodian(opts.custodian),
-          requestedBy: opts.requestedBy || whoAmI(),
+          custodian: parseCustodian(opts.custodian, config.custody),
+          requestedBy: opts.requestedBy || config.operator,
           reason: opts.reason,
           ...(trustedBefore === undefined ? {} : { trustedBefore }),
         };
-        await withTemporal(async (t) => {
+        await withTemporal(config.temporal, async (t) => {
           const started = await startRotation(t, input);
           if (opts.json) {
             process.stdout.write(`${JSON.stringify({ ...started, taskQueue: t.config.taskQueue })}\n`);
@@ -126,7 +127,7 @@ export function registerRotateCommands(program: Command): void {
     .option('--json', 'the RotationStatus as JSON')
     .option('--watch', 'redraw every second until the rotation ends')
     .action(async (identityArg: string | undefined, opts: { json?: boolean; watch?: boolean }) => {
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         const workflowId = rotationWorkflowId(await resolveIdentity(t, identityArg));
         if (!opts.watch) {
           const status = await fetchStatus(t, workflowId);
@@ -159,11 +160,11 @@ export function registerRotateCommands(program: Command): void {
         const request: Record<string, unknown> = { reason: opts.reason as string | undefined };
         for (const f of 'flags' in spec ? spec.flags : []) request[f.field] = opts[f.field] === true;
         checkControlRequest(name, request);
-        await withTemporal(async (t) => {
+        await withTemporal(config.temporal, async (t) => {
           const identity = await resolveIdentity(t, identityArg);
           const { status, outcome } = await controlRotation(t, name, identity, {
             ...request,
-            by: (opts.by as string | undefined) || whoAmI(),
+            by: (opts.by as string | undefined) || config.operator,
           });
           process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : `${outcome}\n`);
         });
@@ -186,7 +187,7 @@ export function registerRotateCommands(program: Command): void {
         if (!Number.isInteger(limit) || limit <= 0)
           throw new UsageError(`--limit must be a positive integer, got '${opts.limit}'`);
         const workflowId = rotationWorkflowId(checkIdentity(identity));
-        const rows = await withPool(async (pool) => {
+        const rows = await withPool(config.databaseUrl, async (pool) => {
           const runId = opts.run ?? (await latestRunOf(pool, workflowId));
           return runId === null
             ? []
@@ -217,7 +218,10 @@ export function registerRotateCommands(program: Command): void {
         throw new UsageError(`--limit must be a positive integer, got '${opts.limit}'`);
       const rows = await listRotationRuns(
         { identity: opts.identity, limit },
-        { withTemporal: (fn) => withTemporal(fn), withPool },
+        {
+          withTemporal: (fn) => withTemporal(config.temporal, fn),
+          withPool: (fn) => withPool(config.databaseUrl, fn),
+        },
         (problem) => process.stderr.write(`rotor: showing what is known without ${problem}\n`),
       );
       if (opts.json) {

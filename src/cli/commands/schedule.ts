@@ -13,6 +13,7 @@ import {
   ScheduleOverlapPolicy,
 } from '@temporalio/client';
 import type { Command } from 'commander';
+import type { RotorConfig } from '../../config';
 import { RotorError } from '../../errors';
 import type { CustodianKind, RotationPolicy } from '../../workflows/policy';
 import type {
@@ -39,7 +40,7 @@ export function scheduleId(identity: string): string {
   return `${SCHEDULE_PREFIX}${identity}`;
 }
 
-export function registerScheduleCommands(program: Command): void {
+export function registerScheduleCommands(program: Command, config: RotorConfig): void {
   const schedule = program
     .command('schedule')
     .description('the 90-day rotation policy: one Temporal Schedule per identity');
@@ -62,9 +63,13 @@ export function registerScheduleCommands(program: Command): void {
       }) => {
         const identity = checkIdentity(opts.identity);
         const everySeconds = parseDuration(opts.every, '--every');
-        const { overrides, policy } = parsePolicyJson(opts.policyJson, 'scheduled');
-        const custodian = parseCustodian(opts.custodian);
-        await withTemporal(async (t) => {
+        const { overrides, policy } = parsePolicyJson(
+          opts.policyJson,
+          'scheduled',
+          config.anchorMaxAgeSeconds,
+        );
+        const custodian = parseCustodian(opts.custodian, config.custody);
+        await withTemporal(config.temporal, async (t) => {
           const handle = await createSchedule(t, { identity, everySeconds, custodian, overrides });
           const view = scheduleView(await handle.describe());
           if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
@@ -83,7 +88,7 @@ export function registerScheduleCommands(program: Command): void {
     .description('the rotation schedules on this task queue')
     .option('--json', 'JSON instead of a table')
     .action(async (opts: { json?: boolean }) => {
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         const views: ScheduleView[] = [];
         for await (const summary of t.client.schedule.list()) {
           if (!summary.scheduleId.startsWith(SCHEDULE_PREFIX)) continue;
@@ -126,7 +131,7 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--identity <name>', 'the signing identity')
     .action(async (opts: { identity: string }) => {
       const identity = checkIdentity(opts.identity);
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         const handle = t.client.schedule.getHandle(scheduleId(identity));
         await onSchedule(identity, () => handle.delete());
         process.stderr.write(`deleted schedule ${scheduleId(identity)}\n`);
@@ -143,7 +148,7 @@ export function registerScheduleCommands(program: Command): void {
     .option('--json', 'print {workflowId, runId[, result]} as JSON')
     .action(async (opts: { identity: string; wait?: boolean; json?: boolean }) => {
       const identity = checkIdentity(opts.identity);
-      await withTemporal(async (t) => {
+      await withTemporal(config.temporal, async (t) => {
         const run = await triggerNow(t, identity);
         let result: ScheduledRotationResult | undefined;
         if (opts.wait) {

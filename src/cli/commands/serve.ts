@@ -24,10 +24,9 @@
  *                         (default 60); the pickup gate waits at least this long for agents
  */
 
-import { readFileSync } from 'node:fs';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { databaseUrl, logLevel, positiveInt } from '../../config';
+import type { RotorConfig, TemporalConfig } from '../../config';
 import { UsageError } from '../../errors';
 import { createHttpService } from '../../http/service';
 import { cliLogger } from '../../log';
@@ -37,92 +36,20 @@ import { publishCrlToFile } from '../../store/revocations';
 import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../workflows/rotation-api';
 import { type CliTemporal, connectTemporal } from '../temporal-client';
 
-type Env = Record<string, string | undefined>;
-
-export interface ServeConfig {
-  host: string;
-  port: number;
-  anchorMaxAgeSeconds: number;
-  checkInToken: string | undefined;
-  identity: string;
-  manifestMaxAgeSeconds: number;
-  /** Cache-Control max-age of the CRL (the runbook's 30 s; the zero-downtime harness compresses it). */
-  crlCacheSeconds: number;
-  pageToken: string | undefined;
-  metricsHost: string;
-  metricsPort: number;
-  tls: { cert: string; key: string } | undefined;
-  maxCrlStreams: number;
-  crlStallSeconds: number;
-  resultsBucketSeconds: number;
-}
-
-function portOf(value: string | undefined, name: string, fallback: number): number {
-  const port = value === undefined || value === '' ? fallback : Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`${name} must be a port number (0 to 65535), got '${value}'`);
-  }
-  return port;
-}
-
-function pemFile(path: string, name: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UsageError(
-      `${name} (${path}) cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-}
-
-export function serveConfig(env: Env = process.env): ServeConfig {
-  const port = portOf(env.ROTOR_HTTP_PORT, 'ROTOR_HTTP_PORT', 8080);
-  const certPath = env.ROTOR_HTTP_TLS_CERT || undefined;
-  const keyPath = env.ROTOR_HTTP_TLS_KEY || undefined;
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    throw new UsageError('set both ROTOR_HTTP_TLS_CERT and ROTOR_HTTP_TLS_KEY (PEM files), or neither');
-  }
-  const identity = env.ROTOR_IDENTITY || 'default';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(identity)) {
-    throw new UsageError(
-      `ROTOR_IDENTITY must be a name of letters, digits, . _ - (got '${identity.slice(0, 70)}')`,
-    );
-  }
-  return {
-    host: env.ROTOR_HTTP_HOST || '127.0.0.1',
-    port,
-    anchorMaxAgeSeconds: positiveInt(env.ROTOR_ANCHOR_MAX_AGE, 'ROTOR_ANCHOR_MAX_AGE', 300),
-    checkInToken: env.ROTOR_CHECKIN_TOKEN || undefined,
-    identity,
-    manifestMaxAgeSeconds: positiveInt(env.ROTOR_MANIFEST_MAX_AGE, 'ROTOR_MANIFEST_MAX_AGE', 60),
-    crlCacheSeconds: positiveInt(env.ROTOR_CRL_MAX_AGE, 'ROTOR_CRL_MAX_AGE', 30),
-    pageToken: env.ROTOR_PAGE_TOKEN || undefined,
-    metricsHost: env.ROTOR_METRICS_HOST || '127.0.0.1',
-    metricsPort: portOf(env.ROTOR_METRICS_PORT, 'ROTOR_METRICS_PORT', 9464),
-    tls:
-      certPath && keyPath
-        ? { cert: pemFile(certPath, 'ROTOR_HTTP_TLS_CERT'), key: pemFile(keyPath, 'ROTOR_HTTP_TLS_KEY') }
-        : undefined,
-    maxCrlStreams: positiveInt(env.ROTOR_CRL_MAX_STREAMS, 'ROTOR_CRL_MAX_STREAMS', 8),
-    crlStallSeconds: positiveInt(env.ROTOR_CRL_STALL_SECONDS, 'ROTOR_CRL_STALL_SECONDS', 15),
-    resultsBucketSeconds: positiveInt(env.ROTOR_RESULTS_BUCKET_SECONDS, 'ROTOR_RESULTS_BUCKET_SECONDS', 5),
-  };
-}
-
 const CRL_FILE_INTERVAL_SECONDS = 30;
 
 /**
  * The rotation page's status source: a query of `rotation/{identity}` over one Temporal connection
  * made on first use (rotor serve starts and serves the anchor even while Temporal is away).
  */
-export function lazyTemporalStatus(): {
+export function lazyTemporalStatus(temporalConfig: () => TemporalConfig): {
   status: (identity: string) => Promise<RotationStatus | null>;
   close: () => Promise<void>;
 } {
   let connecting: Promise<CliTemporal> | undefined;
   return {
     async status(identity) {
-      connecting ??= connectTemporal().catch((err: unknown) => {
+      connecting ??= connectTemporal(temporalConfig()).catch((err: unknown) => {
         connecting = undefined;
         throw err;
       });
@@ -152,7 +79,7 @@ async function publishCrl(pool: Pool, file: string): Promise<void> {
   process.stderr.write(`rotor serve: wrote ${result.records} revocation records to ${file}\n`);
 }
 
-export function registerServeCommands(program: Command): void {
+export function registerServeCommands(program: Command, config: RotorConfig): void {
   program
     .command('serve')
     .description(
@@ -165,8 +92,10 @@ export function registerServeCommands(program: Command): void {
     .option('--crl-file-only', 'write the CRL to --crl-file once and exit, without serving HTTP')
     .action(async (opts: { crlFile?: string; crlFileOnly?: boolean }) => {
       if (opts.crlFileOnly && !opts.crlFile) throw new UsageError('--crl-file-only needs --crl-file PATH');
-      const config = serveConfig();
-      const pool = await connect(databaseUrl());
+      // The service's settings are parsed before anything starts: a bad value stops it here.
+      const settings = config.serve;
+      const logger = cliLogger(config.logLevel, { component: 'serve' });
+      const pool = await connect(config.databaseUrl);
       if (opts.crlFile && opts.crlFileOnly) {
         try {
           const result = await publishCrlToFile(pool, opts.crlFile);
@@ -178,31 +107,31 @@ export function registerServeCommands(program: Command): void {
         }
         return;
       }
-      const temporal = lazyTemporalStatus();
+      const temporal = lazyTemporalStatus(() => config.temporal);
       // CRL streams get a pool of their own, one connection per allowed stream.
-      const crlPool = await connect(databaseUrl(), config.maxCrlStreams);
+      const crlPool = await connect(config.databaseUrl, settings.maxCrlStreams);
       const service = createHttpService({
         pool,
         crlPool,
-        maxCrlStreams: config.maxCrlStreams,
-        crlStallSeconds: config.crlStallSeconds,
-        tls: config.tls,
-        anchorMaxAgeSeconds: config.anchorMaxAgeSeconds,
-        checkInToken: config.checkInToken,
-        identity: config.identity,
-        manifestMaxAgeSeconds: config.manifestMaxAgeSeconds,
-        crlCacheSeconds: config.crlCacheSeconds,
-        pageToken: config.pageToken,
-        resultsBucketSeconds: config.resultsBucketSeconds,
-        rotationStatus: config.pageToken ? temporal.status : undefined,
+        maxCrlStreams: settings.maxCrlStreams,
+        crlStallSeconds: settings.crlStallSeconds,
+        tls: settings.tls,
+        anchorMaxAgeSeconds: settings.anchorMaxAgeSeconds,
+        checkInToken: settings.checkInToken,
+        identity: settings.identity,
+        manifestMaxAgeSeconds: settings.manifestMaxAgeSeconds,
+        crlCacheSeconds: settings.crlCacheSeconds,
+        pageToken: settings.pageToken,
+        resultsBucketSeconds: settings.resultsBucketSeconds,
+        rotationStatus: settings.pageToken ? temporal.status : undefined,
         // Failures go to the access logger (with their request id); no second line for them.
-        logger: cliLogger(logLevel(), { component: 'serve' }),
+        logger,
       });
       let port: number;
       let metricsPort: number;
       try {
-        ({ port } = await service.listen(config.port, config.host));
-        ({ port: metricsPort } = await service.listenMetrics(config.metricsPort, config.metricsHost));
+        ({ port } = await service.listen(settings.port, settings.host));
+        ({ port: metricsPort } = await service.listenMetrics(settings.metricsPort, settings.metricsHost));
       } catch (err) {
         await service.close();
         await crlPool.end();
@@ -210,12 +139,12 @@ export function registerServeCommands(program: Command): void {
         throw new UsageError(`cannot listen: ${(err as Error).message}`);
       }
       const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
-      const url = `${config.tls ? 'https' : 'http'}://${hostOf(config.host)}:${port}`;
-      const metricsUrl = `http://${hostOf(config.metricsHost)}:${metricsPort}/metrics`;
+      const url = `${settings.tls ? 'https' : 'http'}://${hostOf(settings.host)}:${port}`;
+      const metricsUrl = `http://${hostOf(settings.metricsHost)}:${metricsPort}/metrics`;
       process.stdout.write(
-        `${JSON.stringify({ listening: url, metrics: metricsUrl, identity: config.identity })}\n`,
+        `${JSON.stringify({ listening: url, metrics: metricsUrl, identity: settings.identity })}\n`,
       );
-      if (config.checkInToken)
+      if (settings.checkInToken)
         process.stderr.write(
           'rotor serve: ROTOR_CHECKIN_TOKEN is set: unregistered verifiers may check in with it this release (each logs a warning); register them with rotor verifier register\n',
         );

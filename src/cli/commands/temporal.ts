@@ -1,15 +1,16 @@
 import type { Command } from 'commander';
+import type { RotorConfig } from '../../config';
 import { ensureTemporalCli } from '../../temporal/cli-binary';
 import { startDevServer } from '../../temporal/dev-server';
 import { ensureTemporalServer } from '../../temporal/server-binary';
 
-export function registerTemporalCommands(program: Command): void {
+export function registerTemporalCommands(program: Command, config: RotorConfig): void {
   const temporal = program.command('temporal').description('the Temporal CLI and its dev server');
   temporal
     .command('ensure-cli')
     .description('find the temporal CLI ($TEMPORAL_CLI, PATH, cache) or build it with Go; prints its path')
     .action(async () => {
-      const cli = await ensureTemporalCli((line) => process.stderr.write(`${line}\n`));
+      const cli = await ensureTemporalCli(config.temporalTools, (line) => process.stderr.write(`${line}\n`));
       process.stdout.write(`${cli.path}\n`);
     });
   temporal
@@ -18,7 +19,9 @@ export function registerTemporalCommands(program: Command): void {
       'find the Temporal server and its SQL tool ($TEMPORAL_SERVER_DIR, cache) or build them with Go; prints the server path',
     )
     .action(async () => {
-      const found = await ensureTemporalServer((line) => process.stderr.write(`${line}\n`));
+      const found = await ensureTemporalServer(config.temporalTools, (line) =>
+        process.stderr.write(`${line}\n`),
+      );
       process.stdout.write(`${found.server}\n`);
     });
   temporal
@@ -27,6 +30,7 @@ export function registerTemporalCommands(program: Command): void {
     .option('--namespace <ns>', 'namespace', 'default')
     .action(async (opts: { namespace: string }) => {
       const server = await startDevServer({
+        tools: config.temporalTools,
         namespace: opts.namespace,
         log: (line) => process.stderr.write(`${line}\n`),
       });

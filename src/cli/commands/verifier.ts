@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { positiveInt } from '../../config';
+import { positiveInt, type RotorConfig } from '../../config';
 import { errorMessage, UsageError } from '../../errors';
 import { isVerifierId } from '../../http/ids';
 import type { Verdict } from '../../manifest';
@@ -27,7 +27,7 @@ interface RunOptions {
   rootVersion: string;
 }
 
-export function registerVerifierCommands(program: Command): void {
+export function registerVerifierCommands(program: Command, config: RotorConfig): void {
   const verifier = program.command('verifier').description('a reference verifier, as a sidecar runs one');
   verifier
     .command('register <id>')
@@ -40,7 +40,9 @@ export function registerVerifierCommands(program: Command): void {
       if (!isVerifierId(id))
         throw new UsageError(`verifier id ${JSON.stringify(id.slice(0, 80))} is malformed`);
       const identity = checkIdentity(opts.identity);
-      const reg = await withPool((pool) => registerVerifier(pool, { verifierId: id, identity }));
+      const reg = await withPool(config.databaseUrl, (pool) =>
+        registerVerifier(pool, { verifierId: id, identity }),
+      );
       process.stdout.write(`${reg.credential}\n`);
       process.stderr.write(
         `verifier ${id} registered for identity ${identity}; give it this credential as ROTOR_VERIFIER_CREDENTIAL (shown only now). ` +
@@ -52,7 +54,7 @@ export function registerVerifierCommands(program: Command): void {
     .description('take a verifier out of the gates (a host gone for good); its credential stops working')
     .requiredOption('--reason <text>', 'why, for the audit trail')
     .action(async (id: string, opts: { reason: string }) => {
-      const v = await withPool((pool) => retireVerifier(pool, id, opts.reason));
+      const v = await withPool(config.databaseUrl, (pool) => retireVerifier(pool, id, opts.reason));
       process.stderr.write(`verifier ${v.verifierId} (${v.identity}) retired: ${opts.reason}\n`);
     });
   verifier
@@ -65,7 +67,9 @@ export function registerVerifierCommands(program: Command): void {
     .action(async (opts: { identity: string; livenessSeconds: string }) => {
       const identity = checkIdentity(opts.identity);
       const withinSeconds = positiveInt(opts.livenessSeconds, '--liveness-seconds', 600);
-      const rows = await withPool((pool) => gateVerifiers(pool, { identity, withinSeconds }));
+      const rows = await withPool(config.databaseUrl, (pool) =>
+        gateVerifiers(pool, { identity, withinSeconds }),
+      );
       process.stdout.write(
         table([
           ['VERIFIER', 'REGISTERED', 'ANCHOR', 'LAST SEEN'],
@@ -113,8 +117,8 @@ export function registerVerifierCommands(program: Command): void {
       const v = new ReferenceVerifier({
         id: opts.id,
         baseUrl: opts.baseUrl,
-        identity: opts.identity ?? (process.env.ROTOR_IDENTITY || undefined),
-        checkInToken: process.env.ROTOR_VERIFIER_CREDENTIAL || process.env.ROTOR_CHECKIN_TOKEN || '',
+        identity: opts.identity ?? config.verifier.identity,
+        checkInToken: config.verifier.checkInCredential,
         root: pinnedRoot(opts.root, positiveInt(opts.rootThreshold, '--root-threshold', 1)),
         rootVersion: positiveInt(opts.rootVersion, '--root-version', 1),
       });
