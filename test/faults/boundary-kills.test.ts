@@ -145,6 +145,16 @@ const starting = (() => {
   };
 })();
 
+/** One at a time. */
+const settingUp = (() => {
+  let last: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = last.then(fn, fn);
+    last = next.catch(() => undefined);
+    return next;
+  };
+})();
+
 async function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -207,9 +217,14 @@ describe.skipIf(!inject('softhsm').available)(
       const identity = `boundary-${i}-${sc.trigger}`;
       const workflowId = rotationWorkflowId(identity);
       const taskQueue = `${env.temporal.taskQueue}-boundary-${i}`;
-      const signer = await env.initIdentity(identity);
+      // One identity made at a time: keygen on the test's own token session, five at once, has
+      // failed with CKR_GENERAL_ERROR in SoftHSM.
+      const signer = await settingUp(async () => {
+        const made = await env.initIdentity(identity);
+        await env.seed(identity, made, COUNT);
+        return made;
+      });
       const oldKeyId = signer.keyId;
-      await env.seed(identity, signer, COUNT);
       /** A worker of this scenario's queue; with a failpoint, one that is to die at that boundary. */
       const worker = (boundary?: Boundary) =>
         starting(() =>
