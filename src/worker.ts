@@ -9,9 +9,8 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
 import { parseFailpoint } from './activities/failpoint';
-import { type CustodyConfig, loadConfig, type RotorConfig, temporalConnectionOptions } from './config';
-import type { CustodianKind, KeyCustodian } from './custody/custodian';
-import { openCustodian } from './custody/index';
+import { loadConfig, type RotorConfig, temporalConnectionOptions } from './config';
+import { custodianCache } from './custody/index';
 import { errorMessage, RotorError, UsageError } from './errors';
 import { createLogger, temporalLogger } from './log';
 import { connect, type Pool } from './store/db';
@@ -30,28 +29,6 @@ export function defaultWorkflowSource(): Pick<WorkerOptions, 'workflowBundle' | 
   if (OWN_EXTENSION === 'js' && existsSync(PREBUILT_WORKFLOW_BUNDLE))
     return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
   return { workflowsPath: WORKFLOWS_PATH };
-}
-
-/** Opens each custodian kind once, on first use, and closes them all at the end. */
-export function custodianCache(custody: Pick<CustodyConfig, 'softwareKeyDir' | 'pkcs11'>) {
-  const opened = new Map<CustodianKind, Promise<KeyCustodian>>();
-  return {
-    get(kind: CustodianKind): Promise<KeyCustodian> {
-      let custodian = opened.get(kind);
-      if (!custodian) {
-        custodian = openCustodian(kind, custody);
-        // A failed open is not cached: the next activity attempt tries again.
-        custodian.catch(() => opened.delete(kind));
-        opened.set(kind, custodian);
-      }
-      return custodian;
-    },
-    async closeAll(): Promise<void> {
-      // A custodian that failed to open has nothing to close; its error went to the activity that asked.
-      for (const c of opened.values()) await (await c.catch(() => undefined))?.close();
-      opened.clear();
-    },
-  };
 }
 
 /**

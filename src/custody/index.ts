@@ -34,3 +34,25 @@ export async function openCustodian(
   if (kind === 'software') return openSoftwareCustodian({ dir: custody.softwareKeyDir });
   return openPkcs11Custodian(custody.pkcs11);
 }
+
+/** Opens each custodian kind once, on first use, and closes them all at the end. */
+export function custodianCache(custody: Pick<CustodyConfig, 'softwareKeyDir' | 'pkcs11'>) {
+  const opened = new Map<CustodianKind, Promise<KeyCustodian>>();
+  return {
+    get(kind: CustodianKind): Promise<KeyCustodian> {
+      let custodian = opened.get(kind);
+      if (!custodian) {
+        custodian = openCustodian(kind, custody);
+        // A failed open is not cached: the next activity attempt tries again.
+        custodian.catch(() => opened.delete(kind));
+        opened.set(kind, custodian);
+      }
+      return custodian;
+    },
+    async closeAll(): Promise<void> {
+      // A custodian that failed to open has nothing to close; its error went to the activity that asked.
+      for (const c of opened.values()) await (await c.catch(() => undefined))?.close();
+      opened.clear();
+    },
+  };
+}

@@ -99,6 +99,26 @@ function tooLarge(limit: number): HttpError {
   });
 }
 
+/**
+ * A whole body under a validator: 304 with `headers` alone when If-None-Match names
+ * `headers.ETag`, else 200 with the body (none for HEAD).
+ */
+export function sendCachedBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: Record<string, string> & { ETag: string },
+  contentType: string,
+  body: string,
+): void {
+  if (matchesIfNoneMatch(req.headers['if-none-match'], headers.ETag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 /** Weak comparison (RFC 9110 13.1.2): does If-None-Match name `etag` (or `*`)? */
 export function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;

@@ -20,7 +20,15 @@ import { bearerOf, CHECK_IN_BODY_LIMIT, checkSharedToken, parseCheckIn, unauthor
 import { AGENT_MANIFEST, serveAgentManifest } from './delivery';
 import { checkManifestId, manifestIdFromPath, verifierIdFromPath } from './ids';
 import { createMetrics } from './metrics';
-import { badRequest, HttpError, matchesIfNoneMatch, readJsonBody, sendError, sendJson } from './respond';
+import {
+  badRequest,
+  HttpError,
+  matchesIfNoneMatch,
+  readJsonBody,
+  sendCachedBody,
+  sendError,
+  sendJson,
+} from './respond';
 import { authorizePage, PAGE_PREFIX, servePage } from './rotation-page';
 
 export interface HttpServiceOptions {
@@ -148,17 +156,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       ETag: current.etag,
       'Cache-Control': `public, max-age=${options.anchorMaxAgeSeconds}`,
     };
-    if (matchesIfNoneMatch(req.headers['if-none-match'], current.etag)) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
-    }
-    res.writeHead(200, {
-      ...headers,
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(current.text),
-    });
-    res.end(req.method === 'HEAD' ? undefined : current.text);
+    sendCachedBody(req, res, headers, 'application/json; charset=utf-8', current.text);
   };
 
   // The same version, signed (issue 12): a JWS in the JSON General Serialization.
@@ -173,17 +171,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     }
     const etag = `"jws-${current.jwsSha256.slice(0, 32)}"`;
     const headers = { ETag: etag, 'Cache-Control': `public, max-age=${options.anchorMaxAgeSeconds}` };
-    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
-    }
-    res.writeHead(200, {
-      ...headers,
-      'Content-Type': 'application/jose+json',
-      'Content-Length': Buffer.byteLength(current.jws),
-    });
-    res.end(req.method === 'HEAD' ? undefined : current.jws);
+    sendCachedBody(req, res, headers, 'application/jose+json', current.jws);
   };
 
   // The root chain: links are immutable, so each is read from Postgres once and then held (one per
@@ -215,17 +203,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
         rootLinks.set(n, link);
       }
       const headers = { ETag: link.etag, 'Cache-Control': `public, max-age=${ROOT_LINK_MAX_AGE}` };
-      if (matchesIfNoneMatch(req.headers['if-none-match'], link.etag)) {
-        res.writeHead(304, headers);
-        res.end();
-        return;
-      }
-      res.writeHead(200, {
-        ...headers,
-        'Content-Type': 'application/jose+json',
-        'Content-Length': Buffer.byteLength(link.jws),
-      });
-      res.end(req.method === 'HEAD' ? undefined : link.jws);
+      sendCachedBody(req, res, headers, 'application/jose+json', link.jws);
     };
 
   // The full list (a FileCRL, byte for byte what the SDK reads) or, with `?since=N`, a delta: only
@@ -322,7 +300,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       );
     }
     const etag = `"crlmeta-${meta.seq}-${meta.issuedAt.getTime()}"`;
-    const headers: Record<string, string> = {
+    const headers: Record<string, string> & { ETag: string } = {
       ETag: etag,
       'Cache-Control': `public, max-age=${crlCacheSeconds}`,
       'CRL-Meta-Seq': String(meta.seq),
@@ -331,17 +309,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     if (meta.seq < head) {
       headers.Warning = `299 rotor "this header describes CRL seq ${meta.seq}; the CRL is at ${head} and its header is not signed yet"`;
     }
-    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
-    }
-    res.writeHead(200, {
-      ...headers,
-      'Content-Type': 'application/jose+json',
-      'Content-Length': Buffer.byteLength(meta.jws),
-    });
-    res.end(req.method === 'HEAD' ? undefined : meta.jws);
+    sendCachedBody(req, res, headers, 'application/jose+json', meta.jws);
   };
 
   const revocationRecord = async (res: ServerResponse, manifestId: string, method: string) => {

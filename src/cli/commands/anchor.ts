@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { initAnchorRoot, renewAnchor, rotateAnchorRoot } from '../../activities/anchor-root';
 import { positiveInt, type RotorConfig } from '../../config';
 import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
-import { openCustodian, parseCustodianKind } from '../../custody/index';
+import { custodianCache, openCustodian, parseCustodianKind } from '../../custody/index';
 import { errorMessage, RotorError, UsageError } from '../../errors';
 import { b64urlEncode, parseTimestamp, verifySignedAnchor } from '../../manifest';
 import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
@@ -139,22 +139,13 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
     .action(async (opts: { identity: string; within?: string }) => {
       const lifetime = config.worker.anchorLifetimeSeconds;
       const within = positiveInt(opts.within, '--within', Math.floor(lifetime / 2));
-      const opened = new Map<CustodianKind, KeyCustodian>();
+      const custodians = custodianCache(config.custody);
       try {
         await withPool(config.databaseUrl, async (pool) => {
-          const result = await renewAnchor(
-            pool,
-            async (k) => {
-              let c = opened.get(k);
-              if (!c) {
-                c = await openCustodian(k, config.custody);
-                opened.set(k, c);
-              }
-              return c;
-            },
-            opts.identity,
-            { withinSeconds: within, lifetimeSeconds: lifetime },
-          );
+          const result = await renewAnchor(pool, (k) => custodians.get(k), opts.identity, {
+            withinSeconds: within,
+            lifetimeSeconds: lifetime,
+          });
           process.stderr.write(
             result.published
               ? `trust anchor of ${opts.identity} re-signed as v${result.version}, expires ${result.expiresAt?.toISOString()}\n`
@@ -166,7 +157,7 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
         });
       } finally {
         // Closing custodians on the way out: the command's own outcome is what is reported.
-        for (const c of opened.values()) await c.close().catch(() => {});
+        await custodians.closeAll().catch(() => {});
       }
     });
 

@@ -7,8 +7,7 @@
 import type { Command } from 'commander';
 import { signCrlHeaders } from '../../activities/crl-meta';
 import type { RotorConfig } from '../../config';
-import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
-import { openCustodian } from '../../custody/index';
+import { custodianCache } from '../../custody/index';
 import { UsageError } from '../../errors';
 import { keyIdOf } from '../../manifest/index';
 import { withPool } from '../../store/db';
@@ -53,7 +52,7 @@ export function registerCrlCommands(program: Command, config: RotorConfig): void
         );
       }
       const lifetimeSeconds = config.worker.crlMetaLifetimeSeconds;
-      const opened = new Map<CustodianKind, KeyCustodian>();
+      const custodians = custodianCache(config.custody);
       try {
         const result = await withPool(config.databaseUrl, async (pool) => {
           const compacted = await compactCrl(pool, {
@@ -62,18 +61,7 @@ export function registerCrlCommands(program: Command, config: RotorConfig): void
           });
           // Every identity's header describes the shared body: each is signed again (a no-op for
           // a header already at the head, e.g. when nothing was compacted).
-          const headers = await signCrlHeaders(
-            pool,
-            async (k) => {
-              let c = opened.get(k);
-              if (!c) {
-                c = await openCustodian(k, config.custody);
-                opened.set(k, c);
-              }
-              return c;
-            },
-            { lifetimeSeconds },
-          );
+          const headers = await signCrlHeaders(pool, (k) => custodians.get(k), { lifetimeSeconds });
           return {
             ...compacted,
             headers: headers.map((h) => ({
@@ -87,7 +75,7 @@ export function registerCrlCommands(program: Command, config: RotorConfig): void
         writeJson(result);
       } finally {
         // Closing custodians on the way out: the command's own outcome is what is reported.
-        for (const c of opened.values()) await c.close().catch(() => {});
+        await custodians.closeAll().catch(() => {});
       }
     });
 }
