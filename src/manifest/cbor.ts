@@ -75,72 +75,137 @@ export class CborError extends ManifestError {}
 
 /** Deterministic encoding of `value` (integers must be safe integers or bigints; no floats). */
 export function encodeCbor(value: CborValue): Uint8Array {
-  const out: number[] = [];
-  writeValue(out, value);
-  return Uint8Array.from(out);
+  const w = new CborWriter();
+  w.value(value);
+  return w.finish();
 }
 
-function writeHead(out: number[], major: number, n: number | bigint): void {
-  const m = major << 5;
-  const v = typeof n === 'bigint' ? n : BigInt(n);
-  if (v < 0n) throw new CborError('a CBOR length or argument cannot be negative');
-  if (v < 24n) out.push(m | Number(v));
-  else if (v < 0x100n) out.push(m | 24, Number(v));
-  else if (v < 0x10000n) out.push(m | 25, Number(v >> 8n), Number(v & 0xffn));
-  else if (v < 0x100000000n) {
-    out.push(m | 26);
-    for (let s = 24n; s >= 0n; s -= 8n) out.push(Number((v >> s) & 0xffn));
-  } else if (v < 0x10000000000000000n) {
-    out.push(m | 27);
-    for (let s = 56n; s >= 0n; s -= 8n) out.push(Number((v >> s) & 0xffn));
-  } else throw new CborError('a CBOR integer must fit in 64 bits');
-}
+/**
+ * Writes into one growing buffer: no per-byte arrays, no BigInt for ordinary integers, and each
+ * map value written once in place (only map keys are encoded apart, to be sorted). The re-sign
+ * step encodes two ~1.3 KB structures per twin (the Sig_structure and the envelope), so this sits
+ * on its hot path (BENCHMARKS.md, "Where the time goes").
+ */
+class CborWriter {
+  private buf = Buffer.allocUnsafe(256);
+  private pos = 0;
 
-function writeBytes(out: number[], major: number, bytes: Uint8Array): void {
-  writeHead(out, major, bytes.length);
-  for (let i = 0; i < bytes.length; i++) out.push(bytes[i]!);
-}
+  finish(): Uint8Array {
+    // A copy of exactly the bytes written, so the result owns its memory (no slab retained).
+    return new Uint8Array(this.buf.subarray(0, this.pos));
+  }
 
-function writeValue(out: number[], v: CborValue): void {
-  if (v === false) out.push(0xf4);
-  else if (v === true) out.push(0xf5);
-  else if (v === null) out.push(0xf6);
-  else if (v === undefined) out.push(0xf7);
-  else if (typeof v === 'number' || typeof v === 'bigint') {
-    if (typeof v === 'number' && !Number.isSafeInteger(v)) {
-      throw new CborError(`${v} is not an integer rotor encodes (floats are never produced)`);
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  private byte(b: number): void {
+    this.room(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** A head with a non-negative argument below 2^53 (lengths, tags, safe integers). */
+  head(major: number, n: number): void {
+    const m = major << 5;
+    if (n < 0) throw new CborError('a CBOR length or argument cannot be negative');
+    if (n < 24) this.byte(m | n);
+    else if (n < 0x100) {
+      this.room(2);
+      this.buf[this.pos++] = m | 24;
+      this.buf[this.pos++] = n;
+    } else if (n < 0x10000) {
+      this.room(3);
+      this.buf[this.pos++] = m | 25;
+      this.buf.writeUInt16BE(n, this.pos);
+      this.pos += 2;
+    } else if (n < 0x100000000) {
+      this.room(5);
+      this.buf[this.pos++] = m | 26;
+      this.buf.writeUInt32BE(n, this.pos);
+      this.pos += 4;
+    } else this.bigHead(major, BigInt(n));
+  }
+
+  /** A head whose argument needs a bigint (up to 2^64 - 1). */
+  bigHead(major: number, v: bigint): void {
+    if (v < 0n) throw new CborError('a CBOR length or argument cannot be negative');
+    if (v < 0x100000000n) {
+      this.head(major, Number(v));
+      return;
     }
-    const b = BigInt(v);
-    if (b >= 0n) writeHead(out, 0, b);
-    else writeHead(out, 1, -1n - b);
-  } else if (typeof v === 'string') writeBytes(out, 3, new TextEncoder().encode(v));
-  else if (v instanceof Uint8Array) writeBytes(out, 2, v);
-  else if (Array.isArray(v)) {
-    writeHead(out, 4, v.length);
-    for (const item of v) writeValue(out, item);
-  } else if (v instanceof CborMap) {
-    const encoded = v.entries.map(([k, val]) => ({ key: encodeCbor(k), value: encodeCbor(val) }));
-    encoded.sort((a, b) => compareEncodedKeys(a.key, b.key));
-    for (let i = 1; i < encoded.length; i++) {
-      if (compareEncodedKeys(encoded[i - 1]!.key, encoded[i]!.key) === 0) {
-        throw new CborError('a CBOR map cannot hold the same key twice');
+    if (v >= 0x10000000000000000n) throw new CborError('a CBOR integer must fit in 64 bits');
+    this.room(9);
+    this.buf[this.pos++] = (major << 5) | 27;
+    this.buf.writeBigUInt64BE(v, this.pos);
+    this.pos += 8;
+  }
+
+  bytes(major: number, b: Uint8Array): void {
+    this.head(major, b.length);
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  text(s: string): void {
+    // Buffer's UTF-8 writer replaces a lone surrogate with U+FFFD, as TextEncoder does.
+    const n = Buffer.byteLength(s, 'utf8');
+    this.head(3, n);
+    this.room(n);
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+  }
+
+  value(v: CborValue): void {
+    if (v === false) this.byte(0xf4);
+    else if (v === true) this.byte(0xf5);
+    else if (v === null) this.byte(0xf6);
+    else if (v === undefined) this.byte(0xf7);
+    else if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) {
+        throw new CborError(`${v} is not an integer rotor encodes (floats are never produced)`);
       }
+      if (v >= 0) this.head(0, v);
+      else this.head(1, -1 - v);
+    } else if (typeof v === 'bigint') {
+      if (v >= 0n) this.bigHead(0, v);
+      else this.bigHead(1, -1n - v);
+    } else if (typeof v === 'string') this.text(v);
+    else if (v instanceof Uint8Array) this.bytes(2, v);
+    else if (Array.isArray(v)) {
+      this.head(4, v.length);
+      for (const item of v) this.value(item);
+    } else if (v instanceof CborMap) {
+      const keyed = v.entries.map(([k, val]) => ({ key: encodeCbor(k), value: val }));
+      keyed.sort((a, b) => compareEncodedKeys(a.key, b.key));
+      for (let i = 1; i < keyed.length; i++) {
+        if (compareEncodedKeys(keyed[i - 1]!.key, keyed[i]!.key) === 0) {
+          throw new CborError('a CBOR map cannot hold the same key twice');
+        }
+      }
+      this.head(5, keyed.length);
+      for (const e of keyed) {
+        this.room(e.key.length);
+        this.buf.set(e.key, this.pos);
+        this.pos += e.key.length;
+        this.value(e.value);
+      }
+    } else if (v instanceof CborTag) {
+      this.head(6, v.tag);
+      this.value(v.value);
+    } else if (v instanceof CborSimple) {
+      if (v.value < 24) this.byte(0xe0 | v.value);
+      else {
+        this.byte(0xf8);
+        this.byte(v.value);
+      }
+    } else if (v instanceof CborFloat) {
+      throw new CborError('rotor never encodes floats');
+    } else {
+      throw new CborError('not a CBOR value');
     }
-    writeHead(out, 5, encoded.length);
-    for (const e of encoded) {
-      for (const b of e.key) out.push(b);
-      for (const b of e.value) out.push(b);
-    }
-  } else if (v instanceof CborTag) {
-    writeHead(out, 6, v.tag);
-    writeValue(out, v.value);
-  } else if (v instanceof CborSimple) {
-    if (v.value < 24) out.push(0xe0 | v.value);
-    else out.push(0xf8, v.value);
-  } else if (v instanceof CborFloat) {
-    throw new CborError('rotor never encodes floats');
-  } else {
-    throw new CborError('not a CBOR value');
   }
 }
 
