@@ -280,6 +280,48 @@ describe('CBOR subset', () => {
     ).toBe('a42003181802616104616201');
   });
 
+  it('writes each head width, long strings and large maps exactly, and refuses what it cannot encode', () => {
+    // Each argument width at its edges, for integers, negatives and lengths.
+    expect(toHex(encodeCbor(255))).toBe('18ff');
+    expect(toHex(encodeCbor(65535))).toBe('19ffff');
+    expect(toHex(encodeCbor(65536))).toBe('1a00010000');
+    expect(toHex(encodeCbor(2 ** 32 - 1))).toBe('1affffffff');
+    expect(toHex(encodeCbor(2 ** 53 - 1))).toBe('1b001fffffffffffff');
+    expect(toHex(encodeCbor(2n ** 64n - 1n))).toBe('1bffffffffffffffff');
+    expect(toHex(encodeCbor(-257))).toBe('390100');
+    // A text longer than the writer's first buffer, with non-ASCII text and a lone surrogate
+    // (written as U+FFFD, as TextEncoder writes it).
+    const long = `${'é'.repeat(200)}\uD800${'x'.repeat(70_000)}`;
+    const utf8 = new TextEncoder().encode(long);
+    const encoded = encodeCbor(long);
+    expect(toHex(encoded.subarray(0, 5))).toBe(`7a${utf8.length.toString(16).padStart(8, '0')}`);
+    expect(Buffer.from(encoded.subarray(5)).equals(Buffer.from(utf8))).toBe(true);
+    // A map whose values are themselves maps: every key sorted at every level, each value once.
+    const inner = CborMap.of([
+      ['zz', hex('00'.repeat(300))],
+      [1, 'one'],
+    ]);
+    const outer = encodeCbor(
+      CborMap.of([
+        ['b', inner],
+        [-1, [inner]],
+      ]),
+    );
+    const innerHex = `a2016${'3'}6f6e65627a7a59012c${'00'.repeat(300)}`;
+    expect(toHex(outer)).toBe(`a2208${'1'}${innerHex}6162${innerHex}`);
+    expect(() => encodeCbor(1.5)).toThrow(/not an integer/);
+    expect(() => encodeCbor(2n ** 64n)).toThrow(/fit in 64 bits/);
+    expect(() => encodeCbor(new CborTag(-1, 0))).toThrow(/cannot be negative/);
+    expect(() =>
+      encodeCbor(
+        CborMap.of([
+          ['a', 1],
+          ['a', 2],
+        ]),
+      ),
+    ).toThrow(/same key twice/);
+  });
+
   it('refuses what a strict decoder must refuse, naming the byte', () => {
     expect(() => decodeCbor(hex('a201010102'))).toThrow(/map key 1 appears twice \(byte 3\)/);
     expect(() => decodeCbor(hex('9f01ff'))).toThrow(/indefinite-length/);
