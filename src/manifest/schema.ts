@@ -700,9 +700,11 @@ function checkValue(value: JsonValue, spec: Spec, path: Path, out: Problems): vo
     }
     if (spec.minItems !== undefined && value.length < spec.minItems)
       out.add(path, 'non-empty', `must hold at least ${spec.minItems} item(s)`);
-    value.forEach((item, i) => {
-      checkValue(item, spec.array, [...path, i], out);
-    });
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      checkValue(value[i]!, spec.array, path, out);
+      path.pop();
+    }
     return;
   }
   checkObject(value, spec, path, out);
@@ -751,6 +753,22 @@ function checkScalar(value: JsonValue, spec: Scalar, path: Path, out: Problems):
   }
 }
 
+const memberLists = new WeakMap<ObjectSpec, [string, Member][]>();
+
+/** An object spec's members, listed once (the walk runs for every manifest a rotation re-signs). */
+function membersOf(spec: ObjectSpec): [string, Member][] {
+  let members = memberLists.get(spec);
+  if (members === undefined) {
+    members = Object.entries(spec.object);
+    memberLists.set(spec, members);
+  }
+  return members;
+}
+
+/**
+ * `path` is one array the walk pushes to and pops from (no copy per member: the walk runs for
+ * every manifest a rotation re-signs); Problems.add formats it at once, so nothing keeps it.
+ */
 function checkObject(value: JsonValue, spec: ObjectSpec, path: Path, out: Problems): void {
   if (!isJsonObject(value)) {
     out.add(path, 'type', `must be an object, not ${describeType(value)}`);
@@ -761,13 +779,15 @@ function checkObject(value: JsonValue, spec: ObjectSpec, path: Path, out: Proble
     if (!Object.hasOwn(spec.object, key))
       out.add([...path, key], 'unknown-member', 'is not a member the spec defines');
   }
-  for (const [key, member] of Object.entries(spec.object)) {
+  for (const [key, member] of membersOf(spec)) {
     const v = value.get(key);
     if (v === undefined || (v === null && member.nullable)) {
       if (member.required) out.add([...path, key], 'required', 'is required');
       continue;
     }
-    checkValue(v, member.spec, [...path, key], out);
+    path.push(key);
+    checkValue(v, member.spec, path, out);
+    path.pop();
   }
   // Cross-field rules read members of the right shape only, as the SDK's model validators do.
   if (spec.check && out.list.length === before) spec.check(value, path, out);
