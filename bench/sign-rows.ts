@@ -27,7 +27,10 @@ const oldSigner = softwareSigner(oldSeed);
 const newSigner = softwareSigner(new Uint8Array(32).fill(8));
 const rows: BatchRow[] = [];
 // Issued a minute before the decision's clock (a manifest issued later is declined).
-for await (const text of syntheticManifests(count, oldSigner, { seed: 5, now: new Date(now.getTime() - 60_000) })) {
+for await (const text of syntheticManifests(count, oldSigner, {
+  seed: 5,
+  now: new Date(now.getTime() - 60_000),
+})) {
   rows.push({
     manifestId: JSON.parse(text).manifest_id as string,
     text,
