@@ -191,6 +191,28 @@ describe('manifest store', () => {
     ).rejects.toThrow(/immutable/);
   });
 
+  it('a status change runs no immutability check; an UPDATE naming the copy of record does', async () => {
+    // Migration 086: the check is a per-row PL/pgSQL trigger, and a rotation changes the status of
+    // every manifest it touches twice. Postgres counts the function's calls in this transaction.
+    const id = '0190b6e0-0000-7000-8000-0000000000d0';
+    expect((await insertManifest(db.pool, { text: numberHeavy(id) })).inserted).toBe(true);
+    await inTransaction(db.pool, async (c) => {
+      await c.query("SET LOCAL track_functions = 'pl'");
+      const calls = async () => {
+        const { rows } = await c.query<{ n: string }>(
+          "SELECT coalesce(pg_stat_get_xact_function_calls('manifests_text_is_immutable'::regproc), 0) AS n",
+        );
+        return Number(rows[0]!.n);
+      };
+      expect(await setStatus(c, [id], 'superseded')).toBe(1);
+      expect(await calls()).toBe(0);
+      // Naming the text (unchanged) runs the check, which lets an unchanged copy through.
+      await c.query('UPDATE manifests SET text = text WHERE manifest_id = $1', [id]);
+      expect(await calls()).toBe(1);
+    });
+    expect((await getManifest(db.pool, id))!.status).toBe('superseded');
+  });
+
   it('imports a manifest the CRL already names as revoked', async () => {
     const id = '0190b6e0-0000-7000-8000-0000000000c0';
     await appendRevocations(db.pool, [syntheticRevocation(id)]);
