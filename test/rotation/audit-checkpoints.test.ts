@@ -4,32 +4,13 @@
  * later hash (and the head) leaves a chain that verifies; the signed checkpoints do not, and
  * `rotor audit verify --root` names where. Real rotation: dev server, Postgres, software custody.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64urlEncode, parseJson } from '../../src/manifest';
 import { signCheckpoint } from '../../src/manifest/audit-checkpoint';
 import { softwareSigner } from '../../src/manifest/keys';
 import { entryHash, recordCheckpoint, verifyAuditChain, verifyCheckpoints } from '../../src/store/audit';
+import { runRotor } from '../helpers/cli';
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
-
-const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
-
-function rotor(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [ROTOR, ...args],
-      { env: { ...process.env, ...env } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('signed audit checkpoints (Temporal + Postgres, software custody)', () => {
   let env: RotationEnv;
@@ -53,7 +34,7 @@ describe('signed audit checkpoints (Temporal + Postgres, software custody)', () 
     expect(before).toMatchObject({ ok: true, problems: [] });
     // One per rotation phase at least: preflight, keygen, re-sign, publish-anchor, adoption, revoke, decommission.
     expect(before.checkpoints).toBeGreaterThanOrEqual(7);
-    const clean = await rotor(['audit', 'verify', '--root', pinned[0]!, '--identity', 'audit-cp'], {
+    const clean = await runRotor(['audit', 'verify', '--root', pinned[0]!, '--identity', 'audit-cp'], {
       DATABASE_URL: env.db.url,
     });
     expect(clean.code, clean.stderr).toBe(0);
@@ -76,7 +57,7 @@ describe('signed audit checkpoints (Temporal + Postgres, software custody)', () 
     expect(after.problems[0]!.problem).toMatch(
       /hash differs from the signed checkpoint: the log was rewritten at or before entry \d+$/,
     );
-    const caught = await rotor(['audit', 'verify', '--root', pinned[0]!], { DATABASE_URL: env.db.url });
+    const caught = await runRotor(['audit', 'verify', '--root', pinned[0]!], { DATABASE_URL: env.db.url });
     expect(caught.code).toBe(1);
     expect(caught.stderr).toMatch(/^rotor: audit checkpoint \d+ \(entry \d+\): entry \d+'s hash differs/m);
 

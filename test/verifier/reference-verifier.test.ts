@@ -4,12 +4,10 @@
  * for the CRL's delta after its head, verifies with the interop core, and its check-ins land in
  * the verifier registry.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpService, type HttpService } from '../../src/http/service';
 import { type Signer, signManifest, signRevocation, softwareSigner } from '../../src/manifest';
@@ -22,10 +20,10 @@ import {
   SIGNED_TRUST_ANCHOR_PATH as TRUST_ANCHOR_PATH,
 } from '../../src/verifier/reference-verifier';
 import { pinnedRootOf, testAnchorSigning } from '../helpers/anchor-signing';
+import { runRotor } from '../helpers/cli';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { validUnsigned } from '../manifest/vectors';
 
-const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
 const TOKEN = 'check-in-token-for-tests';
 const ANCHOR_MAX_AGE = 300;
 const CRL_MAX_AGE = 30;
@@ -63,23 +61,6 @@ async function signedManifest(signer: Signer): Promise<{ id: string; text: strin
 
 function anchorKey(signer: Signer) {
   return { keyId: signer.keyId, publicKey: signer.publicKey, validFrom: '2026-01-01T00:00:00Z' };
-}
-
-function rotor(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [ROTOR, ...args],
-      { env: { ...process.env, ...env } },
-      (err, stdout, stderr) => {
-        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
 }
 
 /** What reached the server, per path, with the status it answered. */
@@ -299,7 +280,7 @@ describe('ReferenceVerifier', () => {
       const good = await signedManifest(keyB);
       const foreign = await signedManifest(outsider);
       writeFileSync(file, `${good.text}\n\n${foreign.text}\n`);
-      const run = await rotor(
+      const run = await runRotor(
         [
           'verifier',
           'run',
@@ -326,7 +307,7 @@ describe('ReferenceVerifier', () => {
       });
       expect((await getVerifier(db.pool, 'cli-once'))?.validCounts).toEqual({ [keyB.keyId]: 1 });
 
-      const noToken = await rotor(
+      const noToken = await runRotor(
         ['verifier', 'run', '--id', 'cli-x', '--base-url', baseUrl, '--once', '--root', rootB64],
         {
           ROTOR_CHECKIN_TOKEN: '',
@@ -339,36 +320,36 @@ describe('ReferenceVerifier', () => {
       expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
 
       // A registered verifier: its own credential, its anchor by hash, then retired.
-      const registered = await rotor(['verifier', 'register', 'cli-reg', '--identity', IDENTITY], {
+      const registered = await runRotor(['verifier', 'register', 'cli-reg', '--identity', IDENTITY], {
         DATABASE_URL: db.url,
       });
       expect(registered.code).toBe(0);
       const credential = registered.stdout.trim();
       expect(credential).toMatch(/^rvc_[A-Za-z0-9_-]{43}$/);
       expect(registered.stderr).toContain('shown only now');
-      const asRegistered = await rotor(
+      const asRegistered = await runRotor(
         ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
         { ROTOR_VERIFIER_CREDENTIAL: credential, ROTOR_CHECKIN_TOKEN: '' },
       );
       expect(asRegistered.stderr).toBe('');
       expect(asRegistered.code).toBe(0);
       expect(await getVerifier(db.pool, 'cli-reg')).toMatchObject({ anchorVersion: 2, checkedIn: true });
-      const listed = await rotor(['verifier', 'list', '--identity', IDENTITY], { DATABASE_URL: db.url });
+      const listed = await runRotor(['verifier', 'list', '--identity', IDENTITY], { DATABASE_URL: db.url });
       expect(listed.stdout).toMatch(/^cli-reg +yes +2 +\d{4}-/m);
       // The shared token cannot speak for it.
-      const impersonated = await rotor(
+      const impersonated = await runRotor(
         ['verifier', 'run', '--id', 'cli-reg', '--base-url', baseUrl, '--once', '--root', rootB64],
         { ROTOR_VERIFIER_CREDENTIAL: '', ROTOR_CHECKIN_TOKEN: TOKEN },
       );
       expect(impersonated.code).not.toBe(0);
       expect(impersonated.stderr).toMatch(/refused with 401: the credential is not verifier cli-reg's/);
-      const retired = await rotor(['verifier', 'retire', 'cli-reg', '--reason', 'moved'], {
+      const retired = await runRotor(['verifier', 'retire', 'cli-reg', '--reason', 'moved'], {
         DATABASE_URL: db.url,
       });
       expect(retired.code).toBe(0);
       expect((await getVerifier(db.pool, 'cli-reg'))?.retiredReason).toBe('moved');
 
-      const missing = await rotor(
+      const missing = await runRotor(
         [
           'verifier',
           'run',

@@ -6,13 +6,11 @@
  * least-privilege role `rotor_serve` (migration 085), root keys made and used by the software
  * custodian; a rewriting proxy in front plays the network attacker.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewAnchor, rotateAnchorRoot } from '../../src/activities/anchor-root';
 import { initIdentity } from '../../src/activities/identity';
@@ -31,6 +29,7 @@ import {
 import type { StoredRootSet } from '../../src/store/anchor-roots';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
 import { ReferenceVerifier, SIGNED_TRUST_ANCHOR_PATH } from '../../src/verifier/reference-verifier';
+import { runRotor } from '../helpers/cli';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { type RotorServe, startRotorServe } from '../helpers/rotor-serve';
 import { validUnsigned } from '../manifest/vectors';
@@ -38,24 +37,6 @@ import { validUnsigned } from '../manifest/vectors';
 const IDENTITY = 'chain';
 const TOKEN = 'check-in-token-for-tests';
 const LIFETIME = 3600;
-const ROTOR = fileURLToPath(new URL('../../bin/rotor-dev.mjs', import.meta.url));
-
-function rotor(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [ROTOR, ...args],
-      { env: { ...process.env, ...env } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
 /** Rewrites of GET paths the proxy makes; anything not listed passes through untouched. */
 const rewrites = new Map<string, string>();
 
@@ -385,11 +366,11 @@ describe('root chain: a verifier pinned to root set 1 follows two root rotations
       rootVersion,
     ];
     const env = { ROTOR_CHECKIN_TOKEN: TOKEN, ROTOR_VERIFIER_CREDENTIAL: '' };
-    const ok = await rotor(args('cli-catch-up', '1'), env);
+    const ok = await runRotor(args('cli-catch-up', '1'), env);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout.trim())).toMatchObject({ anchor_version: 5, root_version: 3 });
     // The walk would start at link 3, which set 2 signed, not set 1: refused, exit 1, one line.
-    const wrong = await rotor(args('cli-wrong-version', '2'), env);
+    const wrong = await runRotor(args('cli-wrong-version', '2'), env);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/^rotor: root chain link 3 at .*: signed by no pinned root key .*\n$/);
   });
