@@ -72,6 +72,11 @@ export interface RotationEnv {
   /** The identity's anchor root set, as a verifier pins it. */
   rootOf(identity: string): Promise<RootSet>;
   seed(identity: string, signer: Signer, count: number): Promise<void>;
+  /**
+   * The workflow ID is rotation/<identity> on the run's Temporal server, which every file of the
+   * project shares: two files starting the same identity at once collide, so each file uses names
+   * of its own (test/foundation/test-identities.test.ts checks).
+   */
   start(
     identity: string,
     trigger: Trigger,

@@ -177,6 +177,8 @@ for (const kind of ['software', 'pkcs11'] as CustodianKind[]) {
   describe.skipIf(kind === 'pkcs11' && !inject('softhsm').available)(
     `migration to manifest v0.2 in a rotation of a mixed store (${name} custody)`,
     () => {
+      // The identity names the workflow (rotation/<identity>) on the run's shared Temporal server.
+      const IDENTITY = `migrate-v02-${kind}`;
       let env: RotationEnv;
       let result: RotationStatus;
       let oldKeyId: string;
@@ -186,15 +188,15 @@ for (const kind of ['software', 'pkcs11'] as CustodianKind[]) {
 
       beforeAll(async () => {
         env = await createRotationEnv(kind);
-        const signer = await env.initIdentity('default');
+        const signer = await env.initIdentity(IDENTITY);
         oldKeyId = signer.keyId;
-        await env.seed('default', signer, EACH);
+        await env.seed(IDENTITY, signer, EACH);
         await seedV02(env, signer, EACH);
         forged = await seedForged(env, signer, FORGED);
         before = counts(await statsByVersion(env.db.pool));
         // COMPRESSED keeps v0.1 for the older suites; this one runs the production default. The
         // forged envelopes are declined and listed; they do not hold this rotation.
-        const handle = await env.start('default', 'personnel', {
+        const handle = await env.start(IDENTITY, 'personnel', {
           reissueAs: '0.2',
           blockOnUnresignable: false,
         });
@@ -237,11 +239,11 @@ for (const kind of ['software', 'pkcs11'] as CustodianKind[]) {
           '0.2/active': 2 * EACH + FORGED,
           '0.2/revoked': EACH,
         });
-        await expectActiveManifestsValid(env, 'default', result.newKeyId!, 2 * EACH);
+        await expectActiveManifestsValid(env, IDENTITY, result.newKeyId!, 2 * EACH);
         expect(await countManifests(env.db.pool, { keyId: oldKeyId, status: 'revoked' })).toBe(2 * EACH);
         expect(await countManifests(env.db.pool, { keyId: oldKeyId, status: 'active' })).toBe(FORGED);
         const newKey = await requireKey(env.db.pool, result.newKeyId!);
-        const anchor = await currentTrustAnchor(env.db.pool, 'default');
+        const anchor = await currentTrustAnchor(env.db.pool, IDENTITY);
         const trusted = trustedKeysFromAnchor(anchor!.document);
         const active = await allManifests(env, { status: 'active', keyId: result.newKeyId! });
         expect(active).toHaveLength(2 * EACH);
@@ -269,7 +271,7 @@ for (const kind of ['software', 'pkcs11'] as CustodianKind[]) {
         // that runs inside publish-anchor and revoke, under a third key of the identity.
         const keygen = keygenActivities(env.deps);
         const key = (runId: string) =>
-          keygen.generateKey({ workflowId: 'stragglers', runId, identity: 'default', custodian: kind });
+          keygen.generateKey({ workflowId: 'stragglers', runId, identity: IDENTITY, custodian: kind });
         const from = await signerForKey(env.deps, (await key('stragglers-from')).keyId);
         const to = await key('stragglers-to');
         const versionsOfTwins = async (reissueAs: '0.2' | 'same', seed: number) => {

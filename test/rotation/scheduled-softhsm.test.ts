@@ -16,6 +16,8 @@ import {
 import { createRotationEnv, type RotationEnv } from '../helpers/rotation-env';
 
 const COUNT = 2000;
+/** The workflow is rotation/<identity> on the run's shared Temporal server: a name no other file uses. */
+const IDENTITY = 'scheduled-hsm';
 
 describe.skipIf(!inject('softhsm').available)(
   'a full scheduled rotation with SoftHSM custody (Temporal + Postgres + SoftHSM)',
@@ -28,12 +30,12 @@ describe.skipIf(!inject('softhsm').available)(
 
     beforeAll(async () => {
       env = await createRotationEnv('pkcs11');
-      const signer = await env.initIdentity('default');
+      const signer = await env.initIdentity(IDENTITY);
       oldKeyId = signer.keyId;
       oldHandle = (await requireKey(env.db.pool, oldKeyId)).handle;
-      await env.seed('default', signer, COUNT);
+      await env.seed(IDENTITY, signer, COUNT);
       // A key made yesterday is not due under the 90-day rule; this test is about the timeline.
-      handle = await env.start('default', 'scheduled', { minKeyAgeDays: 0 });
+      handle = await env.start(IDENTITY, 'scheduled', { minKeyAgeDays: 0 });
       result = await env.finish(handle);
     });
 
@@ -66,9 +68,7 @@ describe.skipIf(!inject('softhsm').available)(
     });
 
     it('leaves every active manifest signed by the new HSM key and VALID under the served anchor and CRL', async () => {
-      const { anchor } = await expectActiveManifestsValid(env, 'default', result.newKeyId!, COUNT, [
-        oldKeyId,
-      ]);
+      const { anchor } = await expectActiveManifestsValid(env, IDENTITY, result.newKeyId!, COUNT, [oldKeyId]);
       expect(anchor.document.active_key_id).toBe(`sha256:${result.newKeyId}`);
       expect(anchor.document.keys.map((k) => k.key_id)).toEqual([`sha256:${result.newKeyId}`]);
       for (const twin of (await allManifests(env, { status: 'active' })).slice(0, 100)) {
@@ -82,10 +82,10 @@ describe.skipIf(!inject('softhsm').available)(
     });
 
     it('revokes every old manifest with a record signed by the revocation key, and no twin', async () => {
-      const authority = await revocationKeyId(env, 'default');
+      const authority = await revocationKeyId(env, IDENTITY);
       expect(await countManifests(env.db.pool, { keyId: oldKeyId, status: 'revoked' })).toBe(COUNT);
       expect(await countManifests(env.db.pool, { keyId: oldKeyId, status: 'active' })).toBe(0);
-      const anchor = await currentTrustAnchor(env.db.pool, 'default');
+      const anchor = await currentTrustAnchor(env.db.pool, IDENTITY);
       const crl = await acceptedRevocations(env, trustedKeysFromAnchor(anchor!.document));
       expect(crl.rejected).toEqual([]);
       expect(crl.accepted).toHaveLength(COUNT);
@@ -120,7 +120,7 @@ describe.skipIf(!inject('softhsm').available)(
       expect(old.publicKey).toHaveLength(32);
       expect(old.retentionUntil!.getTime()).toBeGreaterThan(Date.now() + 364 * 86_400_000);
       await expect(env.custodian.signer(oldHandle)).rejects.toThrow(new RegExp(oldKeyId.slice(0, 16)));
-      expect((await activeKey(env.db.pool, 'default'))?.keyId).toBe(result.newKeyId);
+      expect((await activeKey(env.db.pool, IDENTITY))?.keyId).toBe(result.newKeyId);
       const description = (await requireKey(env.db.pool, result.newKeyId!)).description as Record<
         string,
         unknown

@@ -45,6 +45,9 @@ const OPERATOR: Record<string, string> = {
   POSTGRES_PASSWORD: 'compose-test-owner',
   ROTOR_WORKER_DB_PASSWORD: `w-${randomBytes(6).toString('hex')}`,
   ROTOR_SERVE_DB_PASSWORD: `s-${randomBytes(6).toString('hex')}`,
+  // Its rotation is the workflow rotation/<identity> on the server this project's files share;
+  // compose's own default ('default') could be taken by another file (test/helpers/test-identities.ts).
+  ROTOR_IDENTITY: 'compose-drill',
 };
 
 /** `${NAME}`, `${NAME:-default}`, `${NAME:?message}` as compose resolves them from `OPERATOR`. */
