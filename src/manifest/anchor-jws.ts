@@ -383,6 +383,33 @@ export function verifySignedAnchor(text: string, options: VerifyAnchorOptions): 
   };
 }
 
+/**
+ * One link of TUF's root chain (README "Following root rotations"): the anchor that introduced
+ * root set `rootVersion`, trusted only when a threshold of `trusted` (the set before it) and of
+ * the set it names signed it (`verifySignedAnchor`), it names exactly set `rootVersion`, it is the
+ * identity's, and its version is at least `minVersion`. Its own expiry is not checked: links are
+ * old by nature; the anchor at the end of the chain is checked for expiry as always. The online
+ * verifier's walk and the offline `rotor anchor verify --chain` both trust a link only through here.
+ */
+export function verifyRootChainLink(
+  text: string,
+  options: {
+    trusted: RootSet;
+    rootVersion: number;
+    minVersion?: number;
+    identity?: string;
+    now: Date;
+    source: string;
+  },
+): TrustedAnchor {
+  const { rootVersion, ...rest } = options;
+  const link = verifySignedAnchor(text, { ...rest, ignoreExpiry: true });
+  if (link.rootVersion !== rootVersion) {
+    refuse(options.source, `names root set ${link.rootVersion}, not ${rootVersion}: refused`);
+  }
+  return link;
+}
+
 /** The anchor payload of a JWS without checking anything (for display only). */
 export function unverifiedAnchorPayload(text: string): unknown {
   const { payload } = parseGeneralJws(text, 'signed anchor');

@@ -17,6 +17,7 @@ export {
   unverifiedAnchorPayload,
   type VerifyAnchorOptions,
   validateSignedAnchorPayload,
+  verifyRootChainLink,
   verifySignedAnchor,
 } from './anchor-jws';
 export {

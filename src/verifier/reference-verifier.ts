@@ -39,6 +39,7 @@ import {
   verifyCoseEnvelope,
   verifyCrlMeta,
   verifyManifest,
+  verifyRootChainLink,
   verifySignedAnchor,
 } from '../manifest';
 import { rejectionReason } from '../manifest/rejection';
@@ -723,20 +724,14 @@ export class ReferenceVerifier {
           'ANCHOR_UNTRUSTED',
         );
       }
-      const link = verifySignedAnchor(res.text, {
+      const link = verifyRootChainLink(res.text, {
         trusted: root,
+        rootVersion: n,
         now: this.#now(),
         minVersion: anchorVersion + 1,
         identity,
         source,
-        ignoreExpiry: true,
       });
-      if (link.rootVersion !== n) {
-        throw new RotorError(
-          `${source}: names root set ${link.rootVersion}, not ${n}: refused`,
-          'ANCHOR_UNTRUSTED',
-        );
-      }
       root = link.root;
       anchorVersion = link.version;
     }

@@ -1,15 +1,16 @@
 /**
  * `rotor anchor`: root init/rotate/show over a database and software custody of this file's own,
- * and `rotor anchor verify` as an offline verifier: exit 0 only for a trusted anchor.
+ * and `rotor anchor verify` as an offline verifier: exit 0 only for a trusted anchor, across root
+ * rotations only through the root chain's links (`--chain`, README "Following root rotations").
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main';
 import { signAnchorJws, softwareSigner, unverifiedAnchorPayload } from '../../src/manifest';
 import { getKey } from '../../src/store/keys';
-import { currentTrustAnchor, trustAnchorVersion } from '../../src/store/trust-anchors';
+import { currentTrustAnchor, rootChainLink, trustAnchorVersion } from '../../src/store/trust-anchors';
 import { captureOutput, uniqueLabel } from '../custody/helpers';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
@@ -145,5 +146,95 @@ describe('rotor anchor', () => {
     expect((await rotor('anchor', 'verify', file, ...oldPins)).code).toBe(1);
     const notDue = await rotor('anchor', 'renew', '--identity', identity, '--within', '60');
     expect(JSON.parse(notDue.stdout)).toMatchObject({ version: 3, published: false });
+  });
+
+  it('verify --chain: pins of set 1 reach an anchor signed by set 3 through the two links, and only in order', async () => {
+    const identity = uniqueLabel('chained');
+    expect((await rotor('key', 'init', '--identity', identity)).code).toBe(0);
+    const set1 = JSON.parse((await rotor('anchor', 'root', 'show', '--identity', identity)).stdout);
+    const pins1 = set1.keys.flatMap((k: { public_key: string }) => ['--root', k.public_key]);
+    expect((await rotor('anchor', 'root', 'rotate', '--identity', identity)).code).toBe(0);
+    const rotated = await rotor(
+      'anchor',
+      'root',
+      'rotate',
+      '--identity',
+      identity,
+      '--keys',
+      '2',
+      '--threshold',
+      '2',
+    );
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(rotated.stdout).root_version).toBe(3);
+    expect((await rotor('anchor', 'renew', '--identity', identity, '--within', '999999999')).code).toBe(0);
+
+    // The links exactly as rotor serve serves root/<n>.jws, and the current anchor (set 3 alone).
+    const write = (name: string, text: string) => {
+      const path = join(dir, `${identity}-${name}`);
+      writeFileSync(path, text);
+      return path;
+    };
+    const link2 = write('root-2.jws', (await rootChainLink(db.pool, identity, 2))!.jws);
+    const link3 = write('root-3.jws', (await rootChainLink(db.pool, identity, 3))!.jws);
+    const current = (await currentTrustAnchor(db.pool, identity))!;
+    const file = write('trust-anchor.jws', current.jws!);
+
+    const alone = await rotor('anchor', 'verify', file, ...pins1);
+    expect(alone.code).toBe(1);
+    expect(alone.output).toContain('unknown signer');
+    const walked = await rotor('anchor', 'verify', file, ...pins1, '--chain', link2, '--chain', link3);
+    expect(walked.code, walked.output).toBe(0);
+    const verdict = JSON.parse(walked.stdout);
+    expect(verdict).toMatchObject({
+      trusted: true,
+      identity,
+      version: current.version,
+      sha256: current.jwsSha256,
+    });
+    expect(verdict.root_chain.map((l: { root_version: number }) => l.root_version)).toEqual([2, 3]);
+    expect(verdict.root.version).toBe(3);
+
+    // Each refusal is exit 1 with one line naming the link or the anchor (a bad flag: exit 2).
+    const refused = async (args: string[], message: string, code = 1) => {
+      const r = await rotor('anchor', 'verify', ...args);
+      expect(r.code, r.output).toBe(code);
+      expect(r.output).toMatch(/^rotor: [^\n]*\n$/);
+      expect(r.output).toContain(message);
+    };
+    // Out of order: link 3 is signed by sets 2 and 3, not by the pinned set 1.
+    await refused(
+      [file, ...pins1, '--chain', link3, '--chain', link2],
+      `root chain link 2 (${link3}): signed by no pinned root key`,
+    );
+    // Stopping short: set 2 did not sign the current anchor.
+    await refused([file, ...pins1, '--chain', link2], 'unknown signer');
+    // The pinned set misnumbered: link 2 names set 2, where set 3 was expected.
+    await refused(
+      [file, ...pins1, '--root-version', '2', '--chain', link2],
+      `root chain link 3 (${link2}): names root set 2, not 3: refused`,
+    );
+    // A link altered in transit: its payload now expires later.
+    const jws = JSON.parse(readFileSync(link2, 'utf8'));
+    const payload = JSON.parse(Buffer.from(jws.payload, 'base64url').toString('utf8'));
+    payload.expires_at = '2099-01-01T00:00:00Z';
+    jws.payload = Buffer.from(JSON.stringify(payload)).toString('base64url');
+    const altered = write('root-2-altered.jws', JSON.stringify(jws));
+    await refused(
+      [file, ...pins1, '--chain', altered, '--chain', link3],
+      'does not verify (the anchor was altered)',
+    );
+    // An anchor naming a set past the end of the chain given.
+    await refused(
+      [link3, ...pins1, '--chain', link2],
+      `${link3}: names root set 3 but the root chain ends at 2: refused`,
+    );
+    // Another identity's chain, and the flags' own refusals (usage errors).
+    await refused(
+      [file, ...pins1, '--identity', 'someone-else', '--chain', link2, '--chain', link3],
+      'is the anchor of identity',
+    );
+    await refused([file, ...pins1, '--chain', join(dir, 'missing.jws')], '--chain: ', 2);
+    await refused([file, ...pins1, '--chain', '-'], '--chain: a link is read from a file, not stdin', 2);
   });
 });

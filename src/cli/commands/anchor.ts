@@ -9,7 +9,14 @@ import { positiveInt, type RotorConfig } from '../../config';
 import type { CustodianKind, KeyCustodian } from '../../custody/custodian';
 import { custodianCache, openCustodian, parseCustodianKind } from '../../custody/index';
 import { errorMessage, RotorError, UsageError } from '../../errors';
-import { b64urlEncode, parseTimestamp, verifySignedAnchor } from '../../manifest';
+import {
+  b64urlEncode,
+  MAX_ROOT_CHAIN_STEPS,
+  parseTimestamp,
+  type RootSet,
+  verifyRootChainLink,
+  verifySignedAnchor,
+} from '../../manifest';
 import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
 import { withPool } from '../../store/db';
 import { currentTrustAnchor } from '../../store/trust-anchors';
@@ -189,13 +196,27 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--threshold <n>', 'how many pinned root keys must sign', '1')
+    .option('--root-version <n>', 'the version of the pinned root set (rotor anchor root show)', '1')
+    .option(
+      '--chain <file>',
+      'the root chain after the pinned set, in order: root/<n>.jws as rotor serve serves it; repeat for each',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--now <iso>', 'judge expiry at this time instead of now')
     .option('--min-version <n>', 'refuse anchors below this version (the version held: rollback)')
     .option('--identity <name>', 'refuse an anchor of another identity')
     .action(
       async (
         file: string,
-        opts: { root: string[]; threshold: string; now?: string; minVersion?: string; identity?: string },
+        opts: {
+          root: string[];
+          threshold: string;
+          rootVersion: string;
+          chain?: string[];
+          now?: string;
+          minVersion?: string;
+          identity?: string;
+        },
       ) => {
         let now = new Date();
         if (opts.now !== undefined) {
@@ -203,22 +224,55 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
           if (typeof t === 'string') throw new UsageError(`--now: ${t}`);
           now = new Date(t.epochMs);
         }
-        let text: string;
-        try {
-          text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-        } catch (err) {
+        const pinnedVersion = positiveInt(opts.rootVersion, '--root-version', 1);
+        const minVersion =
+          opts.minVersion === undefined ? undefined : positiveInt(opts.minVersion, '--min-version', 1);
+        const links = opts.chain ?? [];
+        if (links.includes('-')) throw new UsageError('--chain: a link is read from a file, not stdin');
+        if (links.length > MAX_ROOT_CHAIN_STEPS) {
           throw new UsageError(
-            `${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+            `--chain: ${links.length} links given, at most ${MAX_ROOT_CHAIN_STEPS} are followed: pin a newer root (rotor anchor root show)`,
           );
         }
+        const text = await readInput(file, 'the anchor');
+        // TUF's root chain, as the online verifier walks it (README "Following root rotations"):
+        // each link is trusted only under the set trusted so far, and the anchor only under the last.
+        let root: RootSet = pinnedRoot(opts.root, positiveInt(opts.threshold, '--threshold', 1));
+        let identity = opts.identity;
+        let linkVersion = 0;
+        const followed: { root_version: number; version: number; sha256: string }[] = [];
+        for (const [i, linkFile] of links.entries()) {
+          const n = pinnedVersion + i + 1;
+          const link = verifyRootChainLink(await readInput(linkFile, '--chain'), {
+            trusted: root,
+            rootVersion: n,
+            minVersion: linkVersion + 1,
+            identity,
+            now,
+            source: `root chain link ${n} (${linkFile})`,
+          });
+          // The first link fixes the identity when --identity does not: every later one must agree.
+          identity ??= link.payload.identity;
+          root = link.root;
+          linkVersion = link.version;
+          followed.push({ root_version: n, version: link.version, sha256: link.sha256 });
+        }
+        const source = file === '-' ? 'stdin' : file;
+        const floor = Math.max(minVersion ?? 0, linkVersion);
         const trusted = verifySignedAnchor(text, {
-          trusted: pinnedRoot(opts.root, positiveInt(opts.threshold, '--threshold', 1)),
+          trusted: root,
           now,
-          minVersion:
-            opts.minVersion === undefined ? undefined : positiveInt(opts.minVersion, '--min-version', 1),
-          identity: opts.identity,
-          source: file === '-' ? 'stdin' : file,
+          minVersion: floor > 0 ? floor : undefined,
+          identity,
+          source,
         });
+        const chainEnd = pinnedVersion + links.length;
+        if (links.length > 0 && trusted.rootVersion !== chainEnd) {
+          throw new RotorError(
+            `${source}: names root set ${trusted.rootVersion} but the root chain ends at ${chainEnd}: refused`,
+            'ANCHOR_UNTRUSTED',
+          );
+        }
         process.stdout.write(
           `${JSON.stringify(
             {
@@ -230,6 +284,7 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
               active_key_id: trusted.document.active_key_id,
               signed_by: trusted.signedBy,
               root: trusted.payload.root,
+              root_chain: followed,
               sha256: trusted.sha256,
             },
             null,
@@ -238,6 +293,17 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
         );
       },
     );
+}
+
+/** A file's text, or stdin's for '-'; `what` names it in the one-line error. */
+async function readInput(file: string, what: string): Promise<string> {
+  try {
+    return file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `${what}: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+    );
+  }
 }
 
 async function readStdin(): Promise<string> {
