@@ -25,6 +25,8 @@ export function renderStatus(s: RotationStatus, now: Date = new Date()): string 
     lines.push(
       `escalated   to a key compromise at ${s.escalation.at} by ${s.escalation.by} (from ${s.escalation.fromPhase}): ${s.escalation.reason}`,
     );
+    if (s.escalation.trustedBefore)
+      lines.push(`cut-off     only manifests stored before ${s.escalation.trustedBefore} are re-issued`);
   }
   lines.push(`phase       ${state}`);
   lines.push(`started     ${s.startedAt}${s.endedAt ? `   ended ${s.endedAt}` : ''}`);

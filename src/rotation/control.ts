@@ -7,6 +7,7 @@
  */
 import { type UpdateDefinition, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { RotorError, UsageError } from '../errors';
+import { parseTimestamp } from '../manifest';
 import type { rotationWorkflow } from '../workflows/rotation';
 import {
   abortUpdate,
@@ -33,8 +34,12 @@ export interface ControlSpec {
   reasonRequired: boolean;
   /** What --reason is for, in the help. */
   reasonHelp: string;
-  /** Boolean flags of this control alone; each sets the request field of the same name. */
-  flags?: readonly { flag: string; field: string; description: string }[];
+  /**
+   * Flags of this control alone; each sets the request field `field`. Without `parse` a flag is
+   * boolean; with it, it takes a value (`flag` names it, as `--name <value>`) that `parse` checks
+   * and converts, throwing a UsageError naming the flag.
+   */
+  flags?: readonly { flag: string; field: string; description: string; parse?: (raw: string) => unknown }[];
   /** What happened, in one line, after the workflow accepted it. */
   outcome(s: RotationStatus, request: AnyControlRequest): string;
 }
@@ -81,8 +86,17 @@ export const CONTROLS = {
       'turn the running rotation into a key compromise from where it stands: the old key leaves the anchor and its manifests are revoked now',
     reasonRequired: true,
     reasonHelp: 'why (recorded in the audit log and the on-call notice)',
+    flags: [
+      {
+        flag: '--trusted-before <iso8601>',
+        field: 'trustedBefore',
+        description:
+          'when the key stopped being trusted: only manifests stored before it are re-issued, twins of later ones are revoked (default: when the rotation started)',
+        parse: (raw) => parseTrustedBefore(raw, '--trusted-before'),
+      },
+    ],
     outcome: (s) =>
-      `escalated ${where(s)} to a key compromise: the old key leaves the trust anchor and its manifests are revoked now, then re-issued; ${watch(s)}`,
+      `escalated ${where(s)} to a key compromise: the old key leaves the trust anchor and its manifests are revoked now, then re-issued${s.escalation?.trustedBefore ? ` if stored before ${s.escalation.trustedBefore}` : ''}; ${watch(s)}`,
   },
   abort: {
     update: abortUpdate,
@@ -105,6 +119,17 @@ function where(s: RotationStatus): string {
 
 function watch(s: RotationStatus): string {
   return `watch with rotor rotate status ${s.identity} --watch`;
+}
+
+/**
+ * A compromise's trusted cut-off as an operator writes it (RFC 3339), in the one form the workflow
+ * takes (`toISOString`); refused when unreadable or in the future, naming `flag`.
+ */
+export function parseTrustedBefore(raw: string, flag: string, nowMs = Date.now()): string {
+  const at = parseTimestamp(raw);
+  if (typeof at === 'string') throw new UsageError(`${flag}: ${at}`, 'ROTATION_CUTOFF');
+  if (at.epochMs > nowMs) throw new UsageError(`${flag} must not be in the future`, 'ROTATION_CUTOFF');
+  return new Date(at.epochMs).toISOString();
 }
 
 /** The checks made before anything is sent: a given --reason must say something. */

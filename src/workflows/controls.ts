@@ -12,6 +12,7 @@ import { CancellationScope, condition, isCancellation, setHandler } from '@tempo
 import {
   abortUpdate,
   type ControlRequest,
+  type EscalateRequest,
   escalateUpdate,
   type PauseKind,
   pauseUpdate,
@@ -20,6 +21,25 @@ import {
   resumeUpdate,
   rollbackUpdate,
 } from './rotation-api';
+
+/** Any control's request: the common fields and each control's own (resume's force, escalate's cut-off). */
+export type AnyControlRequest = ResumeRequest & EscalateRequest;
+
+/**
+ * Why an escalation's cut-off cannot be taken, or undefined. It arrives in an update from any
+ * client, so it is checked here and not only by the CLI: one exact instant form (what
+ * `Date.prototype.toISOString` writes, so the value recorded is the value compared), never later
+ * than the workflow's now (a cut-off in the future would trust manifests the thief may still sign).
+ */
+export function cutoffProblem(value: unknown, nowMs: number): string | undefined {
+  const ms = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms) || new Date(ms).toISOString() !== value) {
+    return `trustedBefore must be an instant written YYYY-MM-DDTHH:MM:SS.sssZ, got ${JSON.stringify(value)?.slice(0, 60)}`;
+  }
+  if (ms > nowMs)
+    return `trustedBefore ${value} is in the future: the cut-off is when the key stopped being trusted`;
+  return undefined;
+}
 
 export type InterruptKind = 'rollback' | 'abort' | 'escalate';
 export type ControlName = 'pause' | 'resume' | InterruptKind;
@@ -42,7 +62,7 @@ const ENDED = ['completed', 'rolled-back', 'aborted', 'failed', 'skipped'];
 
 export class RotationControls {
   /** A rollback, abort or escalation asked for and not yet taken up by the runbook. */
-  interrupt?: { kind: InterruptKind; request: ControlRequest };
+  interrupt?: { kind: InterruptKind; request: AnyControlRequest };
   /** The gate a forced resume lets through; it applies to that gate's current pause only. */
   private forced?: PauseKind;
   /** Overlap path: the old key's manifests are being revoked; there is no way back from here. */
@@ -55,7 +75,7 @@ export class RotationControls {
   constructor(
     private readonly status: RotationStatus,
     /** Writes the audit entry of an accepted control. */
-    private readonly onAccepted: (control: ControlName, request: ResumeRequest) => Promise<void>,
+    private readonly onAccepted: (control: ControlName, request: AnyControlRequest) => Promise<void>,
     /** Now, in workflow time (ms). */
     private readonly now: () => number,
   ) {}
@@ -64,7 +84,7 @@ export class RotationControls {
 
   /** Registers every control from one table: each is an update whose validator is `refuse`. */
   register(): void {
-    const table: [ControlName, UpdateDefinition<RotationStatus, [ResumeRequest]>][] = [
+    const table: [ControlName, UpdateDefinition<RotationStatus, [AnyControlRequest]>][] = [
       ['pause', pauseUpdate],
       ['resume', resumeUpdate],
       ['rollback', rollbackUpdate],
@@ -90,7 +110,7 @@ export class RotationControls {
   }
 
   /** Why `control` cannot be honoured now, in words; undefined when it can. */
-  refuse(control: ControlName, req: ResumeRequest): string | undefined {
+  refuse(control: ControlName, req: AnyControlRequest): string | undefined {
     const s = this.status;
     if (this.ended()) return `the rotation has ended (${s.phase})`;
     // While undoing, only a resume of a failed undo step is taken.
@@ -130,11 +150,12 @@ export class RotationControls {
         if (this.oldKeyDestroyStarted)
           return 'the old key is already being destroyed and leaves the anchor as this step ends; nothing is left to escalate';
         if (!req.reason?.trim()) return 'an escalation needs a reason';
+        if (req.trustedBefore !== undefined) return cutoffProblem(req.trustedBefore, this.now());
         return undefined;
     }
   }
 
-  private apply(control: ControlName, req: ResumeRequest): void {
+  private apply(control: ControlName, req: AnyControlRequest): void {
     switch (control) {
       case 'pause':
         this.pauseFor('operator', req.reason ?? 'paused by an operator');
@@ -192,7 +213,7 @@ export class RotationControls {
   }
 
   /** The pending interrupt, handed to the runbook (which carries it out). */
-  take(): { kind: InterruptKind; request: ControlRequest } {
+  take(): { kind: InterruptKind; request: AnyControlRequest } {
     const taken = this.interrupt!;
     this.interrupt = undefined;
     if (taken.kind !== 'escalate') this.undoing = taken.kind;

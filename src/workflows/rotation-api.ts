@@ -96,7 +96,14 @@ export interface RotationStatus {
   paused: boolean;
   pauseReason?: string;
   pause?: PauseState;
-  escalation?: { reason: string; by: string; at: string; fromPhase: Phase };
+  escalation?: {
+    reason: string;
+    by: string;
+    at: string;
+    fromPhase: Phase;
+    /** The cut-off the operator gave with the escalation (`EscalateRequest.trustedBefore`). */
+    trustedBefore?: string;
+  };
   startedAt: string;
   endedAt?: string;
   oldKeyId?: string;
@@ -166,6 +173,15 @@ export interface ControlRequest {
   by?: string;
 }
 
+export interface EscalateRequest extends ControlRequest {
+  /**
+   * The compromise's trusted cut-off, as an instant `YYYY-MM-DDTHH:MM:SS.sssZ` not in the future:
+   * only manifests stored before it are re-issued, and twins the overlap made of later ones are
+   * revoked. Default: when the rotation started (a start's own `trustedBefore` for a compromise).
+   */
+  trustedBefore?: string;
+}
+
 export interface ResumeRequest extends ControlRequest {
   /** Go past the gate that paused the rotation (only that gate, only while it is that pause). */
   force?: boolean;
@@ -176,6 +192,6 @@ export const pauseUpdate = defineUpdate<RotationStatus, [ControlRequest]>('pause
 export const resumeUpdate = defineUpdate<RotationStatus, [ResumeRequest]>('resumeRotation');
 export const rollbackUpdate = defineUpdate<RotationStatus, [ControlRequest]>('rollbackRotation');
 export const abortUpdate = defineUpdate<RotationStatus, [ControlRequest]>('abortRotation');
-export const escalateUpdate = defineUpdate<RotationStatus, [ControlRequest]>('escalateRotation');
+export const escalateUpdate = defineUpdate<RotationStatus, [EscalateRequest]>('escalateRotation');
 
 export const statusQuery = defineQuery<RotationStatus>('status');

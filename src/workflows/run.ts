@@ -27,6 +27,7 @@ import { Interrupted, RotationControls } from './controls';
 import { COMPROMISE_STEPS, plannedSteps, type RotationPolicy, resolvePolicy, type StepName } from './policy';
 import {
   type ControlRequest,
+  type EscalateRequest,
   type PauseKind,
   type Phase,
   type Progress,
@@ -363,7 +364,7 @@ export class RotationRun {
         // are trusted; one revoked before the rotation began stays revoked.
         ...(manifestStatus === 'revoked'
           ? {
-              trustedBefore: this.input.trustedBefore ?? this.status.startedAt,
+              trustedBefore: this.trustedCutoff(),
               rotationStartedAt: this.status.startedAt,
             }
           : {}),
@@ -808,9 +809,7 @@ export class RotationRun {
         : `Key rotation - old key_id=${oldKey}`;
     // An escalated rotation may have re-issued, during its overlap, manifests stored after the
     // compromise's trusted cut-off (default: the rotation's start); their twins go too.
-    const distrust = this.status.escalation
-      ? { distrustTwinsStoredFrom: this.input.trustedBefore ?? this.status.startedAt }
-      : {};
+    const distrust = this.status.escalation ? { distrustTwinsStoredFrom: this.trustedCutoff() } : {};
     let untrustedTwins = 0;
     for (const status of statuses) {
       for (;;) {
@@ -868,11 +867,25 @@ export class RotationRun {
 
   // ---- escalation, rollback, abort -------------------------------------------------------------------
 
+  /**
+   * The compromise's trusted cut-off (README "On-call: a compromise found during a rotation"): the
+   * one given with the escalation, else the compromise start's, else when the rotation started.
+   */
+  private trustedCutoff(): string {
+    return this.status.escalation?.trustedBefore ?? this.input.trustedBefore ?? this.status.startedAt;
+  }
+
   /** From here on the rotation is a compromise rotation: what is left of the timeline is its steps. */
-  private async escalate(request: ControlRequest): Promise<void> {
+  private async escalate(request: EscalateRequest): Promise<void> {
     const at = iso(Date.now());
     const by = request.by ?? this.input.requestedBy;
-    this.status.escalation = { reason: request.reason ?? 'escalated', by, at, fromPhase: this.status.phase };
+    this.status.escalation = {
+      reason: request.reason ?? 'escalated',
+      by,
+      at,
+      fromPhase: this.status.phase,
+      ...(request.trustedBefore === undefined ? {} : { trustedBefore: request.trustedBefore }),
+    };
     this.status.path = 'compromise';
     // Whatever held the overlap path (a gate, unresignable manifests, an operator) no longer applies.
     this.controls.clearPause();
@@ -893,6 +906,7 @@ export class RotationRun {
       reason: request.reason,
       by,
       fromPhase: this.status.escalation.fromPhase,
+      trustedBefore: this.trustedCutoff(),
     });
     await this.notify(
       'critical',

@@ -35,6 +35,7 @@ const PLANNED = `planned-${SUFFIX}`;
 const STEERED = `steered-${SUFFIX}`;
 const REVOKED = `revoked-${SUFFIX}`;
 const ROLLED = `rolled-${SUFFIX}`;
+const ESCALATED = `escalated-${SUFFIX}`;
 
 let env: RotationEnv;
 
@@ -172,6 +173,36 @@ describe('rotor rotate plan', () => {
       /policy\.resignAtSeconds \(10\) must not come after policy\.adoptBySeconds \(5\)/,
     );
     expect(disordered.stderr.trim().split('\n')).toHaveLength(1);
+
+    // The compromise cut-off, on start and on escalate: checked before anything is sent.
+    const start = (trigger: string, at: string) =>
+      env.rotor(
+        'rotate',
+        'start',
+        '--identity',
+        'x',
+        '--trigger',
+        trigger,
+        '--reason',
+        'r',
+        '--trusted-before',
+        at,
+      );
+    const escalate = (at: string) =>
+      env.rotor('rotate', 'escalate', 'x', '--reason', 'leak', '--trusted-before', at);
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    for (const [run, message] of [
+      [start('personnel', '2026-01-01T00:00:00Z'), '--trusted-before applies to compromise rotations only'],
+      [start('compromise', 'last tuesday'), '--trusted-before: '],
+      [start('compromise', future), '--trusted-before must not be in the future'],
+      [escalate('last tuesday'), '--trusted-before: '],
+      [escalate(future), '--trusted-before must not be in the future'],
+    ] as const) {
+      const r = await run;
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
   });
 });
 
@@ -279,6 +310,48 @@ describe('rotor rotate start, status, pause, resume, abort', () => {
       phase: 'aborted',
     });
   }, 300_000);
+
+  it('escalates with --trusted-before: the cut-off reaches the workflow in its one form and the status shows it', async () => {
+    await env.initIdentity(ESCALATED, 2);
+    // Whole seconds, written with an offset: the CLI hands the workflow toISOString's form.
+    await new Promise((r) => setTimeout(r, 1100));
+    const at = Math.floor(Date.now() / 1000) * 1000;
+    const written = new Date(at).toISOString().replace('.000Z', '+00:00');
+    const cutoff = new Date(at).toISOString();
+    const started = await env.rotor(
+      'rotate',
+      'start',
+      '--identity',
+      ESCALATED,
+      '--trigger',
+      'scheduled',
+      '--reason',
+      'quarterly',
+      '--policy-json',
+      JSON.stringify({ ...JSON.parse(SLOW), minKeyAgeDays: 0 }),
+    );
+    expect(started.code, started.stderr).toBe(0);
+    await statusWhen(ESCALATED, (s) => s.phase === 'waiting', 'waiting to re-sign');
+    const escalated = await env.rotor(
+      'rotate',
+      'escalate',
+      ESCALATED,
+      '--reason',
+      'key seen on a paste site',
+      '--trusted-before',
+      written,
+    );
+    expect(escalated.code, escalated.stderr).toBe(0);
+    expect(escalated.stdout).toContain(`then re-issued if stored before ${cutoff};`);
+    const done = await statusWhen(ESCALATED, (s) => s.phase === 'completed', 'the compromise path done');
+    expect(done.path).toBe('compromise');
+    expect(done.escalation).toMatchObject({ trustedBefore: cutoff, reason: 'key seen on a paste site' });
+    const text = await env.rotor('rotate', 'status', ESCALATED);
+    expect(text.stdout).toContain(`cut-off     only manifests stored before ${cutoff} are re-issued`);
+    // Both manifests were stored before the cut-off: re-issued, none declined.
+    expect(done.unresignableCount).toBe(0);
+    expect(await countManifests(env.db.pool, { keyId: done.newKeyId!, status: 'active' })).toBe(2);
+  });
 
   it('refuses a rollback once the old key’s manifests are revoked, and the rotation completes', async () => {
     const { keyId } = await env.initIdentity(REVOKED, 3);

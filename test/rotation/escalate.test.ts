@@ -7,6 +7,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trustedKeysFromAnchor } from '../../src/manifest';
+import { listAudit } from '../../src/store/audit';
 import { getKey } from '../../src/store/keys';
 import { countManifests, importManifests } from '../../src/store/manifests';
 import { currentTrustAnchor } from '../../src/store/trust-anchors';
@@ -68,8 +69,14 @@ describe('escalate a scheduled rotation to a compromise (Temporal + Postgres, so
     return { oldKeyId: signer.keyId, handle };
   }
 
-  const escalate = (handle: WorkflowHandle, reason = 'key found in a public repository') =>
-    handle.executeUpdate(escalateUpdate, { args: [{ reason, by: 'security@example' }] });
+  const escalate = (
+    handle: WorkflowHandle,
+    reason = 'key found in a public repository',
+    trustedBefore?: string,
+  ) =>
+    handle.executeUpdate(escalateUpdate, {
+      args: [{ reason, by: 'security@example', ...(trustedBefore ? { trustedBefore } : {}) }],
+    });
 
   /** What every escalation must leave: a finished compromise, the old key gone from every later anchor. */
   async function expectCompromiseHandled(
@@ -219,6 +226,50 @@ describe('escalate a scheduled rotation to a compromise (Temporal + Postgres, so
     expect(await countManifests(env.db.pool, { keyId: result.newKeyId!, status: 'revoked' })).toBe(late);
   });
 
+  it('with a cut-off before the start (the key leaked earlier): later manifests are not re-issued, their twins are revoked', async () => {
+    const identity = 'esc-cutoff';
+    const signer = await env.initIdentity(identity);
+    await env.seed(identity, signer, COUNT);
+    // stored_at is Postgres's clock on this machine: the cut-off falls strictly between the two seeds.
+    await new Promise((r) => setTimeout(r, 50));
+    const cutoff = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 50));
+    const LEAKED = 4;
+    await env.seed(identity, signer, LEAKED);
+    await recordCheckIn(env.db.pool, {
+      verifierId: 'spiffe://trust.example/verifier/esc-cutoff',
+      anchorVersion: 1,
+      identity,
+      trustedKeyIds: [signer.keyId],
+      validCounts: {},
+    });
+    const handle = await env.start(identity, 'scheduled', { minKeyAgeDays: 0, ...LATE, resignAtSeconds: 1 });
+    recorded.push(handle);
+    await env.waitForStatus(
+      handle,
+      'adoption blocked',
+      (s) => s.phase === 'await-adoption' && s.blockers.length > 0,
+    );
+    // The overlap re-issued all of them: nothing said yet that the key was stolen.
+    const newKeyId = (await handle.query<RotationStatus>('status')).newKeyId!;
+    expect(await countManifests(env.db.pool, { keyId: newKeyId, status: 'active' })).toBe(COUNT + LEAKED);
+    const accepted = await escalate(handle, 'key seen on a paste site two days ago', cutoff);
+    expect(accepted.escalation?.trustedBefore).toBe(cutoff);
+
+    const result = await expectCompromiseHandled(identity, handle, signer.keyId, 'await-adoption', COUNT);
+    expect(result.escalation).toMatchObject({ trustedBefore: cutoff });
+    const { rows } = await env.db.pool.query<{ code: string; n: string }>(
+      'SELECT code, count(*) AS n FROM rotation_declined WHERE workflow_id = $1 AND key_id = $2 GROUP BY code',
+      [handle.workflowId, signer.keyId],
+    );
+    expect(rows).toEqual([{ code: 'stored-after-cutoff', n: String(LEAKED) }]);
+    expect(await countManifests(env.db.pool, { keyId: newKeyId, status: 'revoked' })).toBe(LEAKED);
+    const escalated = (await listAudit(env.db.pool, { subject: handle.workflowId })).filter(
+      (e) => e.action === 'rotation.escalated',
+    );
+    expect(escalated.map((e) => e.details.trustedBefore)).toEqual([cutoff]);
+  });
+
   it('while waiting for revocation', async () => {
     const { oldKeyId, handle } = await scheduled('esc-before-revoke', {
       adoptBySeconds: 3,
@@ -299,6 +350,22 @@ describe('escalate a scheduled rotation to a compromise (Temporal + Postgres, so
     });
     await handle.executeUpdate(resumeUpdate, { args: [{}] });
     await env.waitForPhase(handle, ['waiting']);
+    // A cut-off comes from any client of the update: the workflow checks it too.
+    await expect(escalate(handle, 'leak', 'yesterday')).rejects.toMatchObject({
+      cause: {
+        message: 'trustedBefore must be an instant written YYYY-MM-DDTHH:MM:SS.sssZ, got "yesterday"',
+      },
+    });
+    await expect(escalate(handle, 'leak', '2026-01-01T00:00:00Z')).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/^trustedBefore must be an instant written/) },
+    });
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    await expect(escalate(handle, 'leak', future)).rejects.toMatchObject({
+      cause: {
+        message: `trustedBefore ${future} is in the future: the cut-off is when the key stopped being trusted`,
+      },
+    });
+    expect((await handle.query<RotationStatus>('status')).path).toBe('overlap');
     await escalate(handle);
     await expect(escalate(handle)).rejects.toMatchObject({
       cause: {

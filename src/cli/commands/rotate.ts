@@ -8,8 +8,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { RotorConfig } from '../../config';
 import { UsageError } from '../../errors';
-import { parseTimestamp } from '../../manifest';
-import { CONTROLS, type ControlKind, checkControlRequest, controlRotation } from '../../rotation/control';
+import {
+  CONTROLS,
+  type ControlKind,
+  type ControlSpec,
+  checkControlRequest,
+  controlRotation,
+  parseTrustedBefore,
+} from '../../rotation/control';
 import { listRotationRuns } from '../../rotation/list';
 import { buildPlan } from '../../rotation/plan';
 import { startRotation } from '../../rotation/start';
@@ -89,11 +95,7 @@ export function registerRotateCommands(program: Command, config: RotorConfig): v
         if (opts.trustedBefore !== undefined) {
           if (trigger !== 'compromise')
             throw new UsageError('--trusted-before applies to compromise rotations only', 'ROTATION_CUTOFF');
-          const at = parseTimestamp(opts.trustedBefore);
-          if (typeof at === 'string') throw new UsageError(`--trusted-before: ${at}`, 'ROTATION_CUTOFF');
-          if (at.epochMs > Date.now())
-            throw new UsageError('--trusted-before must not be in the future', 'ROTATION_CUTOFF');
-          trustedBefore = new Date(at.epochMs).toISOString();
+          trustedBefore = parseTrustedBefore(opts.trustedBefore, '--trusted-before');
         }
         const input: RotationInput = {
           identity,
@@ -150,7 +152,8 @@ export function registerRotateCommands(program: Command, config: RotorConfig): v
       .command(name)
       .description(spec.description)
       .argument('[identity]', 'the signing identity (default: the one running rotation)');
-    for (const f of 'flags' in spec ? spec.flags : []) command.option(f.flag, f.description);
+    const flags: ControlSpec['flags'] = 'flags' in spec ? spec.flags : [];
+    for (const f of flags ?? []) command.option(f.flag, f.description);
     if (spec.reasonRequired) command.requiredOption('--reason <text>', spec.reasonHelp);
     else command.option('--reason <text>', spec.reasonHelp);
     command
@@ -158,7 +161,10 @@ export function registerRotateCommands(program: Command, config: RotorConfig): v
       .option('--json', 'the RotationStatus after the update, as JSON')
       .action(async (identityArg: string | undefined, opts: Record<string, unknown>) => {
         const request: Record<string, unknown> = { reason: opts.reason as string | undefined };
-        for (const f of 'flags' in spec ? spec.flags : []) request[f.field] = opts[f.field] === true;
+        for (const f of flags ?? []) {
+          if (!f.parse) request[f.field] = opts[f.field] === true;
+          else if (opts[f.field] !== undefined) request[f.field] = f.parse(String(opts[f.field]));
+        }
         checkControlRequest(name, request);
         await withTemporal(config.temporal, async (t) => {
           const identity = await resolveIdentity(t, identityArg);
