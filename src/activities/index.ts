@@ -12,6 +12,7 @@ import { PolicyError, RotorError, UsageError } from '../errors';
 import { anchorUpkeepActivities } from './anchor-upkeep';
 import { auditActivities } from './audit';
 import { adoptionActivities } from './await-adoption';
+import { crlCompactionActivities } from './crl-compaction';
 import { decommissionActivities } from './decommission';
 import { deliveryActivities } from './delivery';
 import { type ActivityDeps, stepLog } from './deps';
@@ -57,6 +58,7 @@ export function createActivities(deps: ActivityDeps) {
     ...auditActivities(deps),
     ...notifyActivities(deps),
     ...anchorUpkeepActivities(deps),
+    ...crlCompactionActivities(deps),
   };
   return logged(
     Object.fromEntries(

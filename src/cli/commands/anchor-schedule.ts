@@ -7,24 +7,29 @@
  * (ROTOR_CRL_META_LIFETIME_SECONDS, 1 hour; src/activities/anchor-upkeep.ts), so the schedule
  * must look more often than that: every 15 minutes by default.
  */
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { AnchorUpkeepInput, AnchorUpkeepResult } from '../../activities/anchor-upkeep';
 import type { RotorConfig } from '../../config';
 import { RotorError } from '../../errors';
-import type { anchorUpkeepWorkflow } from '../../workflows/anchor-upkeep';
 import { checkIdentity, formatDuration, parseDuration } from '../rotation-options';
+import { createUpkeepSchedule, deleteUpkeepSchedule, runUpkeepNow, type UpkeepSchedule } from '../schedules';
 import { withTemporal } from '../temporal-client';
 
 export function anchorScheduleId(identity: string): string {
   return `anchor-upkeep/${identity}`;
 }
 
-function missing(identity: string): RotorError {
-  return new RotorError(
-    `no anchor upkeep schedule for ${identity}: rotor anchor schedule create --identity ${identity}`,
-    'SCHEDULE_NONE',
-  );
+function upkeepOf(identity: string): UpkeepSchedule {
+  return {
+    scheduleId: anchorScheduleId(identity),
+    workflowType: 'anchorUpkeepWorkflow',
+    deleteCommand: `rotor anchor schedule delete --identity ${identity}`,
+    missing: () =>
+      new RotorError(
+        `no anchor upkeep schedule for ${identity}: rotor anchor schedule create --identity ${identity}`,
+        'SCHEDULE_NONE',
+      ),
+  };
 }
 
 export function registerAnchorScheduleCommands(anchor: Command, config: RotorConfig): void {
@@ -63,29 +68,11 @@ export function registerAnchorScheduleCommands(anchor: Command, config: RotorCon
       }
       const input: AnchorUpkeepInput = { identity, withinSeconds };
       await withTemporal(config.temporal, async (t) => {
-        try {
-          await t.client.schedule.create<typeof anchorUpkeepWorkflow>({
-            scheduleId: anchorScheduleId(identity),
-            spec: { intervals: [{ every: everySeconds * 1000 }] },
-            action: {
-              type: 'startWorkflow',
-              workflowType: 'anchorUpkeepWorkflow',
-              workflowId: anchorScheduleId(identity),
-              taskQueue: t.config.taskQueue,
-              args: [input],
-            },
-            policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-            memo: { identity, every: formatDuration(everySeconds), within: formatDuration(withinSeconds) },
-          });
-        } catch (err) {
-          if (err instanceof ScheduleAlreadyRunning) {
-            throw new RotorError(
-              `schedule ${anchorScheduleId(identity)} already exists: rotor anchor schedule delete --identity ${identity} first`,
-              'SCHEDULE_EXISTS',
-            );
-          }
-          throw err;
-        }
+        await createUpkeepSchedule(t, upkeepOf(identity), {
+          everySeconds,
+          args: [input],
+          memo: { identity, every: formatDuration(everySeconds), within: formatDuration(withinSeconds) },
+        });
         process.stdout.write(
           `${JSON.stringify({ schedule_id: anchorScheduleId(identity), every: formatDuration(everySeconds), within: formatDuration(withinSeconds) })}\n`,
         );
@@ -99,22 +86,7 @@ export function registerAnchorScheduleCommands(anchor: Command, config: RotorCon
     .action(async (opts: { identity: string }) => {
       const identity = checkIdentity(opts.identity);
       await withTemporal(config.temporal, async (t) => {
-        const handle = t.client.schedule.getHandle(anchorScheduleId(identity));
-        let described: Awaited<ReturnType<typeof handle.describe>>;
-        try {
-          described = await handle.describe();
-        } catch (err) {
-          if (err instanceof ScheduleNotFoundError) throw missing(identity);
-          throw err;
-        }
-        const action = described.action;
-        if (action.type !== 'startWorkflow') throw missing(identity);
-        // The same input the schedule passes, run now under an id of its own, and awaited.
-        const result = (await t.client.workflow.execute('anchorUpkeepWorkflow', {
-          workflowId: `${anchorScheduleId(identity)}/now-${Date.now()}`,
-          taskQueue: action.taskQueue,
-          args: action.args as [AnchorUpkeepInput],
-        })) as AnchorUpkeepResult;
+        const result = await runUpkeepNow<AnchorUpkeepResult>(t, upkeepOf(identity));
         process.stdout.write(
           `${JSON.stringify({
             version: result.version,
@@ -135,12 +107,7 @@ export function registerAnchorScheduleCommands(anchor: Command, config: RotorCon
     .action(async (opts: { identity: string }) => {
       const identity = checkIdentity(opts.identity);
       await withTemporal(config.temporal, async (t) => {
-        try {
-          await t.client.schedule.getHandle(anchorScheduleId(identity)).delete();
-        } catch (err) {
-          if (err instanceof ScheduleNotFoundError) throw missing(identity);
-          throw err;
-        }
+        await deleteUpkeepSchedule(t, upkeepOf(identity));
         process.stderr.write(`deleted ${anchorScheduleId(identity)}\n`);
       });
     });
