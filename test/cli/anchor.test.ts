@@ -19,6 +19,20 @@ async function rotor(...args: string[]) {
   return { code: result, output: text, stdout };
 }
 
+/** `rotor anchor root rotate` to a set of `keys` keys, `threshold` of which must sign. */
+const rotateRoot = (identity: string, keys = 1, threshold = 1) =>
+  rotor(
+    'anchor',
+    'root',
+    'rotate',
+    '--identity',
+    identity,
+    '--keys',
+    String(keys),
+    '--threshold',
+    String(threshold),
+  );
+
 describe('rotor anchor', () => {
   let db: TestDatabase;
   let dir: string;
@@ -113,17 +127,7 @@ describe('rotor anchor', () => {
     expect(again.code).toBe(1);
     expect(again.output).toContain('already has anchor root set 1: use rotor anchor root rotate');
 
-    const rotated = await rotor(
-      'anchor',
-      'root',
-      'rotate',
-      '--identity',
-      identity,
-      '--keys',
-      '2',
-      '--threshold',
-      '2',
-    );
+    const rotated = await rotateRoot(identity, 2, 2);
     expect(rotated.code).toBe(0);
     const after = JSON.parse(rotated.stdout);
     expect(after.root_version).toBe(2);
@@ -153,18 +157,8 @@ describe('rotor anchor', () => {
     expect((await rotor('key', 'init', '--identity', identity)).code).toBe(0);
     const set1 = JSON.parse((await rotor('anchor', 'root', 'show', '--identity', identity)).stdout);
     const pins1 = set1.keys.flatMap((k: { public_key: string }) => ['--root', k.public_key]);
-    expect((await rotor('anchor', 'root', 'rotate', '--identity', identity)).code).toBe(0);
-    const rotated = await rotor(
-      'anchor',
-      'root',
-      'rotate',
-      '--identity',
-      identity,
-      '--keys',
-      '2',
-      '--threshold',
-      '2',
-    );
+    expect((await rotateRoot(identity)).code).toBe(0);
+    const rotated = await rotateRoot(identity, 2, 2);
     expect(rotated.code).toBe(0);
     expect(JSON.parse(rotated.stdout).root_version).toBe(3);
     expect((await rotor('anchor', 'renew', '--identity', identity, '--within', '999999999')).code).toBe(0);
