@@ -176,7 +176,8 @@ export const ENV_VARIABLES = [
   {
     name: 'ROTOR_CRL_FILE',
     default: '—',
-    meaning: 'also write the CRL to this file (atomically) for static hosting',
+    meaning:
+      "also write the CRL to this file (atomically) for static hosting, with `ROTOR_IDENTITY`'s signed CRL header beside it (`<file>.meta.jws`)",
   },
   {
     name: 'ROTOR_ANCHOR_LIFETIME_SECONDS',
@@ -218,7 +219,7 @@ export const ENV_VARIABLES = [
     name: 'ROTOR_IDENTITY',
     default: '`default`',
     meaning:
-      "signing identity whose anchor `rotor serve` publishes; also `rotor verifier run`'s identity when `--identity` is not given",
+      "signing identity whose anchor `rotor serve` publishes and whose signed CRL header goes beside `ROTOR_CRL_FILE`; also `rotor verifier run`'s identity when `--identity` is not given",
   },
   {
     name: 'ROTOR_ANCHOR_MAX_AGE',
@@ -524,6 +525,8 @@ export interface WorkerSettings {
   onCallWebhook?: string;
   /** Where the CRL is also written, atomically, for static hosting; unset: served from Postgres only. */
   crlFile?: string;
+  /** Whose signed CRL header is written beside `crlFile` (ROTOR_IDENTITY, as `rotor serve` publishes). */
+  crlFileIdentity?: string;
   /** How long a signed trust anchor stays valid after it is issued (default 7 days). */
   anchorLifetimeSeconds: number;
   /** How long a signed CRL header may be relied on after it is issued (default 1 hour). */
@@ -574,7 +577,7 @@ export function workerSettings(env: Env): WorkerSettings {
     revokedBy: get(env, 'ROTOR_REVOKED_BY') ?? 'urn:rotor:key-rotation',
     ...(publicUrl ? { publicUrl } : {}),
     ...(onCallWebhook ? { onCallWebhook } : {}),
-    ...(crlFile ? { crlFile } : {}),
+    ...(crlFile ? { crlFile, crlFileIdentity: servedIdentity(env) } : {}),
     anchorLifetimeSeconds: anchorLifetimeSeconds(env),
     crlMetaLifetimeSeconds: crlMetaLifetimeSeconds(env),
     ...(threads !== undefined ? { signThreads: threads } : {}),
@@ -609,18 +612,24 @@ export function anchorMaxAgeSeconds(env: Env): number | undefined {
     : positiveInt(raw, 'ROTOR_ANCHOR_MAX_AGE', DEFAULT_ANCHOR_MAX_AGE_SECONDS);
 }
 
-export function serveConfig(env: Env): ServeConfig {
-  const certPath = get(env, 'ROTOR_HTTP_TLS_CERT');
-  const keyPath = get(env, 'ROTOR_HTTP_TLS_KEY');
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    throw new UsageError('set both ROTOR_HTTP_TLS_CERT and ROTOR_HTTP_TLS_KEY (PEM files), or neither');
-  }
+/** ROTOR_IDENTITY: the identity `rotor serve` publishes (and whose CRL header goes beside ROTOR_CRL_FILE). */
+function servedIdentity(env: Env): string {
   const identity = get(env, 'ROTOR_IDENTITY') ?? 'default';
   if (!IDENTITY_NAME.test(identity)) {
     throw new UsageError(
       `ROTOR_IDENTITY must be a name of letters, digits, . _ - (got '${identity.slice(0, 70)}')`,
     );
   }
+  return identity;
+}
+
+export function serveConfig(env: Env): ServeConfig {
+  const certPath = get(env, 'ROTOR_HTTP_TLS_CERT');
+  const keyPath = get(env, 'ROTOR_HTTP_TLS_KEY');
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new UsageError('set both ROTOR_HTTP_TLS_CERT and ROTOR_HTTP_TLS_KEY (PEM files), or neither');
+  }
+  const identity = servedIdentity(env);
   const cert = readable(env, 'ROTOR_HTTP_TLS_CERT');
   const key = readable(env, 'ROTOR_HTTP_TLS_KEY');
   return {

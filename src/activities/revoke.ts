@@ -161,7 +161,11 @@ export function revokeActivities(deps: ActivityDeps) {
     // An attempt that died between a commit and its header: the retry's header (a no-op when current).
     await signCrlHeadersAfterChange(deps);
     const remaining = await countManifests(deps.pool, { keyId: input.oldKeyId, status: input.status });
-    if (remaining === 0 && deps.settings.crlFile) await publishCrlToFile(deps.pool, deps.settings.crlFile);
+    if (remaining === 0 && deps.settings.crlFile) {
+      await publishCrlToFile(deps.pool, deps.settings.crlFile, {
+        ...(deps.settings.crlFileIdentity ? { identity: deps.settings.crlFileIdentity } : {}),
+      });
+    }
     return {
       revoked,
       remaining,

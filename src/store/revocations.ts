@@ -3,14 +3,15 @@
  * Signing happens upstream (the interop core through a custodian); this store checks only that a
  * record's columns agree with its line, so the index can never disagree with what is served.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UsageError } from '../errors';
+import { RotorError, UsageError } from '../errors';
 import { appendAudit } from './audit';
+import { crlMetaAt, latestCrlMeta, type StoredCrlMeta } from './crl-meta';
 import type { Pool, PoolClient } from './db';
 import { atomically, type Queryable } from './queryable';
 
@@ -335,36 +336,69 @@ export async function* streamRevocationLines(pool: Pool): AsyncGenerator<string>
 }
 
 /**
+ * What `publishCrlToFile` did with the identity's signed header: `written` beside the body,
+ * `behind` (no header is signed yet for the body's head: the file beside it, if any, is left
+ * as it was, so a verifier refuses the pair and keeps what it held until the next write), or
+ * `none` (the identity has never had a header: no revocation key).
+ */
+export type CrlHeaderFile = 'written' | 'behind' | 'none';
+
+/** The file a static host serves the CRL's signed header from: `revocation` → `revocation.meta.jws`. */
+export function crlHeaderPath(path: string): string {
+  return `${path}.meta.jws`;
+}
+
+/**
  * Writes the CRL (one line per record, each ending in a newline) to `path` for static hosting:
  * a temp file beside it, flushed to disk, then renamed, so a reader sees the old file or the new
- * one, never half of one.
+ * one, never half of one. With `identity`, its signed header for exactly that body (README "The
+ * CRL's signed header") goes beside it at `crlHeaderPath(path)`, the same way, after the body: a
+ * verifier that requires a header (any anchor naming a revocation key) takes a static CRL only
+ * with one. The header's count and SHA-256 are checked against the bytes written first.
  */
 export async function publishCrlToFile(
   pool: Pool,
   path: string,
-): Promise<{ records: number; bytes: number }> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  options: { identity?: string } = {},
+): Promise<{ records: number; bytes: number; head: number; header?: CrlHeaderFile }> {
+  const tmp = temporaryBeside(path);
   let records = 0;
   let bytes = 0;
+  const hash = createHash('sha256');
   const snapshot = await openCrlSnapshot(pool);
+  const head = snapshot.head;
   try {
     async function* chunks() {
       for await (const batch of snapshot.batches()) {
         const chunk = `${batch.join('\n')}\n`;
         records += batch.length;
         bytes += Buffer.byteLength(chunk);
+        hash.update(chunk);
         yield chunk;
       }
     }
     await pipeline(Readable.from(chunks()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-    const handle = await open(tmp, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
+    await snapshot.close();
+    await syncFile(tmp);
+    let header: StoredCrlMeta | null = null;
+    if (options.identity !== undefined) {
+      header = await crlMetaAt(pool, options.identity, head);
+      const sha256 = hash.digest('hex');
+      if (header && (header.records !== records || header.sha256 !== sha256)) {
+        throw new RotorError(
+          `the signed CRL header of ${options.identity} at seq ${head} describes ${header.records} records (sha256 ${header.sha256.slice(0, 16)}…), not the ${records} written (sha256 ${sha256.slice(0, 16)}…): nothing published`,
+          'CRL_PUBLISH',
+        );
+      }
     }
     await rename(tmp, path);
-    return { records, bytes };
+    if (options.identity === undefined) return { records, bytes, head };
+    if (header) {
+      await writeFileAtomically(crlHeaderPath(path), header.jws);
+      return { records, bytes, head, header: 'written' };
+    }
+    const any = await latestCrlMeta(pool, options.identity);
+    return { records, bytes, head, header: any ? 'behind' : 'none' };
   } catch (err) {
     await rm(tmp, { force: true });
     if ((err as { code?: string }).code?.startsWith('E')) {
@@ -373,5 +407,30 @@ export async function publishCrlToFile(
     throw err;
   } finally {
     await snapshot.close();
+  }
+}
+
+function temporaryBeside(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeFileAtomically(path: string, text: string): Promise<void> {
+  const tmp = temporaryBeside(path);
+  try {
+    await writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
+    await syncFile(tmp);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
   }
 }

@@ -2,10 +2,12 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crlDigest, storeCrlMeta } from '../../src/store/crl-meta';
 import { inTransaction } from '../../src/store/db';
 import {
   appendRevocations,
   countRevocations,
+  crlHeaderPath,
   getRevocation,
   publishCrlToFile,
   type RevocationInput,
@@ -84,6 +86,57 @@ describe('revocation store', () => {
       await expect(publishCrlToFile(db.pool, join(dir, 'missing', 'revocation'))).rejects.toThrow(
         /cannot publish the CRL to .*missing/,
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes the identity's signed header for exactly the body beside the file, and never one for another body", async () => {
+    const identity = 'static-host';
+    const dir = await mkdtemp(join(tmpdir(), 'rotor-crl-header-'));
+    const path = join(dir, 'revocation');
+    const header = (seq: number, records: number, sha256: string, jws: string) =>
+      storeCrlMeta(db.pool, {
+        identity,
+        seq,
+        records,
+        sha256,
+        issuedAt: new Date(),
+        nextUpdate: new Date(Date.now() + 3_600_000),
+        signerKeyId: 'a'.repeat(64),
+        jws,
+      });
+    try {
+      // No header was ever signed for the identity (no revocation key): the body alone.
+      expect((await publishCrlToFile(db.pool, path, { identity })).header).toBe('none');
+      expect(await readdir(dir)).toEqual(['revocation']);
+
+      // The header the worker signed for the current body: copied beside it byte for byte.
+      const digest = await crlDigest(db.pool);
+      await header(digest.seq, digest.records, digest.sha256, '{"jws":"for the body at its head"}');
+      const written = await publishCrlToFile(db.pool, path, { identity });
+      expect(written).toMatchObject({ header: 'written', head: digest.seq, records: digest.records });
+      expect(await readFile(crlHeaderPath(path), 'utf8')).toBe('{"jws":"for the body at its head"}');
+      expect(crlHeaderPath(path)).toBe(join(dir, 'revocation.meta.jws'));
+
+      // A record no header describes yet: the body moves on, the header beside it stays as it was.
+      await appendRevocations(db.pool, [syntheticRevocation('0190b6e1-0000-7000-8000-00000000beef')]);
+      const behind = await publishCrlToFile(db.pool, path, { identity });
+      expect(behind).toMatchObject({ header: 'behind', records: digest.records + 1 });
+      expect(behind.head).toBeGreaterThan(digest.seq);
+      expect(await readFile(crlHeaderPath(path), 'utf8')).toBe('{"jws":"for the body at its head"}');
+      const body = await readFile(path, 'utf8');
+
+      // A stored header that does not describe the body read: nothing is published.
+      await header(behind.head, behind.records, 'f'.repeat(64), '{"jws":"for another body"}');
+      await expect(publishCrlToFile(db.pool, path, { identity })).rejects.toThrow(
+        new RegExp(
+          `^the signed CRL header of static-host at seq ${behind.head} describes ${behind.records} records \\(sha256 ffffffffffffffff…\\), not the ${behind.records} written \\(sha256 [0-9a-f]{16}…\\): nothing published$`,
+        ),
+      );
+      expect(await readFile(path, 'utf8')).toBe(body);
+      expect(await readFile(crlHeaderPath(path), 'utf8')).toBe('{"jws":"for the body at its head"}');
+      expect((await readdir(dir)).sort()).toEqual(['revocation', 'revocation.meta.jws']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

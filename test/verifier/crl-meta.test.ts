@@ -122,6 +122,7 @@ function rotor(...args: string[]): Promise<{ code: number; stdout: string; stder
           DATABASE_URL: env.db.url,
           ROTOR_CUSTODIAN: 'software',
           ROTOR_SOFTWARE_KEY_DIR: env.keyDir,
+          ROTOR_IDENTITY: IDENTITY,
         },
         timeout: 120_000,
       },
@@ -363,6 +364,30 @@ describe('the CRL signed header', () => {
       identity: IDENTITY,
     });
     expect(meta).toMatchObject({ seq: result.head, records: SEEDED, sha256: sha256(crl.body) });
+
+    // For a static host: the same body, and beside it the header that describes it, verifiable.
+    const staticDir = mkdtempSync(join(tmpdir(), 'rotor-static-crl-'));
+    try {
+      const file = join(staticDir, 'revocation');
+      const wrote = await rotor('serve', '--crl-file', file, '--crl-file-only');
+      expect(wrote.code, wrote.stderr).toBe(0);
+      expect(JSON.parse(wrote.stdout)).toMatchObject({
+        records: SEEDED,
+        head: result.head,
+        header: 'written',
+        header_file: `${file}.meta.jws`,
+      });
+      const body = readFileSync(file);
+      expect(body.equals(crl.body)).toBe(true);
+      const beside = verifyCrlMeta(readFileSync(`${file}.meta.jws`, 'utf8'), {
+        revocationKey,
+        now: new Date(),
+        identity: IDENTITY,
+      });
+      expect(beside).toMatchObject({ seq: result.head, records: SEEDED, sha256: sha256(body) });
+    } finally {
+      rmSync(staticDir, { recursive: true, force: true });
+    }
     clockMs += 31_000;
     await v.refresh();
     expect(v.crlMeta?.seq).toBe(result.head);

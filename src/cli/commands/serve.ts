@@ -32,7 +32,7 @@ import { createHttpService } from '../../http/service';
 import { cliLogger } from '../../log';
 import { needingWorker } from '../../rotation/temporal';
 import { connect, type Pool } from '../../store/db';
-import { publishCrlToFile } from '../../store/revocations';
+import { type CrlHeaderFile, crlHeaderPath, publishCrlToFile } from '../../store/revocations';
 import { type RotationStatus, rotationWorkflowId, statusQuery } from '../../workflows/rotation-api';
 import { type CliTemporal, connectTemporal } from '../temporal-client';
 
@@ -74,9 +74,23 @@ export function lazyTemporalStatus(temporalConfig: () => TemporalConfig): {
   };
 }
 
-async function publishCrl(pool: Pool, file: string): Promise<void> {
-  const result = await publishCrlToFile(pool, file);
-  process.stderr.write(`rotor serve: wrote ${result.records} revocation records to ${file}\n`);
+async function publishCrl(pool: Pool, file: string, identity: string): Promise<void> {
+  const result = await publishCrlToFile(pool, file, { identity });
+  process.stderr.write(
+    `rotor serve: wrote ${result.records} revocation records to ${file}${headerNote(result.header, file, identity, result.head)}\n`,
+  );
+}
+
+/** What happened to the signed header beside the file, in words (README "The CRL's signed header"). */
+function headerNote(header: CrlHeaderFile | undefined, file: string, identity: string, head: number): string {
+  switch (header) {
+    case 'written':
+      return ` and ${identity}'s signed header (seq ${head}) to ${crlHeaderPath(file)}`;
+    case 'behind':
+      return `; ${identity}'s header for seq ${head} is not signed yet, so ${crlHeaderPath(file)} was left as it was (the worker signs it)`;
+    default:
+      return `; ${identity} has no signed CRL header (no revocation key)`;
+  }
 }
 
 export function registerServeCommands(program: Command, config: RotorConfig): void {
@@ -98,9 +112,16 @@ export function registerServeCommands(program: Command, config: RotorConfig): vo
       const pool = await connect(config.databaseUrl);
       if (opts.crlFile && opts.crlFileOnly) {
         try {
-          const result = await publishCrlToFile(pool, opts.crlFile);
+          const result = await publishCrlToFile(pool, opts.crlFile, { identity: settings.identity });
           process.stdout.write(
-            `${JSON.stringify({ file: opts.crlFile, records: result.records, bytes: result.bytes })}\n`,
+            `${JSON.stringify({
+              file: opts.crlFile,
+              records: result.records,
+              bytes: result.bytes,
+              head: result.head,
+              header: result.header,
+              header_file: crlHeaderPath(opts.crlFile),
+            })}\n`,
           );
         } finally {
           await pool.end();
@@ -152,7 +173,7 @@ export function registerServeCommands(program: Command, config: RotorConfig): vo
       if (opts.crlFile) {
         const file = opts.crlFile;
         const tick = () =>
-          publishCrl(pool, file).catch((err: unknown) => {
+          publishCrl(pool, file, settings.identity).catch((err: unknown) => {
             process.stderr.write(`rotor serve: ${(err as Error).message}\n`);
           });
         await tick();
