@@ -77,6 +77,7 @@ afterAll(async () => {
   await env?.close();
 });
 
+// biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), the text as rendered (what the operator reads), not the DOM property
 const text = async (testId: string) => (await page.getByTestId(testId).innerText()).trim();
 
 /** Waits until the page (its DOM, as its own script updates it) shows the phase. */
