@@ -163,14 +163,22 @@ describe('rotor anchor', () => {
     expect(JSON.parse(rotated.stdout).root_version).toBe(3);
     expect((await rotor('anchor', 'renew', '--identity', identity, '--within', '999999999')).code).toBe(0);
 
-    // The links exactly as rotor serve serves root/<n>.jws, and the current anchor (set 3 alone).
+    // The links exactly as rotor serve serves root/<n>.jws (rotor anchor show --root-set prints
+    // them from the store), and the current anchor (set 3 alone).
     const write = (name: string, text: string) => {
       const path = join(dir, `${identity}-${name}`);
       writeFileSync(path, text);
       return path;
     };
-    const link2 = write('root-2.jws', (await rootChainLink(db.pool, identity, 2))!.jws);
+    const shown = await rotor('anchor', 'show', '--identity', identity, '--root-set', '2');
+    expect(shown.code, shown.output).toBe(0);
+    expect(shown.stdout).toBe((await rootChainLink(db.pool, identity, 2))!.jws);
+    const link2 = write('root-2.jws', shown.stdout);
     const link3 = write('root-3.jws', (await rootChainLink(db.pool, identity, 3))!.jws);
+    const noSet = await rotor('anchor', 'show', '--identity', identity, '--root-set', '4');
+    expect(noSet.code).toBe(1);
+    expect(noSet.output).toBe(`rotor: identity ${identity} has no signed anchor introducing root set 4\n`);
+    expect((await rotor('anchor', 'show', '--identity', identity, '--root-set', 'two')).code).toBe(2);
     const current = (await currentTrustAnchor(db.pool, identity))!;
     const file = write('trust-anchor.jws', current.jws!);
 

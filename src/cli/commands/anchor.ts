@@ -19,7 +19,7 @@ import {
 } from '../../manifest';
 import { currentRootSet, type StoredRootSet } from '../../store/anchor-roots';
 import { withPool } from '../../store/db';
-import { currentTrustAnchor } from '../../store/trust-anchors';
+import { currentTrustAnchor, rootChainLink } from '../../store/trust-anchors';
 import { pinnedRoot } from '../../verifier/reference-verifier';
 import { registerAnchorScheduleCommands } from './anchor-schedule';
 import { withCustodian } from './key';
@@ -171,11 +171,24 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
   anchor
     .command('show')
     .description(
-      'the signed anchor currently published for an identity, exactly as served (trust-anchor.jws)',
+      'the signed anchor currently published for an identity, exactly as served (trust-anchor.jws); with --root-set, a link of its root chain (root/<n>.jws)',
     )
     .requiredOption('--identity <name>', 'the signing identity')
-    .action(async (opts: { identity: string }) => {
+    .option('--root-set <n>', 'the anchor that introduced root set n, for rotor anchor verify --chain')
+    .action(async (opts: { identity: string; rootSet?: string }) => {
+      const rootSet = opts.rootSet === undefined ? undefined : positiveInt(opts.rootSet, '--root-set', 1);
       await withPool(config.databaseUrl, async (pool) => {
+        if (rootSet !== undefined) {
+          const link = await rootChainLink(pool, opts.identity, rootSet);
+          if (!link) {
+            throw new RotorError(
+              `identity ${opts.identity} has no signed anchor introducing root set ${rootSet}`,
+              'ROOT_VERSION_NOT_FOUND',
+            );
+          }
+          process.stdout.write(link.jws);
+          return;
+        }
         const current = await currentTrustAnchor(pool, opts.identity);
         if (!current?.jws) {
           throw new RotorError(`identity ${opts.identity} has no signed trust anchor`, 'ANCHOR_NONE');
