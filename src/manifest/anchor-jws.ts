@@ -96,6 +96,12 @@ export interface VerifyAnchorOptions {
    * TUF checks only the final root's expiry, and the current anchor's expiry is still checked.
    */
   ignoreExpiry?: boolean;
+  /**
+   * The version of the pinned set `trusted` (TUF's root version). When given, an anchor naming a
+   * lower root set, or this same version with other keys, is refused even if the pinned keys
+   * signed it: root sets only move forward, and a set's keys change only with its version.
+   */
+  rootVersion?: number;
 }
 
 function refuse(source: string, what: string): never {
@@ -294,7 +300,11 @@ function readRoot(value: unknown, source: string): RootSet {
 }
 
 function sameRootSet(a: RootSet, b: RootSet): boolean {
-  if (a.threshold !== b.threshold || a.keys.length !== b.keys.length) return false;
+  return a.threshold === b.threshold && sameKeys(a, b);
+}
+
+function sameKeys(a: RootSet, b: RootSet): boolean {
+  if (a.keys.length !== b.keys.length) return false;
   const kids = new Set(a.keys.map((k) => k.kid));
   return b.keys.every((k) => kids.has(k.kid));
 }
@@ -357,6 +367,22 @@ export function verifySignedAnchor(text: string, options: VerifyAnchorOptions): 
       source,
       `root rotation below threshold: ${count(named)} of the new root keys signed, ${named.threshold} required`,
     );
+  }
+  if (options.rootVersion !== undefined) {
+    const namedVersion = rootVersionOf(payload);
+    if (namedVersion < options.rootVersion) {
+      refuse(source, `names root set ${namedVersion}, below the pinned set ${options.rootVersion}: refused`);
+    }
+    // The pinner may ask for fewer signatures than the set's own threshold, never get fewer.
+    if (
+      namedVersion === options.rootVersion &&
+      (!sameKeys(options.trusted, named) || named.threshold < options.trusted.threshold)
+    ) {
+      refuse(
+        source,
+        `names root set ${namedVersion} with other keys or a lower threshold than the pinned set ${namedVersion}: a new set needs a new version: refused`,
+      );
+    }
   }
   if (options.identity !== undefined && payload.identity !== options.identity) {
     refuse(source, `is the anchor of identity ${payload.identity}, not ${options.identity}`);

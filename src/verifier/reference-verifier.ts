@@ -641,7 +641,7 @@ export class ReferenceVerifier {
     };
     let trusted: TrustedAnchor;
     try {
-      trusted = verifySignedAnchor(text, { ...options, trusted: this.#root });
+      trusted = verifySignedAnchor(text, { ...options, trusted: this.#root, rootVersion: this.#rootVersion });
     } catch (err) {
       const claimed = claimedRoot(text);
       if (claimed === null || claimed.rootVersion <= this.#rootVersion) throw err;
@@ -653,6 +653,7 @@ export class ReferenceVerifier {
         ...options,
         identity,
         trusted: chain.root,
+        rootVersion: chain.rootVersion,
         minVersion: Math.max(held?.version ?? 0, chain.anchorVersion) || undefined,
       });
       if (trusted.rootVersion !== chain.rootVersion) {

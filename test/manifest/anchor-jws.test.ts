@@ -214,4 +214,36 @@ describe('signed anchors: JWS JSON General Serialization, EdDSA', () => {
       verifySignedAnchor(v4, { trusted: rootSet([attacker], 1), now: later, ignoreExpiry: true }),
     ).toThrow(/signed by no pinned root key/);
   });
+
+  it('with the pinned root version: a lower set, or the same version with other keys or a lower threshold, is refused though the pinned keys signed it', async () => {
+    const pinned = rootSet([rootA, rootB], 2);
+    const named = (version: number, root: RootSet) => {
+      const p = payload({ version: 6, rootOf: root });
+      p.root = { version, ...p.root };
+      return bytes(p);
+    };
+    const options = { trusted: pinned, now: NOW, rootVersion: 3 };
+    // The pinned set itself, at its own version: trusted.
+    const same = await signAnchorJws(named(3, pinned), [rootA, rootB]);
+    expect(verifySignedAnchor(same, options).rootVersion).toBe(3);
+    // A lower version naming the pinned keys: only the root holders can make it, still refused.
+    const lower = await signAnchorJws(named(2, pinned), [rootA, rootB]);
+    expect(verifySignedAnchor(lower, { trusted: pinned, now: NOW }).rootVersion).toBe(2);
+    expect(() => verifySignedAnchor(lower, options)).toThrow(
+      /^signed anchor: names root set 2, below the pinned set 3: refused$/,
+    );
+    // The same version with a key added, or with a lower threshold: a new set without a new version.
+    const added = await signAnchorJws(named(3, rootSet([rootA, rootB, rootC], 2)), [rootA, rootB, rootC]);
+    expect(verifySignedAnchor(added, { trusted: pinned, now: NOW }).root.keys).toHaveLength(3);
+    expect(() => verifySignedAnchor(added, options)).toThrow(
+      /^signed anchor: names root set 3 with other keys or a lower threshold than the pinned set 3: a new set needs a new version: refused$/,
+    );
+    const weaker = await signAnchorJws(named(3, rootSet([rootA, rootB], 1)), [rootA, rootB]);
+    expect(() => verifySignedAnchor(weaker, options)).toThrow(/with other keys or a lower threshold/);
+    // A pinner asking for fewer signatures than the set's own threshold is not a change of set.
+    expect(verifySignedAnchor(same, { ...options, trusted: rootSet([rootA, rootB], 1) }).version).toBe(6);
+    // A higher version is a rotation, judged as before.
+    const next = await signAnchorJws(named(4, rootSet([newRoot], 1)), [rootA, rootB, newRoot]);
+    expect(verifySignedAnchor(next, options).rootVersion).toBe(4);
+  });
 });

@@ -374,4 +374,62 @@ describe('root chain: a verifier pinned to root set 1 follows two root rotations
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/^rotor: root chain link 3 at .*: signed by no pinned root key .*\n$/);
   });
+
+  it('pinned to set 3: an anchor its keys signed but naming set 2, or set 3 with a key added, is refused and nothing changes', async () => {
+    const v = new ReferenceVerifier({
+      id: 'pinned-set-3',
+      baseUrl: proxyUrl,
+      identity: IDENTITY,
+      checkInToken: TOKEN,
+      root: {
+        threshold: set3.threshold,
+        keys: set3.keys.map((k) => ({ kid: k.keyId, publicKey: k.publicKey })),
+      },
+      rootVersion: 3,
+      now,
+      fetchTimeoutMs: 5000,
+    });
+    await v.refresh();
+    const held = v.anchorVersion!;
+    expect(v.rootVersion).toBe(3);
+    const set3Key = await custodian.signer(set3.keys[0]!.handle);
+    const genuine = unverifiedAnchorPayload((await currentTrustAnchor(db.pool, IDENTITY))!.jws!) as Record<
+      string,
+      unknown
+    >;
+    const stranger = softwareSigner(new Uint8Array(32).fill(74));
+    const naming = (rootVersion: number, keys: Signer[]) =>
+      Buffer.from(
+        JSON.stringify({
+          ...genuine,
+          version: held + 1,
+          root: {
+            version: rootVersion,
+            threshold: 1,
+            keys: keys.map((k) => ({ kid: k.keyId, public_key: b64urlEncode(k.publicKey) })),
+          },
+        }),
+      );
+    try {
+      for (const [forged, message] of [
+        [
+          await signAnchorJws(naming(2, [set3Key]), [set3Key]),
+          'names root set 2, below the pinned set 3: refused',
+        ],
+        [
+          await signAnchorJws(naming(3, [set3Key, stranger]), [set3Key, stranger]),
+          'names root set 3 with other keys or a lower threshold than the pinned set 3',
+        ],
+      ] as const) {
+        rewrites.set(SIGNED_TRUST_ANCHOR_PATH, forged);
+        stale();
+        await expect(v.refresh()).rejects.toThrow(message);
+        expect(v.anchorVersion).toBe(held);
+        expect(v.rootVersion).toBe(3);
+        expect(v.root.keys.map((k) => k.kid)).toEqual(set3.keys.map((k) => k.keyId));
+      }
+    } finally {
+      rewrites.clear();
+    }
+  });
 });

@@ -272,14 +272,16 @@ export function registerAnchorCommands(program: Command, config: RotorConfig): v
         }
         const source = file === '-' ? 'stdin' : file;
         const floor = Math.max(minVersion ?? 0, linkVersion);
+        const chainEnd = pinnedVersion + links.length;
         const trusted = verifySignedAnchor(text, {
           trusted: root,
+          // The set trusted now: the pinned one, or the one the chain ended at.
+          rootVersion: chainEnd,
           now,
           minVersion: floor > 0 ? floor : undefined,
           identity,
           source,
         });
-        const chainEnd = pinnedVersion + links.length;
         if (links.length > 0 && trusted.rootVersion !== chainEnd) {
           throw new RotorError(
             `${source}: names root set ${trusted.rootVersion} but the root chain ends at ${chainEnd}: refused`,
