@@ -31,7 +31,7 @@ export type AnyControlRequest = ResumeRequest & EscalateRequest;
  * `Date.prototype.toISOString` writes, so the value recorded is the value compared), never later
  * than the workflow's now (a cut-off in the future would trust manifests the thief may still sign).
  */
-export function cutoffProblem(value: unknown, nowMs: number): string | undefined {
+function cutoffProblem(value: unknown, nowMs: number): string | undefined {
   const ms = typeof value === 'string' ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(ms) || new Date(ms).toISOString() !== value) {
     return `trustedBefore must be an instant written YYYY-MM-DDTHH:MM:SS.sssZ, got ${JSON.stringify(value)?.slice(0, 60)}`;
