@@ -181,7 +181,10 @@ describe('rotation page: a personnel rotation watched in Chromium', () => {
     expect(await text('pickup-summary')).toMatch(
       /^released for delivery at .* \(verifiers adopted anchor v2\)$/,
     );
-    expect(await text('gates')).toMatch(/pickup: 6 of 40 agent\(s\) picked up/);
+    // The gates' text is the workflow's last check, which can be a poll behind the live counts.
+    await expect
+      .poll(() => text('gates'), { timeout: 10_000 })
+      .toMatch(/pickup: 6 of 40 agent\(s\) picked up/);
     // The chart: VALID results of the old key, then of the new key, the phase starts marked.
     await expect
       .poll(() => page.locator('[data-testid=chart-svg] polyline[data-kind=VALID]').count(), {
