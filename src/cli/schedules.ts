@@ -49,14 +49,12 @@ export async function createUpkeepSchedule(
 
 /** Runs the schedule's workflow once now, with the input the schedule passes, and returns its result. */
 export async function runUpkeepNow<R>(t: CliTemporal, schedule: UpkeepSchedule): Promise<R> {
-  let described: Awaited<ReturnType<ReturnType<typeof t.client.schedule.getHandle>['describe']>>;
-  try {
-    described = await t.client.schedule.getHandle(schedule.scheduleId).describe();
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw schedule.missing();
-    throw err;
-  }
-  const action = described.action;
+  const { action } = await t.client.schedule
+    .getHandle(schedule.scheduleId)
+    .describe()
+    .catch((err: unknown) => {
+      throw err instanceof ScheduleNotFoundError ? schedule.missing() : err;
+    });
   if (action.type !== 'startWorkflow') throw schedule.missing();
   return (await t.client.workflow.execute(schedule.workflowType, {
     workflowId: `${schedule.scheduleId}/now-${Date.now()}`,

@@ -364,7 +364,8 @@ export async function publishCrlToFile(
   const tmp = temporaryBeside(path);
   let records = 0;
   let bytes = 0;
-  const hash = createHash('sha256');
+  // Hashed only to check a header against: without an identity there is none.
+  const hash = options.identity === undefined ? undefined : createHash('sha256');
   const snapshot = await openCrlSnapshot(pool);
   const head = snapshot.head;
   try {
@@ -373,15 +374,16 @@ export async function publishCrlToFile(
         const chunk = `${batch.join('\n')}\n`;
         records += batch.length;
         bytes += Buffer.byteLength(chunk);
-        hash.update(chunk);
+        hash?.update(chunk);
         yield chunk;
       }
     }
     await pipeline(Readable.from(chunks()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    // The body is read: its connection goes back before the header's own queries (finally closes too).
     await snapshot.close();
     await syncFile(tmp);
     let header: StoredCrlMeta | null = null;
-    if (options.identity !== undefined) {
+    if (options.identity !== undefined && hash) {
       header = await crlMetaAt(pool, options.identity, head);
       const sha256 = hash.digest('hex');
       if (header && (header.records !== records || header.sha256 !== sha256)) {

@@ -152,8 +152,8 @@ export function registerRotateCommands(program: Command, config: RotorConfig): v
       .command(name)
       .description(spec.description)
       .argument('[identity]', 'the signing identity (default: the one running rotation)');
-    const flags: ControlSpec['flags'] = 'flags' in spec ? spec.flags : [];
-    for (const f of flags ?? []) command.option(f.flag, f.description);
+    const flags: NonNullable<ControlSpec['flags']> = 'flags' in spec ? spec.flags : [];
+    for (const f of flags) command.option(f.flag, f.description);
     if (spec.reasonRequired) command.requiredOption('--reason <text>', spec.reasonHelp);
     else command.option('--reason <text>', spec.reasonHelp);
     command
@@ -161,7 +161,7 @@ export function registerRotateCommands(program: Command, config: RotorConfig): v
       .option('--json', 'the RotationStatus after the update, as JSON')
       .action(async (identityArg: string | undefined, opts: Record<string, unknown>) => {
         const request: Record<string, unknown> = { reason: opts.reason as string | undefined };
-        for (const f of flags ?? []) {
+        for (const f of flags) {
           if (!f.parse) request[f.field] = opts[f.field] === true;
           else if (opts[f.field] !== undefined) request[f.field] = f.parse(String(opts[f.field]));
         }
